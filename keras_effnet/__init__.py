@@ -1,3 +1,32 @@
-"""keras-effnet: EfficientNet B0-B7 and Lite0-4 for Keras 3."""
+"""keras-effnet: EfficientNet B0-B7 and Lite0-4 for Keras 3.
+
+Quick start::
+
+    import keras_effnet
+    model = keras_effnet.EfficientNetB0(weights=None, classes=10)
+"""
+
+from keras_effnet.features import FEATURE_STRIDES, feature_extractor
+from keras_effnet.models import (
+    EfficientNet,
+    EfficientNetB0,
+    EfficientNetB1,
+    EfficientNetB2,
+    EfficientNetB3,
+    EfficientNetB4,
+    EfficientNetB5,
+    EfficientNetB6,
+    EfficientNetB7,
+    EfficientNetLite0,
+    EfficientNetLite1,
+    EfficientNetLite2,
+    EfficientNetLite3,
+    EfficientNetLite4,
+    build_efficientnet,
+    get_model,
+)
+from keras_effnet.profile import model_profile
+from keras_effnet.scaling import compound_coefficients, round_filters, round_repeats
+from keras_effnet.variants import VARIANTS, get_variant
 
 __version__ = "0.1.0"

@@ -1,0 +1,321 @@
+"""EfficientNet models: the builder and the public constructors.
+
+Used exactly like keras.applications::
+
+    model = keras_effnet.EfficientNetB1(weights=None)
+    model = keras_effnet.EfficientNetLite0(classes=10, input_shape=(128, 128, 3))
+    model = keras_effnet.EfficientNet(phi=2.5)  # compound scaling, any phi
+
+Preprocessing contract (one for every model): inputs are RGB pixels in
+[0, 255] (float). With `include_preprocessing=True` (default) the model
+rescales by 1/255 and applies a `Normalization` layer in-graph; its mean and
+variance are 0 and 1 until weights set them (the ImageNet files carry the
+ImageNet statistics).
+"""
+
+import math
+
+import keras
+
+from keras_effnet import builder, scaling, variants, weights as weights_lib
+from keras_effnet.layers import MBConv
+from keras_effnet.layers.common import BN_EPSILON, BN_MOMENTUM, CONV_KERNEL_INITIALIZER
+from keras_effnet.layers.common import DENSE_KERNEL_INITIALIZER, check_activation
+
+MIN_SIZE = 32
+# The official ImageNet files were trained with inputs divided by the std (not
+# its square root) after Normalization; keras.applications compensates with
+# one extra Rescaling when weights="imagenet" (tensorflow/tensorflow#49930).
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+
+
+def _input_shape(input_shape, input_tensor, default_size, include_top, weights):
+    """Validates and fills in the (H, W, 3) input shape."""
+    if input_tensor is not None and input_shape is None:
+        input_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        return (default_size, default_size, 3) if include_top or weights else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(
+            f"`input_shape` must be (height, width, 3). Received: input_shape={input_shape}"
+        )
+    for size in input_shape[:2]:
+        if size is not None and size < MIN_SIZE:
+            raise ValueError(
+                f"Input size must be at least {MIN_SIZE}x{MIN_SIZE}. "
+                f"Received: input_shape={input_shape}"
+            )
+    return input_shape
+
+
+def _validate(weights, include_top, classes, pooling, classifier_activation):
+    if not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"`classes` must be a positive int. Received: classes={classes!r}")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            'With weights="imagenet" and include_top=True, `classes` must be 1000. '
+            f"Received: classes={classes}"
+        )
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f'`pooling` must be None, "avg" or "max". Received: pooling={pooling!r}')
+    if weights is not None and include_top and classifier_activation not in (None, "softmax"):
+        if weights == "imagenet":
+            raise ValueError(
+                'With pretrained weights, `classifier_activation` must be None or "softmax". '
+                f"Received: classifier_activation={classifier_activation!r}"
+            )
+
+
+def _batch_norm(name):
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+def build_efficientnet(
+    width,
+    depth,
+    default_size,
+    *,
+    dropout_rate=0.2,
+    drop_connect_rate=0.2,
+    lite=False,
+    stages=variants.B0_STAGES,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    name="efficientnet",
+    weights_name=None,
+):
+    """Builds an EfficientNet from scaling coefficients.
+
+    Args:
+        width: width coefficient.
+        depth: depth coefficient.
+        default_size: native resolution (used when `input_shape` is None).
+        dropout_rate: dropout before the classifier.
+        drop_connect_rate: stochastic-depth rate of the last block.
+        lite: EfficientNet-Lite switches (no SE, relu6, stem/head fixed at
+            32/1280 channels, first and last stage not repeated).
+        stages: baseline stage spec (`variants.StageArgs`).
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation: as in keras.applications.
+        include_preprocessing: include Rescaling(1/255) + Normalization.
+        name: model name.
+        weights_name: key of the official ImageNet files ("b0".."b7").
+
+    Returns:
+        A `keras.Model`.
+    """
+    _validate(weights, include_top, classes, pooling, classifier_activation)
+    weights_lib.check_weights_argument(weights, weights_name)
+    if not 0 <= dropout_rate < 1:
+        raise ValueError(f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate}")
+    activation = check_activation("relu6" if lite else "swish")
+    shape = _input_shape(input_shape, input_tensor, default_size, include_top, weights)
+    if input_tensor is None:
+        inputs = keras.Input(shape=shape, name="input_layer")
+    elif keras.backend.is_keras_tensor(input_tensor):
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(tensor=input_tensor, shape=shape)
+
+    x = inputs
+    if include_preprocessing:
+        x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+        x = keras.layers.Normalization(axis=-1, name="normalization")(x)
+        if weights == "imagenet":
+            x = keras.layers.Rescaling(
+                [1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_imagenet_std"
+            )(x)
+
+    def stem_head_filters(filters):
+        return filters if lite else scaling.round_filters(filters, width)
+
+    # Stride-2 "same" padding equals keras.applications' correct_pad + "valid"
+    # (see layers.MBConv) and stays right for dynamic odd sizes.
+    x = keras.layers.Conv2D(
+        stem_head_filters(variants.STEM_FILTERS), 3, strides=2, padding="same", use_bias=False,
+        kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem_conv",
+    )(x)
+    x = _batch_norm("stem_bn")(x)
+    x = keras.layers.Activation(activation, name="stem_activation")(x)
+
+    blocks = builder.scale_blocks(stages, width, depth, drop_connect_rate, lite=lite)
+    if lite:
+        # Lite keeps the stem at 32 channels whatever the width.
+        blocks[0] = _with_filters_in(blocks[0], stem_head_filters(variants.STEM_FILTERS))
+    for args in blocks:
+        x = MBConv(
+            args.filters_in, args.filters_out, kernel_size=args.kernel_size,
+            strides=args.strides, expand_ratio=args.expand_ratio, se_ratio=args.se_ratio,
+            drop_rate=args.drop_rate, activation=activation, name=args.name,
+        )(x)
+
+    x = keras.layers.Conv2D(
+        stem_head_filters(variants.HEAD_FILTERS), 1, padding="same", use_bias=False,
+        kernel_initializer=CONV_KERNEL_INITIALIZER, name="top_conv",
+    )(x)
+    x = _batch_norm("top_bn")(x)
+    x = keras.layers.Activation(activation, name="top_activation")(x)
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout_rate > 0:
+            x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
+        x = keras.layers.Dense(
+            classes, activation=classifier_activation,
+            kernel_initializer=DENSE_KERNEL_INITIALIZER, name="predictions",
+        )(x)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    model = keras.Model(inputs, x, name=name)
+    weights_lib.load_weights(model, weights, weights_name=weights_name, include_top=include_top)
+    return model
+
+
+def _with_filters_in(args, filters_in):
+    import dataclasses
+
+    return dataclasses.replace(args, filters_in=filters_in)
+
+
+_COMMON_DOC = """
+    Args:
+        include_top: include the classifier (avg pool, dropout, Dense).
+        weights: None, "imagenet" (B0-B7 only: keras.applications' official
+            files, downloaded once, md5-checked, cached under ~/.keras/models),
+            or a path: an official-format legacy `.h5` (loaded by layer name)
+            or a `.weights.h5` saved from a keras-effnet model.
+        input_tensor: optional Keras tensor to use as the image input.
+        input_shape: (height, width, 3); each side >= 32 or None (dynamic).
+            Defaults to the native resolution, or (None, None, 3) without
+            top and weights.
+        pooling: None, "avg" or "max" when `include_top=False`.
+        classes: number of classes of the classifier.
+        classifier_activation: activation of the classifier ("softmax", None).
+        include_preprocessing: rescale [0, 255] pixels in-graph.
+        dropout_rate: dropout before the classifier (None = the variant's).
+        drop_connect_rate: stochastic-depth rate of the last block.
+        name: model name (defaults to the keras.applications name).
+
+    Returns:
+        A `keras.Model` taking RGB pixels in [0, 255].
+"""
+
+
+def _variant_constructor(key):
+    variant = variants.get_variant(key)
+
+    def constructor(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        include_preprocessing=True,
+        dropout_rate=None,
+        drop_connect_rate=0.2,
+        name=None,
+    ):
+        return build_efficientnet(
+            variant.width, variant.depth, variant.resolution,
+            dropout_rate=variant.dropout if dropout_rate is None else dropout_rate,
+            drop_connect_rate=drop_connect_rate, lite=variant.lite,
+            include_top=include_top, weights=weights, input_tensor=input_tensor,
+            input_shape=input_shape, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing,
+            name=name or variant.model_name,
+            weights_name=None if variant.lite else variant.name,
+        )
+
+    label = variant.model_name.replace("efficientnet_", "EfficientNet-").replace(
+        "efficientnet", "EfficientNet-").replace("-b", "-B").replace("-lite", "-Lite")
+    constructor.__name__ = "EfficientNet" + key.capitalize() if not variant.lite else (
+        "EfficientNetLite" + key[4:])
+    constructor.__doc__ = (
+        f"Instantiates {label} (width {variant.width}, depth {variant.depth}, "
+        f"native resolution {variant.resolution}).\n" + _COMMON_DOC
+    )
+    return constructor
+
+
+EfficientNetB0 = _variant_constructor("b0")
+EfficientNetB1 = _variant_constructor("b1")
+EfficientNetB2 = _variant_constructor("b2")
+EfficientNetB3 = _variant_constructor("b3")
+EfficientNetB4 = _variant_constructor("b4")
+EfficientNetB5 = _variant_constructor("b5")
+EfficientNetB6 = _variant_constructor("b6")
+EfficientNetB7 = _variant_constructor("b7")
+EfficientNetLite0 = _variant_constructor("lite0")
+EfficientNetLite1 = _variant_constructor("lite1")
+EfficientNetLite2 = _variant_constructor("lite2")
+EfficientNetLite3 = _variant_constructor("lite3")
+EfficientNetLite4 = _variant_constructor("lite4")
+
+
+def EfficientNet(
+    phi=1.0,
+    alpha=1.2,
+    beta=1.1,
+    gamma=1.15,
+    base_resolution=224,
+    *,
+    lite=False,
+    dropout_rate=0.2,
+    name=None,
+    **kwargs,
+):
+    """EfficientNet scaled from B0 by the compound coefficient `phi`.
+
+    depth = alpha**phi, width = beta**phi, resolution = base_resolution *
+    gamma**phi (rounded to the nearest integer). The paper's grid search found
+    alpha=1.2, beta=1.1, gamma=1.15 under alpha * beta**2 * gamma**2 ~= 2; a
+    warning names the product when it is more than 10% from 2.
+
+    Args:
+        phi: compound coefficient (>= 0).
+        alpha, beta, gamma: depth, width and resolution bases (>= 1).
+        base_resolution: resolution of the phi=0 baseline (>= 32).
+        lite: build with the Lite switches.
+        dropout_rate: dropout before the classifier.
+        name: model name (default "efficientnet_phi<phi>").
+        **kwargs: include_top, weights (None or a path), input_tensor,
+            input_shape, pooling, classes, classifier_activation,
+            include_preprocessing, drop_connect_rate.
+
+    Returns:
+        A `keras.Model`.
+    """
+    coeffs = scaling.compound_coefficients(phi, alpha, beta, gamma)
+    if kwargs.get("weights") == "imagenet":
+        raise ValueError(
+            'weights="imagenet" exists only for EfficientNetB0-B7; use a path for custom '
+            f"scaling. Received: weights={kwargs['weights']!r}"
+        )
+    resolution = scaling.scaled_resolution(base_resolution, coeffs.resolution)
+    return build_efficientnet(
+        coeffs.width, coeffs.depth, resolution, dropout_rate=dropout_rate, lite=lite,
+        name=name or f"efficientnet_phi{phi:g}".replace(".", "_"), **kwargs,
+    )
+
+
+_CONSTRUCTORS = {v: _variant_constructor(v) for v in variants.VARIANTS}
+
+
+def get_model(name, **kwargs):
+    """Builds a named variant ("b0".."b7", "lite0".."lite4"); kwargs as the constructors."""
+    variant = variants.get_variant(name)
+    return _CONSTRUCTORS[variant.name](**kwargs)

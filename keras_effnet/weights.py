@@ -1,0 +1,182 @@
+"""Loading weights: official keras.applications files, legacy h5 by name, our own files.
+
+The official EfficientNet ImageNet files are Keras-2 `save_weights` HDF5 files
+(root attribute `layer_names`, one group per layer with `weight_names`). Our
+blocks nest the same layers under MBConv layers with the same names, so the
+files load by layer name into the nested layers.
+"""
+
+import os
+import re
+
+import numpy as np
+
+BASE_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
+# md5 of efficientnet{b}.h5 and efficientnet{b}_notop.h5 (the hashes keras.applications publishes).
+IMAGENET_WEIGHTS_HASHES = {
+    "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
+    "b1": ("1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
+    "b2": ("b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+    "b3": ("ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
+    "b4": ("18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
+    "b5": ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
+    "b6": ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
+    "b7": ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+}
+# Variable names that differ between Keras 2 files and Keras 3 layers.
+_NAME_ALIASES = {"depthwise_kernel": "kernel"}
+
+
+def check_weights_argument(weights, weights_name):
+    """Validates `weights` before any layer is built."""
+    if weights is None:
+        return
+    if weights == "imagenet":
+        if weights_name not in IMAGENET_WEIGHTS_HASHES:
+            raise ValueError(
+                'weights="imagenet" exists only for EfficientNetB0-B7 (keras.applications files). '
+                f"Received: weights={weights!r} for a model without official weights"
+            )
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f'`weights` must be None, "imagenet" or a file path. Received: weights={weights!r}'
+        )
+    if not os.path.isfile(weights):
+        raise ValueError(f"Weights file not found. Received: weights={str(weights)!r}")
+
+
+def imagenet_weights_path(weights_name, include_top):
+    """Downloads (once) and returns the official ImageNet file for "b0".."b7"."""
+    import keras
+
+    top_hash, notop_hash = IMAGENET_WEIGHTS_HASHES[weights_name]
+    file_name = f"efficientnet{weights_name}{'' if include_top else '_notop'}.h5"
+    return keras.utils.get_file(
+        file_name,
+        BASE_WEIGHTS_URL + file_name,
+        cache_subdir="models",
+        file_hash=top_hash if include_top else notop_hash,
+    )
+
+
+def load_weights(model, weights, weights_name=None, include_top=True):
+    """Loads `weights` (None, "imagenet" or a path) into `model` in place."""
+    if weights is None:
+        return
+    if weights == "imagenet":
+        path = imagenet_weights_path(weights_name, include_top)
+    else:
+        path = os.fspath(weights)
+    if path.endswith(".weights.h5"):
+        _load_keras3_weights(model, path)
+    elif path.endswith((".h5", ".hdf5")):
+        load_legacy_h5(model, path)
+    else:
+        raise ValueError(
+            "Weights must be a legacy `.h5` (official format) or a `.weights.h5` file. "
+            f"Received: weights={path!r}"
+        )
+
+
+def _load_keras3_weights(model, path):
+    try:
+        model.load_weights(path)
+    except Exception as err:  # Keras raises several types; report one clear error.
+        raise ValueError(
+            f"Could not load weights from {path!r} into {model.name!r} "
+            f"(different architecture or corrupt file): {err}"
+        ) from err
+
+
+def named_layers(model):
+    """Maps every layer name in `model`, including nested block sublayers, to its layer."""
+    layers = {}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        layers.setdefault(layer.name, layer)
+    return layers
+
+
+def _short(name):
+    """'block1a_dwconv/depthwise_kernel:0' -> 'kernel'."""
+    leaf = name.split("/")[-1].split(":")[0]
+    return _NAME_ALIASES.get(leaf, leaf)
+
+
+def read_legacy_h5(path):
+    """Reads a Keras-2 style weights file into {layer_name: [(weight_name, array), ...]}."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" not in group.attrs:
+                raise ValueError("no `layer_names` attribute")
+            result = {}
+            for raw in group.attrs["layer_names"]:
+                layer_name = raw.decode("utf8") if isinstance(raw, bytes) else str(raw)
+                layer_group = group[layer_name]
+                names = [
+                    n.decode("utf8") if isinstance(n, bytes) else str(n)
+                    for n in layer_group.attrs.get("weight_names", [])
+                ]
+                if names:
+                    result[layer_name] = [(n, np.asarray(layer_group[n])) for n in names]
+            return result
+    except ValueError as err:
+        raise ValueError(f"Not a Keras legacy weights file: {path!r} ({err})") from err
+    except (OSError, KeyError) as err:
+        raise ValueError(f"Corrupt or unreadable weights file: {path!r} ({err})") from err
+
+
+def load_legacy_h5(model, path, skip_missing=("normalization",)):
+    """Loads an official-format `.h5` into `model` by layer name.
+
+    Every weight-bearing layer of the model must be in the file and vice versa
+    (a preprocessing Normalization absent from the model is skipped), and
+    every array must match its variable's shape; otherwise a `ValueError`
+    names the layer. Nothing is assigned unless the whole file matches.
+    """
+    stored = read_legacy_h5(path)
+    layers = {name: layer for name, layer in named_layers(model).items() if layer.weights
+              and not layer._layers}
+    stored_names = {
+        "normalization" if re.fullmatch(r"normalization(_\d+)?", n) else n for n in stored
+    }
+    missing = sorted(set(layers) - stored_names)
+    if missing:
+        raise ValueError(
+            f"Weights file {path!r} does not match model {model.name!r}: it has no weights for "
+            f"layer {missing[0]!r} ({len(missing)} layers missing; wrong variant or include_top?)"
+        )
+    assignments = []
+    for layer_name, arrays in stored.items():
+        # keras.applications leaves its preprocessing layer unnamed, so files
+        # call it "normalization", "normalization_1", ...
+        if layer_name not in layers and re.fullmatch(r"normalization(_\d+)?", layer_name):
+            layer_name = "normalization"
+        layer = layers.get(layer_name)
+        if layer is None:
+            if layer_name.startswith(skip_missing):
+                continue
+            raise ValueError(
+                f"Weights file {path!r} does not match model {model.name!r}: file layer "
+                f"{layer_name!r} has no counterpart (wrong variant or include_top?)"
+            )
+        variables = layer.weights
+        if len(variables) != len(arrays):
+            raise ValueError(
+                f"Layer {layer_name!r}: file has {len(arrays)} weights, model has {len(variables)}"
+            )
+        by_name = {_short(n): a for n, a in arrays}
+        for index, variable in enumerate(variables):
+            value = by_name.get(_short(variable.path), arrays[index][1])
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"Layer {layer_name!r}, weight {variable.name!r}: file shape "
+                    f"{tuple(value.shape)} != model shape {tuple(variable.shape)} "
+                    "(wrong variant for this file?)"
+                )
+            assignments.append((variable, value))
+    for variable, value in assignments:
+        variable.assign(value)

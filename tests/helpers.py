@@ -1,0 +1,51 @@
+"""Shared test helpers: reference models in the official weight-file format."""
+
+import h5py
+import keras
+import numpy as np
+
+_KERAS2_NAMES = {keras.layers.DepthwiseConv2D: {"kernel": "depthwise_kernel"}}
+
+
+def randomize_batchnorm(model, seed=0):
+    """Gives every BatchNormalization non-trivial statistics (and Normalization too)."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.1, n).astype("float32"))
+            layer.moving_mean.assign(rng.normal(0, 0.1, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+        elif isinstance(layer, keras.layers.Normalization) and layer.weights:
+            mean, variance = layer.weights[0], layer.weights[1]
+            mean.assign(rng.uniform(0.3, 0.6, mean.shape).astype("float32"))
+            variance.assign(rng.uniform(0.04, 0.09, variance.shape).astype("float32"))
+
+
+def save_official_h5(model, path):
+    """Writes `model`'s weights as a Keras-2 `save_weights` file, like the ImageNet files.
+
+    Root attribute `layer_names`; one group per layer; `weight_names` such as
+    "block1a_dwconv/depthwise_kernel:0".
+    """
+    with h5py.File(path, "w") as f:
+        names = [layer.name.encode("utf8") for layer in model.layers]
+        f.attrs["layer_names"] = names
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.11.0"
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            aliases = _KERAS2_NAMES.get(type(layer), {})
+            weight_names = []
+            for variable in layer.weights:
+                short = aliases.get(variable.name, variable.name)
+                weight_names.append(f"{layer.name}/{short}:0".encode("utf8"))
+            group.attrs["weight_names"] = weight_names
+            for name, variable in zip(weight_names, layer.weights):
+                group.create_dataset(name.decode("utf8"), data=keras.ops.convert_to_numpy(variable))
+
+
+def random_images(n, height, width, seed=0):
+    """Float RGB pixels in [0, 255]."""
+    return np.random.default_rng(seed).uniform(0, 255, (n, height, width, 3)).astype("float32")
