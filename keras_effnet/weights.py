@@ -180,3 +180,6 @@ def load_legacy_h5(model, path, skip_missing=("normalization",)):
             assignments.append((variable, value))
     for variable, value in assignments:
         variable.assign(value)
+    for layer in layers.values():
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()  # Normalization caches its statistics

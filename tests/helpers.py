@@ -21,6 +21,7 @@ def randomize_batchnorm(model, seed=0):
             mean, variance = layer.weights[0], layer.weights[1]
             mean.assign(rng.uniform(0.3, 0.6, mean.shape).astype("float32"))
             variance.assign(rng.uniform(0.04, 0.09, variance.shape).astype("float32"))
+            layer.finalize_state()  # Normalization caches mean/variance at build time
 
 
 def save_official_h5(model, path):
@@ -29,12 +30,12 @@ def save_official_h5(model, path):
     Root attribute `layer_names`; one group per layer; `weight_names` such as
     "block1a_dwconv/depthwise_kernel:0".
     """
+    leaves = [l for l in model._flatten_layers(include_self=False) if not l._layers]
     with h5py.File(path, "w") as f:
-        names = [layer.name.encode("utf8") for layer in model.layers]
-        f.attrs["layer_names"] = names
+        f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in leaves]
         f.attrs["backend"] = b"tensorflow"
         f.attrs["keras_version"] = b"2.11.0"
-        for layer in model.layers:
+        for layer in leaves:
             group = f.create_group(layer.name)
             aliases = _KERAS2_NAMES.get(type(layer), {})
             weight_names = []

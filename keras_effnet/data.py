@@ -1,0 +1,385 @@
+"""Input pipelines: offline digits, image folders and TFDS datasets.
+
+Every dataset yields `(images, labels)`: float32 RGB pixels in 0..255 of shape
+(B, H, W, 3) (the model rescales in-graph) and int32 labels (B,), or float32
+one-hot / MixUp soft labels (B, classes) with `one_hot=True`.
+
+Sources, chosen by `name`:
+  * "digits": scikit-learn's bundled 8x8 digits (0..16 gray), scaled to 0..255,
+    made RGB and upscaled to the model resolution; a fixed stratified split
+    70/15/15 % into train/validation/test. Runs anywhere, no download.
+  * an existing directory: an image folder, either `root/<class>/*.jpg` (split
+    80/10/10 % per class, deterministically) or `root/<split>/<class>/*.jpg`
+    with split in train/validation/test (the layout of TFDS's ImageFolder).
+    Every file is decoded once per process before use; a file that does not
+    decode as JPEG/PNG/GIF/BMP raises a ValueError naming it (we chose a clear
+    error over a silent skip: a bad file is usually a data bug).
+  * anything else: a TFDS dataset name, prepared in `data_dir` (downloaded on
+    first use if the machine is online). Splits missing from the dataset are
+    carved from "train" (see `_tfds_splits`).
+
+Pipeline: source (encoded bytes or small arrays) -> cache -> shuffle -> decode,
+random crop / flip (train) or plain resize (eval) -> batch -> RandAugment ->
+MixUp -> prefetch, all with AUTOTUNE parallelism.
+"""
+
+import dataclasses
+import functools
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_effnet.training.config import parse_augment
+
+SPLITS = ("train", "validation", "test")
+_DIGITS_FRACTIONS = (0.70, 0.15)
+_FOLDER_FRACTIONS = (0.80, 0.10)
+_SPLIT_SEED = 1234  # Fixed: the split is part of the dataset, not of the run.
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset holds.
+
+    Attributes:
+        name: the dataset argument as given.
+        kind: "digits", "folder" or "tfds".
+        num_classes: number of classes.
+        class_names: tuple of class names (index = label).
+        splits: dict split name -> number of examples.
+    """
+
+    name: str
+    kind: str
+    num_classes: int
+    class_names: tuple
+    splits: dict
+
+
+def _kind(name):
+    if name == "digits":
+        return "digits"
+    if os.path.isdir(name):
+        return "folder"
+    if os.sep in name or name.startswith("."):
+        raise ValueError(f"Dataset directory not found. Received: dataset={name!r}")
+    return "tfds"
+
+
+def _stratified_split(labels, fractions, split):
+    """Indices of `split` in a per-class deterministic shuffle of `labels`."""
+    rng = np.random.default_rng(_SPLIT_SEED)
+    chosen = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        idx = idx[rng.permutation(len(idx))]
+        n_train = int(round(len(idx) * fractions[0]))
+        n_val = int(round(len(idx) * fractions[1]))
+        if len(idx) >= 3:  # Every class in every split when possible.
+            n_train = min(max(n_train, 1), len(idx) - 2)
+            n_val = min(max(n_val, 1), len(idx) - n_train - 1)
+        bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val),
+                  "test": (n_train + n_val, len(idx))}[split]
+        chosen.append(idx[bounds[0]:bounds[1]])
+    return np.sort(np.concatenate(chosen))
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.clip(digits.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
+    return images[..., None], digits.target.astype(np.int32)
+
+
+def _list_class_dirs(root):
+    classes = sorted(
+        d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
+    )
+    if not classes:
+        raise ValueError(
+            f"Image folder has no class subdirectories (expected <root>/<class>/<image>). "
+            f"Received: dataset={root!r}"
+        )
+    return classes
+
+
+def _list_files(directory):
+    return sorted(
+        os.path.join(directory, f) for f in os.listdir(directory)
+        if not f.startswith(".") and os.path.isfile(os.path.join(directory, f))
+    )
+
+
+def _check_images_decode(paths):
+    """Decodes every file once; raises ValueError naming the ones that fail."""
+    key = tuple((p, os.path.getsize(p), os.path.getmtime(p)) for p in paths)
+    if key in _checked_files:
+        return
+    path_tensor = tf.constant(paths)
+
+    def decode(i):
+        image = tf.io.decode_image(
+            tf.io.read_file(path_tensor[i]), channels=3, expand_animations=False)
+        return i, tf.shape(image)
+
+    ok = tf.data.Dataset.range(len(paths)).map(decode, num_parallel_calls=AUTOTUNE)
+    good = {int(i) for i, _ in ok.ignore_errors()}
+    bad = [p for i, p in enumerate(paths) if i not in good]
+    if bad:
+        shown = ", ".join(repr(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ValueError(
+            f"{len(bad)} file(s) in the image folder are not decodable JPEG/PNG/GIF/BMP images: "
+            f"{shown}. Remove or fix them."
+        )
+    _checked_files.add(key)
+
+
+_checked_files = set()
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_index(root):
+    """(class_names, {split: (paths, labels)}) of an image folder."""
+    root = os.path.abspath(root)
+    top = _list_class_dirs(root)
+    if "train" in top and set(top) <= set(SPLITS):
+        classes = _list_class_dirs(os.path.join(root, "train"))
+        index = {}
+        for split in top:
+            split_classes = _list_class_dirs(os.path.join(root, split))
+            extra = sorted(set(split_classes) - set(classes))
+            if extra:
+                raise ValueError(
+                    f"Split {split!r} has classes absent from 'train': {extra}. Received: dataset={root!r}"
+                )
+            paths, labels = [], []
+            for label, name in enumerate(classes):
+                if name in split_classes:
+                    files = _list_files(os.path.join(root, split, name))
+                    paths += files
+                    labels += [label] * len(files)
+            index[split] = (paths, np.array(labels, np.int32))
+        for split in SPLITS:  # A missing split falls back: test <-> validation.
+            if split not in index:
+                other = "test" if split == "validation" else "validation"
+                index[split] = index.get(other, ([], np.zeros([0], np.int32)))
+        return tuple(classes), index
+    paths, labels = [], []
+    for label, name in enumerate(top):
+        files = _list_files(os.path.join(root, name))
+        if not files:
+            raise ValueError(f"Class folder {os.path.join(root, name)!r} holds no files.")
+        paths += files
+        labels += [label] * len(files)
+    labels = np.array(labels, np.int32)
+    index = {}
+    for split in SPLITS:
+        chosen = _stratified_split(labels, _FOLDER_FRACTIONS, split)
+        index[split] = ([paths[i] for i in chosen], labels[chosen])
+    return tuple(top), index
+
+
+def _tfds_builder(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            "Unknown dataset: not 'digits', not an existing directory and not a TFDS name. "
+            f"Received: dataset={name!r}"
+        ) from None
+    if not builder.info.splits:
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # Offline machines, missing manual downloads.
+            raise ValueError(
+                f"Could not prepare TFDS dataset {name!r} in data_dir={data_dir!r}: "
+                f"{type(e).__name__}: {str(e)[:300]}. Prepare it on a machine with network "
+                "access (`tfds build`) and pass --data_dir."
+            ) from None
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2:
+        raise ValueError(f"TFDS dataset {name!r} has no (image, label) supervised keys.")
+    return builder
+
+
+def _tfds_splits(available):
+    """Maps our three splits to TFDS split strings.
+
+    Uses train/validation/test when present. Without "test", validation doubles
+    as test (ImageNet style); without "validation", 10 % of train is held out
+    for validation (and 10 % more for test when there is no test split).
+    """
+    if "validation" in available and "test" in available:
+        return {"train": "train", "validation": "validation", "test": "test"}
+    if "validation" in available:
+        return {"train": "train", "validation": "validation", "test": "validation"}
+    if "test" in available:
+        return {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
+    return {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
+
+
+def dataset_info(name, data_dir=None):
+    """Describes a dataset (see the module docstring for `name`).
+
+    Returns:
+        A `DatasetInfo`.
+
+    Raises:
+        ValueError: unknown name, unusable folder or unpreparable TFDS dataset.
+    """
+    kind = _kind(name)
+    if kind == "digits":
+        _, labels = _digits()
+        splits = {s: len(_stratified_split(labels, _DIGITS_FRACTIONS, s)) for s in SPLITS}
+        return DatasetInfo(name, kind, 10, tuple(str(i) for i in range(10)), splits)
+    if kind == "folder":
+        classes, index = _folder_index(name)
+        splits = {s: len(index[s][0]) for s in SPLITS}
+        return DatasetInfo(name, kind, len(classes), classes, splits)
+    builder = _tfds_builder(name, data_dir)
+    label = builder.info.features[builder.info.supervised_keys[1]]
+    mapping = _tfds_splits(set(builder.info.splits))
+    splits = {s: builder.info.splits[mapping[s]].num_examples for s in SPLITS}
+    return DatasetInfo(name, kind, label.num_classes, tuple(label.names), splits)
+
+
+def _source(name, split, data_dir, shuffle, seed):
+    """(dataset of (encoded image or uint8 array, int32 label), is_encoded)."""
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+    kind = _kind(name)
+    if kind == "digits":
+        images, labels = _digits()
+        idx = _stratified_split(labels, _DIGITS_FRACTIONS, split)
+        return tf.data.Dataset.from_tensor_slices((images[idx], labels[idx])), False
+    if kind == "folder":
+        _, index = _folder_index(name)
+        paths, labels = index[split]
+        if not paths:
+            raise ValueError(f"Image folder split {split!r} is empty. Received: dataset={name!r}")
+        _check_images_decode(paths)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+        return ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=AUTOTUNE), True
+    import tensorflow_datasets as tfds
+
+    builder = _tfds_builder(name, data_dir)
+    image_key, label_key = builder.info.supervised_keys
+    ds = builder.as_dataset(
+        split=_tfds_splits(set(builder.info.splits))[split],
+        decoders={image_key: tfds.decode.SkipDecoding()},
+        shuffle_files=shuffle,
+        read_config=tfds.ReadConfig(shuffle_seed=seed),
+    )
+    return ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int32))), True
+
+
+def _random_crop(image, min_area, seed):
+    """Inception-style crop: random area in [min_area, 1], aspect 3/4..4/3."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=seed,
+        min_object_covered=0.0, aspect_ratio_range=(0.75, 1.33),
+        area_range=(min_area, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True,
+    )
+    return tf.slice(image, begin, size)
+
+
+def _preprocess(image_size, encoded, augment, crop_min_area, randaugment):
+    """Per-example map: decode, (crop), resize, (flip, RandAugment) -> float32 RGB 0..255."""
+
+    def fn(image, label, seeds):
+        if encoded:
+            image = tf.io.decode_image(image, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+        else:  # Tiny arrays (digits): upscale first so the crop is not 1-pixel coarse.
+            image = tf.image.grayscale_to_rgb(tf.image.resize(image, (image_size, image_size)))
+        if "crop" in augment:
+            image = _random_crop(image, crop_min_area, seeds[0])
+            image.set_shape([None, None, 3])
+        image = tf.image.resize(image, (image_size, image_size), antialias=True)
+        image = tf.clip_by_value(image, 0.0, 255.0)
+        if "flip" in augment:
+            image = tf.image.stateless_random_flip_left_right(image, seeds[1])
+        if randaugment is not None:  # Per image: one call picks one op set.
+            image = randaugment(image, training=True)
+        return tf.ensure_shape(image, [image_size, image_size, 3]), label
+
+    return fn
+
+
+def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=False,
+                 augment=None, drop_remainder=False, seed=0, cache=True, repeat=False,
+                 one_hot=False, num_classes=None, crop_min_area=0.25,
+                 randaugment_magnitude=0.5, mixup_alpha=0.2):
+    """Builds a batched tf.data pipeline.
+
+    Args:
+        name: "digits", an image folder path or a TFDS name.
+        split: "train", "validation" or "test".
+        image_size: output side (square).
+        batch_size: batch size of the returned dataset (the global batch
+            under a tf.distribute strategy).
+        data_dir: TFDS data directory.
+        shuffle: shuffle examples (reshuffled every epoch).
+        augment: None, "none" or names from "crop,flip,randaugment,mixup"
+            ("auto" is resolved by the training config, not here).
+        drop_remainder: drop the last partial batch.
+        seed: seed of shuffling and augmentation.
+        cache: cache the encoded source in memory (decode runs every epoch).
+        repeat: repeat forever.
+        one_hot: float32 one-hot labels (B, classes); required by "mixup".
+        num_classes: classes for `one_hot` (default: from `dataset_info`).
+        crop_min_area, randaugment_magnitude, mixup_alpha: augmentation knobs.
+
+    Returns:
+        A `tf.data.Dataset` of (images, labels).
+    """
+    augment = parse_augment(augment)
+    if "auto" in augment:
+        raise ValueError('`augment` "auto" is resolved by the training config. Received: augment="auto"')
+    if "mixup" in augment and not one_hot:
+        raise ValueError("MixUp makes soft labels: pass one_hot=True. Received: augment with mixup, one_hot=False")
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+    ds, encoded = _source(name, split, data_dir, shuffle, seed)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        size = ds.cardinality()
+        buffer = int(size) if 0 < size <= 50_000 else 10_000
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    # Per-example stateless seeds: (seed, position) pairs, so runs repeat.
+    seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([[seed, i], [seed + 1, i]]))
+    ds = tf.data.Dataset.zip(ds, seeds).map(lambda x, s: (*x, s))
+    randaugment = None
+    if "randaugment" in augment:
+        randaugment = keras.layers.RandAugment(
+            value_range=(0, 255), factor=randaugment_magnitude, seed=seed)
+    ds = ds.map(_preprocess(image_size, encoded, augment, crop_min_area, randaugment),
+                num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if one_hot:
+        classes = num_classes or dataset_info(name, data_dir).num_classes
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes, dtype=tf.float32)))
+    if "mixup" in augment:
+        mix = keras.layers.MixUp(alpha=mixup_alpha, seed=seed)
+
+        def mixup(x, y):
+            out = mix({"images": x, "labels": y}, training=True)
+            return out["images"], out["labels"]
+
+        ds = ds.map(mixup, num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    # Sources are in-memory or a few files: shard elements, not files.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(AUTOTUNE)

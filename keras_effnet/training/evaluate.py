@@ -1,0 +1,171 @@
+"""Top-1 / top-5 / loss of a .keras model or a .tflite file on a dataset split."""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from keras_effnet import data
+
+
+def _to_probabilities(outputs):
+    """Softmax outputs pass through; logits (negative or not summing to 1) get softmax."""
+    outputs = outputs.astype(np.float64)
+    sums = outputs.sum(axis=-1)
+    if outputs.min() >= 0 and np.all(np.abs(sums - 1) < 0.05):
+        return outputs / sums[:, None]
+    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+class _KerasRunner:
+    def __init__(self, model):
+        import keras
+        import tensorflow as tf
+
+        if isinstance(model, (str, os.PathLike)):
+            model = keras.saving.load_model(model, compile=False)
+        self.model = model
+        self.image_size = model.input_shape[1]
+        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, images):
+        return np.asarray(self._fn(images))
+
+
+class _TFLiteRunner:
+    """Runs a .tflite classifier; quantized (u)int8 inputs/outputs use the tensor's scale/zero point."""
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        shape = self.input["shape"]
+        if len(shape) != 4 or shape[-1] != 3:
+            raise ValueError(f"Expected a (1, H, W, 3) image input. Received: input shape {list(shape)} in {path!r}")
+        self.image_size = int(shape[1])
+        self.batch = None
+        self.interpreter.allocate_tensors()
+
+    def _resize(self, batch):
+        if batch == self.batch:
+            return
+        shape = [batch, self.image_size, self.image_size, 3]
+        try:
+            self.interpreter.resize_tensor_input(self.input["index"], shape, strict=True)
+            self.interpreter.allocate_tensors()
+            self.batch = batch
+        except (ValueError, RuntimeError):
+            self.batch = 1  # Fixed batch 1: loop over examples.
+            self.interpreter.resize_tensor_input(self.input["index"], [1] + shape[1:])
+            self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    def _quantize(self, images):
+        dtype = self.input["dtype"]
+        if dtype in (np.uint8, np.int8):
+            scale, zero = self.input["quantization"]
+            if not scale:
+                raise ValueError("Quantized input tensor without quantization parameters.")
+            info = np.iinfo(dtype)
+            return np.clip(np.round(images / scale + zero), info.min, info.max).astype(dtype)
+        return images.astype(dtype)
+
+    def _dequantize(self, outputs):
+        if self.output["dtype"] in (np.uint8, np.int8):
+            scale, zero = self.output["quantization"]
+            return (outputs.astype(np.float32) - zero) * scale
+        return outputs.astype(np.float32)
+
+    def __call__(self, images):
+        self._resize(len(images))
+        results = []
+        step = self.batch
+        for start in range(0, len(images), step):
+            self.interpreter.set_tensor(self.input["index"], self._quantize(images[start:start + step]))
+            self.interpreter.invoke()
+            results.append(self._dequantize(self.interpreter.get_tensor(self.output["index"])))
+        return np.concatenate(results)
+
+
+def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size=None,
+             batch_size=64, max_examples=None, num_threads=None):
+    """Evaluates a classifier on a dataset split.
+
+    Args:
+        model: path to a .keras or .tflite file, or a `keras.Model`. Its input
+            is float RGB 0..255 (quantized TFLite inputs are quantized here with
+            the input tensor's scale and zero point).
+        dataset: "digits", an image folder or a TFDS name (see `keras_effnet.data`).
+        split: "train", "validation" or "test".
+        data_dir: TFDS data directory.
+        image_size: input side; default the model's.
+        batch_size: evaluation batch size.
+        max_examples: stop after this many examples (None = whole split).
+        num_threads: TFLite interpreter threads.
+
+    Returns:
+        A dict: top1, top5 (top-k with k = min(5, classes)), loss (mean
+        cross-entropy, no label smoothing), num_examples, examples_per_sec,
+        model, format, dataset, split.
+    """
+    path = None if hasattr(model, "predict") else str(model)
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"Model file not found. Received: model={path!r}")
+    if path is not None and path.endswith(".tflite"):
+        runner, fmt = _TFLiteRunner(path, num_threads), "tflite"
+    elif path is None or path.endswith(".keras"):
+        runner, fmt = _KerasRunner(model if path is None else path), "keras"
+    else:
+        raise ValueError(f"`model` must be a .keras or .tflite file or a keras.Model. Received: model={path!r}")
+    size = image_size or runner.image_size
+    if not size:
+        raise ValueError("The model has a dynamic input size: pass image_size.")
+    info = data.dataset_info(dataset, data_dir)
+    ds = data.load_dataset(dataset, split, int(size), batch_size, data_dir=data_dir, cache=False)
+    correct1 = correct5 = count = 0
+    loss_sum = 0.0
+    start = time.perf_counter()
+    for images, labels in ds:
+        labels = labels.numpy()
+        probs = _to_probabilities(runner(images.numpy()))
+        if probs.shape[-1] != info.num_classes:
+            raise ValueError(
+                f"Model has {probs.shape[-1]} outputs but dataset {dataset!r} has "
+                f"{info.num_classes} classes. Received: model={path or model.name!r}")
+        k = min(5, probs.shape[-1])
+        topk = np.argsort(-probs, axis=-1)[:, :k]
+        correct1 += int(np.sum(topk[:, 0] == labels))
+        correct5 += int(np.sum(np.any(topk == labels[:, None], axis=-1)))
+        loss_sum += float(-np.sum(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))))
+        count += len(labels)
+        if max_examples and count >= max_examples:
+            break
+    if count == 0:
+        raise ValueError(f"Split {split!r} of dataset {dataset!r} is empty.")
+    elapsed = time.perf_counter() - start
+    return {
+        "top1": correct1 / count, "top5": correct5 / count, "loss": loss_sum / count,
+        "num_examples": count, "examples_per_sec": count / max(elapsed, 1e-9),
+        "model": path or model.name, "format": fmt, "dataset": dataset, "split": split,
+    }
+
+
+def format_table(results):
+    """A small text table of one or more `evaluate` results."""
+    rows = results if isinstance(results, list) else [results]
+    header = f"{'model':<40} {'format':<7} {'split':<10} {'n':>6} {'top1':>7} {'top5':>7} {'loss':>8}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        name = r["model"] if len(r["model"]) <= 40 else "..." + r["model"][-37:]
+        lines.append(f"{name:<40} {r['format']:<7} {r['split']:<10} {r['num_examples']:>6} "
+                     f"{r['top1']:>7.4f} {r['top5']:>7.4f} {r['loss']:>8.4f}")
+    return "\n".join(lines)
+
+
+def to_json(results):
+    return json.dumps(results, indent=2, sort_keys=True)

@@ -1,0 +1,248 @@
+"""`train(config)`: the EfficientNet recipe under a tf.distribute strategy.
+
+A run directory holds:
+  config.json        the resolved ExperimentConfig plus derived values
+  labels.txt         class names, one per line (index = label)
+  best.keras         EMA weights of the epoch with the best validation accuracy
+  last.keras         EMA weights after the last completed epoch
+  train_state.json   best value, epochs completed, per-epoch history
+  history.csv        Keras CSVLogger
+  logs/              TensorBoard
+  backup/            BackupAndRestore state (model + optimizer, epoch counter)
+  results.json       final evaluation of best.keras on `eval_split`
+Re-running the same command resumes from backup/ (at most the interrupted
+epoch is lost); re-running a finished run only re-evaluates.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from keras_effnet import data, variants
+from keras_effnet.training import callbacks as cb
+from keras_effnet.training import modeling, recipe
+from keras_effnet.training.config import ExperimentConfig, config_differences
+from keras_effnet.training.evaluate import evaluate
+from keras_effnet.training.strategy import (
+    make_strategy, precision_policy, split_cpu, strategy_name, task_info)
+
+log = logging.getLogger("keras_effnet.training")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` produced.
+
+    Attributes:
+        model_dir: the run directory.
+        best_model_path, last_model_path: .keras files (EMA weights, float32).
+        labels_path: labels.txt (class names, one per line).
+        config_path: config.json.
+        metrics: evaluation of best.keras on `eval_split` (see `evaluate`);
+            None on non-chief workers.
+        best_val_accuracy, best_epoch: model selection.
+        initial_epoch: epoch the run (re)started from; epochs_completed: total.
+        images_per_sec: steady training throughput (first epoch excluded when
+            possible); wall_time_s: this call's wall time.
+        num_replicas: replicas in sync.
+        history: per-epoch logs (loss, accuracy, val_*, lr, images_per_sec).
+    """
+
+    model_dir: str
+    best_model_path: str
+    last_model_path: str
+    labels_path: str
+    config_path: str
+    metrics: dict | None
+    best_val_accuracy: float | None
+    best_epoch: int | None
+    initial_epoch: int
+    epochs_completed: int
+    images_per_sec: float
+    wall_time_s: float
+    num_replicas: int
+    history: list
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def summary(self):
+        m = self.metrics or {}
+        test = (f"{m.get('split', 'test')} top1 {m['top1']:.4f} top5 {m['top5']:.4f} "
+                f"loss {m['loss']:.4f}" if m else "no evaluation on this worker")
+        val = f"{self.best_val_accuracy:.4f}" if self.best_val_accuracy is not None else "n/a"
+        return (f"keras-effnet train: {test} | best val acc {val} (epoch {self.best_epoch}) | "
+                f"{self.images_per_sec:.1f} img/s | {self.wall_time_s:.1f}s wall | "
+                f"{self.epochs_completed} epochs | {self.best_model_path}")
+
+
+def resolve(config, info, num_replicas):
+    """Fills every "auto" value; returns (resolved config, derived values)."""
+    variant = variants.get_variant(config.model.name)
+    image_size = config.data.image_size or variant.resolution
+    augment = config.data.augment
+    if augment == "auto":
+        augment = "crop" if info.kind == "digits" else "crop,flip"
+    global_batch = config.data.batch_size * num_replicas
+    train_examples = info.splits["train"]
+    steps = config.run.steps_per_epoch or train_examples // global_batch
+    if steps < 1:
+        raise ValueError(
+            f"The training split ({train_examples} examples) is smaller than one global batch "
+            f"({config.data.batch_size} x {num_replicas} replicas). Received: batch_size={config.data.batch_size}")
+    total = steps * config.run.epochs
+    opt = config.optimizer
+    warmup = opt.warmup_epochs if opt.warmup_epochs >= 0 else recipe.auto_warmup_epochs(config.run.epochs)
+    ema = opt.ema_momentum if opt.ema_momentum >= 0 else recipe.auto_ema_momentum(total)
+    dropout = config.model.dropout_rate if config.model.dropout_rate >= 0 else variant.dropout
+    resolved = config.replace(
+        data={"image_size": image_size, "augment": augment},
+        model={"name": variant.name, "dropout_rate": dropout},
+        optimizer={"warmup_epochs": float(warmup), "ema_momentum": float(round(ema, 6))},
+        run={"model_dir": os.path.abspath(config.run.model_dir)},
+    )
+    derived = {
+        "num_replicas": num_replicas, "global_batch_size": global_batch,
+        "steps_per_epoch": steps, "total_steps": total,
+        "peak_learning_rate": recipe.peak_learning_rate(opt.base_lr, global_batch, opt.lr_batch_size),
+        "warmup_steps": int(round(warmup * steps)),
+        "num_classes": info.num_classes, "dataset_kind": info.kind, "splits": info.splits,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    return resolved, derived
+
+
+def _check_resume(model_dir, resolved):
+    """Refuses to resume a run whose configuration differs."""
+    path = os.path.join(model_dir, "config.json")
+    backup = os.path.join(model_dir, "backup", "training_metadata.json")
+    if not (os.path.exists(path) and os.path.exists(backup)):
+        return False
+    with open(path) as f:
+        previous = ExperimentConfig.from_dict(json.load(f)["config"])
+    diffs = config_differences(previous, resolved)
+    if diffs:
+        raise ValueError(
+            f"model_dir {model_dir!r} holds a run with a different configuration "
+            f"({'; '.join(diffs)}). Use a new --model_dir (start from its weights with "
+            f"--weights={os.path.join(model_dir, 'last.keras')}) or delete the old one.")
+    return True
+
+
+def _build(config, derived, info, image_size):
+    """The compiled training model (call inside the strategy scope)."""
+    model = modeling.build_model(config.model, info.num_classes, image_size)
+    if config.model.weights:
+        copied, skipped = modeling.load_initial_weights(model, config.model.weights, config.model, image_size)
+        log.info("Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped)
+    modeling.set_batch_norm(model, synchronized=config.model.sync_bn, frozen=config.model.freeze_bn)
+    recipe.apply_weight_decay(model, config.optimizer.weight_decay)
+    schedule = recipe.WarmupSchedule(
+        derived["peak_learning_rate"], derived["warmup_steps"], derived["total_steps"],
+        derived["steps_per_epoch"], config.optimizer.schedule, config.optimizer.decay_rate,
+        config.optimizer.decay_epochs)
+    optimizer = recipe.make_optimizer(config.optimizer, schedule, config.optimizer.ema_momentum)
+    loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile)
+    return model
+
+
+def _datasets(config, derived, info):
+    d = config.data
+    common = dict(data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
+    train_ds = data.load_dataset(
+        d.dataset, "train", d.image_size, derived["global_batch_size"], shuffle=True,
+        augment=d.augment, drop_remainder=True, repeat=True, seed=config.run.seed,
+        crop_min_area=d.crop_min_area, randaugment_magnitude=d.randaugment_magnitude,
+        mixup_alpha=d.mixup_alpha, **common)
+    val_ds = None
+    if info.splits["validation"]:
+        val_ds = data.load_dataset(d.dataset, "validation", d.image_size,
+                                   derived["global_batch_size"], **common)
+    return train_ds, val_ds
+
+
+def train(config, *, extra_callbacks=()):
+    """Trains (or resumes) the run described by `config`.
+
+    Args:
+        config: an `ExperimentConfig`; `run.model_dir` is required.
+        extra_callbacks: more Keras callbacks (run after ours).
+
+    Returns:
+        A `TrainResult`.
+    """
+    wall_start = time.perf_counter()
+    if not config.run.model_dir:
+        raise ValueError("`model_dir` is required. Received: model_dir=''")
+    if config.run.cpu_devices:
+        split_cpu(config.run.cpu_devices)
+    keras.utils.set_random_seed(config.run.seed)
+    strategy = make_strategy(config.run.strategy)
+    _, task_id, is_chief = task_info(strategy)
+    info = data.dataset_info(config.data.dataset, config.data.data_dir)
+    config, derived = resolve(config, info, strategy.num_replicas_in_sync)
+    derived["strategy"] = strategy_name(strategy)
+    model_dir = config.run.model_dir
+    os.makedirs(model_dir, exist_ok=True)
+    resuming = _check_resume(model_dir, config)
+    paths = {name: os.path.join(model_dir, name) for name in
+             ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")}
+    if is_chief:
+        cb.write_text_atomic(paths["config.json"], json.dumps(
+            {"config": config.to_dict(), "derived": derived}, indent=2, sort_keys=True))
+        cb.write_text_atomic(paths["labels.txt"], "".join(f"{n}\n" for n in info.class_names))
+    log.info("%s %s on %s, %s", "Resuming" if resuming else "Starting", config.model.name,
+             config.data.dataset, derived["strategy"])
+
+    image_size = config.data.image_size
+    with precision_policy("float32"):
+        inference_model = modeling.build_model(config.model, info.num_classes, image_size)
+    with precision_policy(config.run.precision):
+        with strategy.scope():
+            model = _build(config, derived, info, image_size)
+        train_ds, val_ds = _datasets(config, derived, info)
+        backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
+        meter = cb.ThroughputMeter(derived["global_batch_size"])
+        checkpoint = cb.EMACheckpoint(model_dir, inference_model, write=is_chief,
+                                      monitor="val_accuracy" if val_ds is not None else "accuracy")
+        callbacks = [meter]
+        if config.optimizer.ema_momentum > 0:
+            callbacks.append(keras.callbacks.SwapEMAWeights())
+        callbacks += [checkpoint, cb.AtomicBackupAndRestore(backup_dir, delete_checkpoint=False)]
+        if is_chief:
+            callbacks += [
+                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
+                keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
+            ]
+        callbacks += list(extra_callbacks)
+        model.fit(train_ds, epochs=config.run.epochs, steps_per_epoch=derived["steps_per_epoch"],
+                  validation_data=val_ds, callbacks=callbacks, verbose=config.run.verbose,
+                  shuffle=False)
+
+    metrics = None
+    state = checkpoint.state
+    if is_chief:
+        if not os.path.exists(paths["best.keras"]):  # Finished run from an older layout.
+            checkpoint.copy_ema_weights()
+            cb.save_model_atomic(inference_model, paths["best.keras"])
+        metrics = evaluate(paths["best.keras"], config.data.dataset, config.run.eval_split,
+                           data_dir=config.data.data_dir, batch_size=derived["global_batch_size"])
+    result = TrainResult(
+        model_dir=model_dir, best_model_path=paths["best.keras"], last_model_path=paths["last.keras"],
+        labels_path=paths["labels.txt"], config_path=paths["config.json"], metrics=metrics,
+        best_val_accuracy=state["best"], best_epoch=state["best_epoch"],
+        initial_epoch=int(getattr(model, "_initial_epoch", 0) or 0),
+        epochs_completed=state["epochs_completed"], images_per_sec=meter.steady_rate(),
+        wall_time_s=time.perf_counter() - wall_start, num_replicas=strategy.num_replicas_in_sync,
+        history=state["history"])
+    if is_chief:
+        cb.write_text_atomic(paths["results.json"], json.dumps(result.to_dict(), indent=2))
+    if config.run.verbose:
+        print(result.summary(), flush=True)
+    return result

@@ -1,0 +1,110 @@
+"""Builds the network of a `ModelConfig` and prepares it for training."""
+
+import os
+
+import keras
+
+import keras_effnet
+from keras_effnet import variants
+
+
+def build_model(model_config, num_classes, image_size):
+    """Builds the (untrained) classifier described by `model_config`.
+
+    Width/depth overrides build a custom-scaled member of the family through
+    `keras_effnet.build_efficientnet` (the Lite switches follow the variant).
+    """
+    variant = variants.get_variant(model_config.name)
+    dropout = variant.dropout if model_config.dropout_rate < 0 else model_config.dropout_rate
+    kwargs = dict(
+        input_shape=(image_size, image_size, 3), classes=num_classes, weights=None,
+        dropout_rate=dropout, drop_connect_rate=model_config.drop_connect_rate,
+    )
+    if model_config.width or model_config.depth:
+        return keras_effnet.build_efficientnet(
+            model_config.width or variant.width, model_config.depth or variant.depth,
+            variant.resolution, lite=variant.lite,
+            name=f"{variant.model_name}_w{model_config.width or variant.width:g}"
+                 f"_d{model_config.depth or variant.depth:g}".replace(".", "_"),
+            **kwargs)
+    return keras_effnet.get_model(variant.name, **kwargs)
+
+
+def batch_norm_layers(model):
+    """Every BatchNormalization layer, nested ones included."""
+    return [
+        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
+def set_batch_norm(model, *, synchronized=False, frozen=False):
+    """Switches BatchNorm layers to cross-replica statistics and/or freezes them.
+
+    `synchronized` is read at call time by Keras 3's BatchNormalization (TF
+    backend), so setting it on built layers works. A frozen BN layer
+    (`trainable=False`) runs in inference mode: moving statistics stay fixed
+    and gamma/beta are not trained, the usual way to fine-tune on small data.
+
+    Returns:
+        The number of BatchNorm layers changed.
+    """
+    layers = batch_norm_layers(model)
+    for layer in layers:
+        if synchronized:
+            layer.synchronized = True
+        if frozen:
+            layer.trainable = False
+    return len(layers)
+
+
+def _source_model(weights, model_config, image_size):
+    """A model holding the weights to start from."""
+    if weights == "imagenet":
+        variant = variants.get_variant(model_config.name)
+        return keras_effnet.get_model(
+            variant.name, include_top=False, weights="imagenet",
+            input_shape=(image_size, image_size, 3))
+    if not os.path.isfile(weights):
+        raise ValueError(f"Weights file not found. Received: weights={weights!r}")
+    if weights.endswith(".keras"):
+        return keras.saving.load_model(weights, compile=False)
+    return None
+
+
+def load_initial_weights(model, weights, model_config, image_size):
+    """Initializes `model` from `weights` ("imagenet", a .keras model or a weights file).
+
+    A .keras model or the ImageNet backbone is copied layer by layer by name;
+    layers whose weight shapes differ (the classifier of another dataset) keep
+    their fresh initialization. Other files go through `model.load_weights`.
+
+    Returns:
+        (copied_layers, skipped_layer_names).
+    """
+    source = _source_model(weights, model_config, image_size)
+    if source is None:
+        try:
+            model.load_weights(weights)
+        except Exception as e:
+            raise ValueError(
+                f"Could not load weights into {model.name}: {e}. Received: weights={weights!r}"
+            ) from None
+        return len(model.layers), []
+    by_name = {layer.name: layer for layer in source.layers}
+    copied, skipped = 0, []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = by_name.get(layer.name)
+        values = other.get_weights() if other is not None else None
+        if values is None or [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+            skipped.append(layer.name)
+            continue
+        layer.set_weights(values)
+        copied += 1
+    if not copied:
+        raise ValueError(
+            f"No layer of {weights!r} matches {model.name} by name and shape. "
+            f"Received: weights={weights!r}")
+    return copied, skipped

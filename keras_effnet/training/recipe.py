@@ -1,0 +1,177 @@
+"""The EfficientNet training recipe: optimizer, learning-rate schedule, EMA, decay.
+
+Follows tensorflow/tpu `models/official/efficientnet` (the paper's code):
+RMSProp (rho 0.9, momentum 0.9, epsilon 1e-3, mean-square slots initialized
+to 1 as TF1's RMSPropOptimizer does), peak LR 0.016 per 256 images scaled
+linearly with the global batch, linear warmup then exponential decay 0.97
+every 2.4 epochs (staircase, counted from step 0), label smoothing 0.1, L2
+weight decay 1e-5 and an exponential moving average of the weights used for
+evaluation and export.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_effnet")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `peak_lr`, then exponential, cosine or constant.
+
+    Args:
+        peak_lr: learning rate at the end of warmup.
+        warmup_steps: warmup length in steps (0 = none); step s < warmup_steps
+            uses peak_lr * (s + 1) / warmup_steps.
+        total_steps: steps of the whole run (cosine reaches 0 there).
+        steps_per_epoch: steps per epoch (for `decay_epochs`).
+        kind: "exponential", "cosine" or "constant".
+        decay_rate: exponential factor applied every `decay_epochs`.
+        decay_epochs: exponential staircase period in epochs.
+    """
+
+    def __init__(self, peak_lr, warmup_steps, total_steps, steps_per_epoch,
+                 kind="exponential", decay_rate=0.97, decay_epochs=2.4):
+        if kind not in ("exponential", "cosine", "constant"):
+            raise ValueError(
+                f'`kind` must be "exponential", "cosine" or "constant". Received: kind={kind!r}')
+        self.peak_lr = float(peak_lr)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.kind = kind
+        self.decay_rate = float(decay_rate)
+        self.decay_epochs = float(decay_epochs)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        if self.kind == "exponential":
+            period = max(1.0, self.decay_epochs * self.steps_per_epoch)
+            decayed = self.peak_lr * tf.pow(self.decay_rate, tf.floor(step / period))
+        elif self.kind == "cosine":
+            progress = tf.minimum(step / max(1, self.total_steps), 1.0)
+            decayed = 0.5 * self.peak_lr * (1.0 + tf.cos(math.pi * progress))
+        else:
+            decayed = tf.constant(self.peak_lr, tf.float32)
+        if self.warmup_steps <= 0:
+            return decayed
+        warm = self.peak_lr * (step + 1.0) / float(self.warmup_steps)
+        return tf.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return {
+            "peak_lr": self.peak_lr, "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+            "kind": self.kind, "decay_rate": self.decay_rate, "decay_epochs": self.decay_epochs,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_effnet")
+class TF1RMSprop(keras.optimizers.RMSprop):
+    """Keras RMSprop with mean-square slots starting at 1, as TF1's RMSPropOptimizer.
+
+    Keras starts them at 0, so the first updates are ~1/sqrt(1 - rho) = 3x the
+    gradient; the reference recipe was tuned with slots at 1.
+    """
+
+    def build(self, var_list):
+        if self.built:
+            return
+        keras.optimizers.Optimizer.build(self, var_list)
+        self._velocities = self.add_optimizer_variables(var_list, "velocity", initializer="ones")
+        self._momentums = (
+            self.add_optimizer_variables(var_list, "momentum") if self.momentum > 0 else [])
+        self._average_gradients = (
+            self.add_optimizer_variables(var_list, "average_gradient") if self.centered else [])
+
+
+def peak_learning_rate(base_lr, global_batch_size, lr_batch_size=256):
+    """Linear scaling rule: base_lr per `lr_batch_size` images."""
+    return base_lr * global_batch_size / lr_batch_size
+
+
+def auto_warmup_epochs(epochs):
+    """Recipe warmup (5 epochs) capped at a tenth of short runs."""
+    return min(5.0, epochs / 10.0)
+
+
+def auto_ema_momentum(total_steps, cap=0.9999):
+    """EMA momentum whose averaging window (1 / (1 - m) steps) is ~10% of the run.
+
+    The recipe's 0.9999 averages over ~10k steps: right for 350 ImageNet epochs,
+    but on a 3-epoch run the average would still be mostly the random initial
+    weights. Long runs get the cap; runs of <= 10 steps get 0 (no EMA).
+    """
+    return max(0.0, min(cap, 1.0 - 10.0 / max(1, total_steps)))
+
+
+def make_optimizer(opt_config, schedule, ema_momentum):
+    """Builds the optimizer of an `OptimizerConfig` with EMA when momentum > 0."""
+    ema = dict(use_ema=ema_momentum > 0, ema_momentum=ema_momentum if ema_momentum > 0 else 0.99)
+    if opt_config.name == "rmsprop":
+        return TF1RMSprop(
+            learning_rate=schedule, rho=opt_config.rho, momentum=opt_config.momentum,
+            epsilon=opt_config.epsilon, **ema)
+    return keras.optimizers.SGD(
+        learning_rate=schedule, momentum=opt_config.momentum, nesterov=True, **ema)
+
+
+class KernelL2:
+    """L2 penalty `weight_decay * 0.5 * sum(w^2)` for one kernel variable.
+
+    Divided by the number of replicas in sync: Keras scales the compiled loss
+    that way under tf.distribute but adds regularization losses unscaled, and
+    the gradients are summed over replicas.
+    """
+
+    def __init__(self, weight_decay):
+        self.weight_decay = float(weight_decay)
+
+    def __call__(self, value):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        penalty = 0.5 * self.weight_decay * tf.reduce_sum(tf.square(tf.cast(value, tf.float32)))
+        return penalty / replicas
+
+
+def apply_weight_decay(model, weight_decay):
+    """Attaches `KernelL2` to every trainable conv/dense kernel of `model`.
+
+    BatchNorm gamma/beta and biases are not decayed (decided: the reference
+    decays everything but BatchNorm; biases are a few hundred numbers and
+    decaying them buys nothing). Returns the number of decayed variables.
+    """
+    if weight_decay <= 0:
+        return 0
+    count = 0
+    for variable in model.trainable_weights:
+        if variable.path.split("/")[-1] == "kernel":
+            variable.regularizer = KernelL2(weight_decay)
+            count += 1
+    return count
+
+
+def make_loss_and_metrics(num_classes, label_smoothing):
+    """Categorical cross-entropy on one-hot / MixUp labels and top-1/top-5."""
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    metrics = [
+        keras.metrics.CategoricalAccuracy(name="accuracy"),
+        keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+    ]
+    return loss, metrics
+
+
+def ema_weights(model):
+    """The model's weights with trainable ones replaced by their EMA (numpy).
+
+    Reads the optimizer's moving averages directly (no swapping), in
+    `model.weights` order. Without EMA, the plain weights.
+    """
+    optimizer = model.optimizer
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer.
+    averages = {}
+    if optimizer is not None and getattr(optimizer, "use_ema", False) and optimizer.built:
+        for var, avg in zip(optimizer._trainable_variables,
+                            optimizer._model_variables_moving_average):
+            if avg is not None:
+                averages[id(var)] = avg
+    return [keras.ops.convert_to_numpy(averages.get(id(v), v)) for v in model.weights]

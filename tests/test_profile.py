@@ -1,0 +1,37 @@
+"""Analytic FLOPs agree with TensorFlow's profiler."""
+
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+import keras_effnet
+
+
+def profiler_flops(model):
+    fn = tf.function(lambda x: model(x, training=False))
+    spec = tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32)
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(spec))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops
+
+
+@pytest.mark.parametrize("name,shape", [("b0", None), ("b3", None), ("lite0", (160, 160, 3))])
+def test_flops_within_three_percent_of_tf_profiler(name, shape):
+    kwargs = {"input_shape": shape} if shape else {}
+    model = keras_effnet.get_model(name, **kwargs)
+    profile = keras_effnet.model_profile(model)
+    assert profile["params"] == model.count_params()
+    reference = profiler_flops(model)
+    assert abs(profile["flops"] - reference) / reference < 0.03
+
+
+def test_b0_macs_match_paper():
+    profile = keras_effnet.model_profile(keras_effnet.EfficientNetB0())
+    assert 0.38e9 < profile["macs"] < 0.40e9  # paper: 0.39B FLOPs (multiply-adds)
+
+
+def test_profile_needs_static_shape():
+    model = keras_effnet.EfficientNetB0(include_top=False, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match="static input size"):
+        keras_effnet.model_profile(model)
