@@ -1,1 +1,43 @@
-"""keras-effnet."""
+"""SavedModel and TFLite export for keras-effnet (ships as keras_effnet.export).
+
+Typical use::
+
+  from keras_effnet import export
+  report = export.export_tflite("runs/b0/best.keras", "int8", "b0_int8.tflite",
+                                dataset="digits", labels="labels.txt")
+
+Building blocks: `export_savedmodel`, `convert`, `calibrate`,
+`quantize_calibrated`, `op_census` / `check_integer_only`, `verify`,
+`layer_report` / `search_denylist`, `add_metadata`, `finish_tflite`.
+"""
+
+from keras_effnet.export.census import check_builtin_only
+from keras_effnet.export.census import check_integer_only
+from keras_effnet.export.census import op_census
+from keras_effnet.export.converter import MODES
+from keras_effnet.export.converter import TFLITE_MODES
+from keras_effnet.export.converter import calibrate
+from keras_effnet.export.converter import convert
+from keras_effnet.export.converter import export_savedmodel
+from keras_effnet.export.converter import quantize_calibrated
+from keras_effnet.export.debug import layer_report
+from keras_effnet.export.debug import search_denylist
+from keras_effnet.export.metadata import add_metadata
+from keras_effnet.export.metadata import read_metadata
+from keras_effnet.export.pipeline import export_tflite
+from keras_effnet.export.pipeline import finish_tflite
+from keras_effnet.export.pipeline import report_path
+from keras_effnet.export.verification import format_table
+from keras_effnet.export.verification import latency
+from keras_effnet.export.verification import run_tflite
+from keras_effnet.export.verification import verify
+from keras_effnet.export.verification import verify_savedmodel
+
+__all__ = [
+    "MODES", "TFLITE_MODES", "add_metadata", "calibrate",
+    "check_builtin_only", "check_integer_only", "convert",
+    "export_savedmodel", "export_tflite", "finish_tflite", "format_table",
+    "latency", "layer_report", "op_census", "quantize_calibrated",
+    "read_metadata", "report_path", "run_tflite", "search_denylist", "verify",
+    "verify_savedmodel",
+]

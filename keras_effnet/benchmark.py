@@ -104,7 +104,6 @@ def compare_b0_with_keras_applications(resolution, batch_size, mode, iterations=
     step_cls = TrainStep if mode == "train" else InferenceStep
     reference = keras.applications.EfficientNetB0(weights=None, input_shape=shape, classes=1000)
     ours = keras_effnet.EfficientNetB0(weights=None, input_shape=shape, classes=1000)
-    ours.set_weights(reference.get_weights()) if len(ours.weights) == len(reference.weights) else None
     results = interleaved_throughput(
         {"keras.applications": step_cls(reference, batch_size), "keras_effnet": step_cls(ours, batch_size)},
         iterations=iterations, repeats=repeats,
