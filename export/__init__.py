@@ -2,9 +2,9 @@
 
 Typical use::
 
-  from keras_effnet import export
-  report = export.export_tflite("runs/b0/best.keras", "int8", "b0_int8.tflite",
-                                dataset="digits", labels="labels.txt")
+    from keras_effnet import export
+    report = export.export_tflite("runs/b0/best.keras", "int8", "b0_int8.tflite",
+                                  dataset="digits", labels="labels.txt")
 
 Building blocks: `export_savedmodel`, `convert`, `calibrate`,
 `quantize_calibrated`, `op_census` / `check_integer_only`, `verify`,
@@ -34,10 +34,25 @@ from keras_effnet.export.verification import verify
 from keras_effnet.export.verification import verify_savedmodel
 
 __all__ = [
-    "MODES", "TFLITE_MODES", "add_metadata", "calibrate",
-    "check_builtin_only", "check_integer_only", "convert",
-    "export_savedmodel", "export_tflite", "finish_tflite", "format_table",
-    "latency", "layer_report", "op_census", "quantize_calibrated",
-    "read_metadata", "report_path", "run_tflite", "search_denylist", "verify",
+    "MODES",
+    "TFLITE_MODES",
+    "add_metadata",
+    "calibrate",
+    "check_builtin_only",
+    "check_integer_only",
+    "convert",
+    "export_savedmodel",
+    "export_tflite",
+    "finish_tflite",
+    "format_table",
+    "latency",
+    "layer_report",
+    "op_census",
+    "quantize_calibrated",
+    "read_metadata",
+    "report_path",
+    "run_tflite",
+    "search_denylist",
+    "verify",
     "verify_savedmodel",
 ]

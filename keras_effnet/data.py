@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_effnet.training.config import parse_augment
+from keras_effnet.training.config import ConfigError, parse_augment
 
 SPLITS = ("train", "validation", "test")
 _DIGITS_FRACTIONS = (0.70, 0.15)
@@ -65,7 +65,7 @@ def _kind(name):
     if os.path.isdir(name):
         return "folder"
     if os.sep in name or name.startswith("."):
-        raise ValueError(f"Dataset directory not found. Received: dataset={name!r}")
+        raise ConfigError(f"Dataset directory not found. Received: dataset={name!r}")
     return "tfds"
 
 
@@ -101,7 +101,7 @@ def _list_class_dirs(root):
         d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
     )
     if not classes:
-        raise ValueError(
+        raise ConfigError(
             f"Image folder has no class subdirectories (expected <root>/<class>/<image>). "
             f"Received: dataset={root!r}"
         )
@@ -132,7 +132,7 @@ def _check_images_decode(paths):
     bad = [p for i, p in enumerate(paths) if i not in good]
     if bad:
         shown = ", ".join(repr(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(
+        raise ConfigError(
             f"{len(bad)} file(s) in the image folder are not decodable JPEG/PNG/GIF/BMP images: "
             f"{shown}. Remove or fix them."
         )
@@ -154,7 +154,7 @@ def _folder_index(root):
             split_classes = _list_class_dirs(os.path.join(root, split))
             extra = sorted(set(split_classes) - set(classes))
             if extra:
-                raise ValueError(
+                raise ConfigError(
                     f"Split {split!r} has classes absent from 'train': {extra}. Received: dataset={root!r}"
                 )
             paths, labels = [], []
@@ -173,7 +173,7 @@ def _folder_index(root):
     for label, name in enumerate(top):
         files = _list_files(os.path.join(root, name))
         if not files:
-            raise ValueError(f"Class folder {os.path.join(root, name)!r} holds no files.")
+            raise ConfigError(f"Class folder {os.path.join(root, name)!r} holds no files.")
         paths += files
         labels += [label] * len(files)
     labels = np.array(labels, np.int32)
@@ -190,7 +190,7 @@ def _tfds_builder(name, data_dir):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
-        raise ValueError(
+        raise ConfigError(
             "Unknown dataset: not 'digits', not an existing directory and not a TFDS name. "
             f"Received: dataset={name!r}"
         ) from None
@@ -198,14 +198,14 @@ def _tfds_builder(name, data_dir):
         try:
             builder.download_and_prepare()
         except Exception as e:  # Offline machines, missing manual downloads.
-            raise ValueError(
+            raise ConfigError(
                 f"Could not prepare TFDS dataset {name!r} in data_dir={data_dir!r}: "
                 f"{type(e).__name__}: {str(e)[:300]}. Prepare it on a machine with network "
                 "access (`tfds build`) and pass --data_dir."
             ) from None
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2:
-        raise ValueError(f"TFDS dataset {name!r} has no (image, label) supervised keys.")
+        raise ConfigError(f"TFDS dataset {name!r} has no (image, label) supervised keys.")
     return builder
 
 
@@ -253,7 +253,7 @@ def dataset_info(name, data_dir=None):
 def _source(name, split, data_dir, shuffle, seed):
     """(dataset of (encoded image or uint8 array, int32 label), is_encoded)."""
     if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
+        raise ConfigError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
     kind = _kind(name)
     if kind == "digits":
         images, labels = _digits()
@@ -263,7 +263,7 @@ def _source(name, split, data_dir, shuffle, seed):
         _, index = _folder_index(name)
         paths, labels = index[split]
         if not paths:
-            raise ValueError(f"Image folder split {split!r} is empty. Received: dataset={name!r}")
+            raise ConfigError(f"Image folder split {split!r} is empty. Received: dataset={name!r}")
         _check_images_decode(paths)
         ds = tf.data.Dataset.from_tensor_slices((paths, labels))
         return ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=AUTOTUNE), True
@@ -342,13 +342,14 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
     """
     augment = parse_augment(augment)
     if "auto" in augment:
-        raise ValueError('`augment` "auto" is resolved by the training config. Received: augment="auto"')
+        raise ConfigError('`augment` "auto" is resolved by the training config. Received: augment="auto"')
     if "mixup" in augment and not one_hot:
-        raise ValueError("MixUp makes soft labels: pass one_hot=True. Received: augment with mixup, one_hot=False")
+        raise ConfigError(
+            "MixUp makes soft labels: pass one_hot=True. Received: augment with mixup, one_hot=False")
     if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
+        raise ConfigError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+        raise ConfigError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
     ds, encoded = _source(name, split, data_dir, shuffle, seed)
     if cache:
         ds = ds.cache()
@@ -366,7 +367,7 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
         randaugment = keras.layers.RandAugment(
             value_range=(0, 255), factor=randaugment_magnitude, seed=seed)
     ds = ds.map(_preprocess(image_size, encoded, augment, crop_min_area, randaugment),
-                num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+                num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if one_hot:
         classes = num_classes or dataset_info(name, data_dir).num_classes

@@ -8,7 +8,7 @@
 
 from keras_effnet.training.config import (
     DataConfig, ExperimentConfig, ModelConfig, OptimizerConfig, RunConfig)
-from keras_effnet.training.evaluate import evaluate
+from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.loop import TrainResult, train
 
 __all__ = [

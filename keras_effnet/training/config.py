@@ -24,8 +24,15 @@ RUNTIME_FIELDS = (
 )
 
 
+class ConfigError(ValueError):
+    """A bad argument, flag, dataset or run directory (user error, not a bug).
+
+    Scripts print these as one line; anything else keeps its traceback.
+    """
+
+
 def _fail(name, value, expected):
-    raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    raise ConfigError(f"`{name}` must be {expected}. Received: {name}={value!r}")
 
 
 def _check_range(name, value, low, high, low_open=False, high_open=False):
@@ -73,8 +80,9 @@ class DataConfig:
         image_size: square input side; 0 = the variant's native resolution.
         batch_size: batch size per replica (global = this x replicas).
         augment: "auto", "none" or a comma list of crop, flip, randaugment,
-            mixup. "auto" = "crop" for digits (mirrored digits are other
-            digits) and "crop,flip" otherwise.
+            mixup. "auto" = "none" for digits (they fill their 8x8 frame: a
+            crop cuts strokes, a flip makes other digits) and "crop,flip"
+            otherwise.
         crop_min_area: smallest area fraction of the random crop.
         randaugment_magnitude: RandAugment `factor` in (0, 1].
         mixup_alpha: MixUp Beta(alpha, alpha) parameter.
@@ -131,7 +139,10 @@ class ModelConfig:
     freeze_bn: bool = False
 
     def __post_init__(self):
-        variants.get_variant(self.name)  # Raises ValueError naming `name`.
+        try:
+            variants.get_variant(self.name)
+        except ValueError as e:
+            raise ConfigError(f"Bad --model: {e}") from None
         _check_range("width", self.width, 0.0, 10.0)
         _check_range("depth", self.depth, 0.0, 10.0)
         if self.dropout_rate != -1.0:
@@ -302,3 +313,46 @@ def config_differences(old, new, ignore=RUNTIME_FIELDS):
             if name not in ignore and a != b:
                 diffs.append(f"{name}: {a!r} -> {b!r}")
     return diffs
+
+
+# Flat flag name -> (section, field): the command-line surface of a config.
+FLAG_FIELDS = {
+    "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"),
+    "image_size": ("data", "image_size"), "batch_size": ("data", "batch_size"),
+    "augment": ("data", "augment"), "crop_min_area": ("data", "crop_min_area"),
+    "randaugment_magnitude": ("data", "randaugment_magnitude"),
+    "mixup_alpha": ("data", "mixup_alpha"), "cache": ("data", "cache"),
+    "model": ("model", "name"), "width": ("model", "width"), "depth": ("model", "depth"),
+    "weights": ("model", "weights"), "dropout_rate": ("model", "dropout_rate"),
+    "drop_connect_rate": ("model", "drop_connect_rate"), "sync_bn": ("model", "sync_bn"),
+    "freeze_bn": ("model", "freeze_bn"),
+    "optimizer": ("optimizer", "name"), "base_lr": ("optimizer", "base_lr"),
+    "lr_batch_size": ("optimizer", "lr_batch_size"), "lr_schedule": ("optimizer", "schedule"),
+    "warmup_epochs": ("optimizer", "warmup_epochs"), "decay_rate": ("optimizer", "decay_rate"),
+    "decay_epochs": ("optimizer", "decay_epochs"), "rho": ("optimizer", "rho"),
+    "momentum": ("optimizer", "momentum"), "epsilon": ("optimizer", "epsilon"),
+    "label_smoothing": ("optimizer", "label_smoothing"),
+    "weight_decay": ("optimizer", "weight_decay"), "ema_momentum": ("optimizer", "ema_momentum"),
+    "model_dir": ("run", "model_dir"), "epochs": ("run", "epochs"),
+    "steps_per_epoch": ("run", "steps_per_epoch"), "strategy": ("run", "strategy"),
+    "cpu_devices": ("run", "cpu_devices"), "precision": ("run", "precision"),
+    "jit_compile": ("run", "jit_compile"), "seed": ("run", "seed"), "verbose": ("run", "verbose"),
+    "eval_split": ("run", "eval_split"),
+}
+
+
+def config_from_flags(values):
+    """Builds an `ExperimentConfig` from {flag name: value} (see `FLAG_FIELDS`).
+
+    Flags absent from `values` keep their defaults; unknown names are errors.
+    Empty strings for optional paths (data_dir, weights) mean None.
+    """
+    sections = {}
+    for name, value in values.items():
+        if name not in FLAG_FIELDS:
+            _fail("flag", name, f"one of {sorted(FLAG_FIELDS)}")
+        section, field = FLAG_FIELDS[name]
+        if field in ("data_dir", "weights") and value == "":
+            value = None
+        sections.setdefault(section, {})[field] = value
+    return ExperimentConfig().replace(**sections)

@@ -26,8 +26,8 @@ import tensorflow as tf
 from keras_effnet import data, variants
 from keras_effnet.training import callbacks as cb
 from keras_effnet.training import modeling, recipe
-from keras_effnet.training.config import ExperimentConfig, config_differences
-from keras_effnet.training.evaluate import evaluate
+from keras_effnet.training.config import ConfigError, ExperimentConfig, config_differences
+from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.strategy import (
     make_strategy, precision_policy, split_cpu, strategy_name, task_info)
 
@@ -50,6 +50,8 @@ class TrainResult:
         images_per_sec: steady training throughput (first epoch excluded when
             possible); wall_time_s: this call's wall time.
         num_replicas: replicas in sync.
+        optimizer_steps: the optimizer's step counter at the end (restored
+            with the backup, so it counts every step of a resumed run once).
         history: per-epoch logs (loss, accuracy, val_*, lr, images_per_sec).
     """
 
@@ -66,6 +68,7 @@ class TrainResult:
     images_per_sec: float
     wall_time_s: float
     num_replicas: int
+    optimizer_steps: int
     history: list
 
     def to_dict(self):
@@ -87,14 +90,16 @@ def resolve(config, info, num_replicas):
     image_size = config.data.image_size or variant.resolution
     augment = config.data.augment
     if augment == "auto":
-        augment = "crop" if info.kind == "digits" else "crop,flip"
+        # Digits fill their 8x8 frame: any crop cuts strokes, a flip makes other digits.
+        augment = "none" if info.kind == "digits" else "crop,flip"
     global_batch = config.data.batch_size * num_replicas
     train_examples = info.splits["train"]
     steps = config.run.steps_per_epoch or train_examples // global_batch
     if steps < 1:
-        raise ValueError(
+        raise ConfigError(
             f"The training split ({train_examples} examples) is smaller than one global batch "
-            f"({config.data.batch_size} x {num_replicas} replicas). Received: batch_size={config.data.batch_size}")
+            f"({config.data.batch_size} x {num_replicas} replicas). "
+            f"Received: batch_size={config.data.batch_size}")
     total = steps * config.run.epochs
     opt = config.optimizer
     warmup = opt.warmup_epochs if opt.warmup_epochs >= 0 else recipe.auto_warmup_epochs(config.run.epochs)
@@ -127,7 +132,7 @@ def _check_resume(model_dir, resolved):
         previous = ExperimentConfig.from_dict(json.load(f)["config"])
     diffs = config_differences(previous, resolved)
     if diffs:
-        raise ValueError(
+        raise ConfigError(
             f"model_dir {model_dir!r} holds a run with a different configuration "
             f"({'; '.join(diffs)}). Use a new --model_dir (start from its weights with "
             f"--weights={os.path.join(model_dir, 'last.keras')}) or delete the old one.")
@@ -137,6 +142,9 @@ def _check_resume(model_dir, resolved):
 def _build(config, derived, info, image_size):
     """The compiled training model (call inside the strategy scope)."""
     model = modeling.build_model(config.model, info.num_classes, image_size)
+    if config.run.precision != "float32":  # Loss and metrics in float32 (top-k needs it).
+        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.output)
+        model = keras.Model(model.inputs, outputs, name=model.name)
     if config.model.weights:
         copied, skipped = modeling.load_initial_weights(model, config.model.weights, config.model, image_size)
         log.info("Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped)
@@ -150,6 +158,38 @@ def _build(config, derived, info, image_size):
     loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile)
     return model
+
+
+def _prepare_multi_worker(model, dataset, strategy):
+    """Works around Keras 3 fit() under MultiWorkerMirroredStrategy.
+
+    tensorflow/tensorflow#72388 (closed unfixed; Keras 3.15 still has it):
+    1. fit() and evaluate() build metrics by reducing the first distributed
+       batch with `strategy.reduce("MEAN", (x, y))`, which MultiWorkerMirrored
+       cannot do for a tuple ("Attempt to convert a value (PerReplica...)").
+       We build from the dataset's element spec and skip that step.
+    2. Each step's logs are reduced with `strategy.reduce("MEAN", v, axis=0)`,
+       invalid for scalars ("Invalid reduction dimension 0 for input with 0
+       dimensions"). We reduce scalars with axis=None (a cross-worker mean of
+       values that Keras' synchronized metric variables already make equal).
+    Both patches are confined to multi-worker runs.
+    """
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=dataset.element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "keras_effnet_patch", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction="auto"):
+        if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.keras_effnet_patch = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _datasets(config, derived, info):
@@ -179,7 +219,7 @@ def train(config, *, extra_callbacks=()):
     """
     wall_start = time.perf_counter()
     if not config.run.model_dir:
-        raise ValueError("`model_dir` is required. Received: model_dir=''")
+        raise ConfigError("`model_dir` is required. Received: model_dir=''")
     if config.run.cpu_devices:
         split_cpu(config.run.cpu_devices)
     keras.utils.set_random_seed(config.run.seed)
@@ -207,6 +247,8 @@ def train(config, *, extra_callbacks=()):
         with strategy.scope():
             model = _build(config, derived, info, image_size)
         train_ds, val_ds = _datasets(config, derived, info)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _prepare_multi_worker(model, train_ds, strategy)
         backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
         meter = cb.ThroughputMeter(derived["global_batch_size"])
         checkpoint = cb.EMACheckpoint(model_dir, inference_model, write=is_chief,
@@ -240,7 +282,7 @@ def train(config, *, extra_callbacks=()):
         initial_epoch=int(getattr(model, "_initial_epoch", 0) or 0),
         epochs_completed=state["epochs_completed"], images_per_sec=meter.steady_rate(),
         wall_time_s=time.perf_counter() - wall_start, num_replicas=strategy.num_replicas_in_sync,
-        history=state["history"])
+        optimizer_steps=int(model.optimizer.iterations.numpy()), history=state["history"])
     if is_chief:
         cb.write_text_atomic(paths["results.json"], json.dumps(result.to_dict(), indent=2))
     if config.run.verbose:

@@ -6,6 +6,7 @@ import keras
 
 import keras_effnet
 from keras_effnet import variants
+from keras_effnet.training.config import ConfigError
 
 
 def build_model(model_config, num_classes, image_size):
@@ -62,11 +63,18 @@ def _source_model(weights, model_config, image_size):
     """A model holding the weights to start from."""
     if weights == "imagenet":
         variant = variants.get_variant(model_config.name)
-        return keras_effnet.get_model(
-            variant.name, include_top=False, weights="imagenet",
-            input_shape=(image_size, image_size, 3))
+        try:
+            return keras_effnet.get_model(
+                variant.name, include_top=False, weights="imagenet",
+                input_shape=(image_size, image_size, 3))
+        except ValueError as e:  # Lite variants have no official weights.
+            raise ConfigError(f"{e}. Received: weights='imagenet', model={variant.name!r}") from None
+        except Exception as e:  # Offline machines: the download fails.
+            raise ConfigError(
+                f"Could not get the ImageNet weights of {variant.name} ({type(e).__name__}: "
+                f"{str(e)[:200]}). Received: weights='imagenet'") from None
     if not os.path.isfile(weights):
-        raise ValueError(f"Weights file not found. Received: weights={weights!r}")
+        raise ConfigError(f"Weights file not found. Received: weights={weights!r}")
     if weights.endswith(".keras"):
         return keras.saving.load_model(weights, compile=False)
     return None
@@ -87,7 +95,7 @@ def load_initial_weights(model, weights, model_config, image_size):
         try:
             model.load_weights(weights)
         except Exception as e:
-            raise ValueError(
+            raise ConfigError(
                 f"Could not load weights into {model.name}: {e}. Received: weights={weights!r}"
             ) from None
         return len(model.layers), []
@@ -104,7 +112,7 @@ def load_initial_weights(model, weights, model_config, image_size):
         layer.set_weights(values)
         copied += 1
     if not copied:
-        raise ValueError(
+        raise ConfigError(
             f"No layer of {weights!r} matches {model.name} by name and shape. "
             f"Received: weights={weights!r}")
     return copied, skipped

@@ -119,18 +119,15 @@ def make_optimizer(opt_config, schedule, ema_momentum):
 class KernelL2:
     """L2 penalty `weight_decay * 0.5 * sum(w^2)` for one kernel variable.
 
-    Divided by the number of replicas in sync: Keras scales the compiled loss
-    that way under tf.distribute but adds regularization losses unscaled, and
-    the gradients are summed over replicas.
+    Keras' TensorFlow trainer scales regularization losses by 1/replicas like
+    the compiled loss, so the summed gradients see the penalty once.
     """
 
     def __init__(self, weight_decay):
         self.weight_decay = float(weight_decay)
 
     def __call__(self, value):
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        penalty = 0.5 * self.weight_decay * tf.reduce_sum(tf.square(tf.cast(value, tf.float32)))
-        return penalty / replicas
+        return 0.5 * self.weight_decay * tf.reduce_sum(tf.square(tf.cast(value, tf.float32)))
 
 
 def apply_weight_decay(model, weight_decay):

@@ -10,6 +10,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_effnet.training.config import ConfigError
+
 
 def split_cpu(count):
     """Splits the first physical CPU into `count` logical devices.
@@ -23,7 +25,7 @@ def split_cpu(count):
             different configuration.
     """
     if not isinstance(count, int) or count < 1:
-        raise ValueError(f"`cpu_devices` must be a positive int. Received: cpu_devices={count!r}")
+        raise ConfigError(f"`cpu_devices` must be a positive int. Received: cpu_devices={count!r}")
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
     if current is not None and len(current) == count:
@@ -55,14 +57,14 @@ def parse_tf_config(raw=None):
     if raw is None:
         raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
-        raise ValueError(
+        raise ConfigError(
             "strategy=multi_worker needs the TF_CONFIG environment variable. Received: "
             'TF_CONFIG unset or empty; expected e.g. {"cluster": {"worker": ["host1:port", '
             '"host2:port"]}, "task": {"type": "worker", "index": 0}}'
         )
 
     def bad(problem):
-        return ValueError(f"Malformed TF_CONFIG: {problem}. Received: TF_CONFIG={raw!r}")
+        return ConfigError(f"Malformed TF_CONFIG: {problem}. Received: TF_CONFIG={raw!r}")
 
     try:
         config = json.loads(raw)
@@ -134,7 +136,7 @@ def make_strategy(name="auto"):
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "cpu":
         return tf.distribute.OneDeviceStrategy("/cpu:0")
-    raise ValueError(
+    raise ConfigError(
         "`strategy` must be one of auto, mirrored, multi_worker, one_device, cpu. "
         f"Received: strategy={name!r}"
     )
@@ -142,7 +144,10 @@ def make_strategy(name="auto"):
 
 def strategy_name(strategy):
     """A short description such as "MirroredStrategy(2 replicas)"."""
-    return f"{type(strategy).__name__}({strategy.num_replicas_in_sync} replicas)"
+    name = type(strategy).__name__
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"  # Its class is CollectiveAllReduceStrategy.
+    return f"{name}({strategy.num_replicas_in_sync} replicas)"
 
 
 class precision_policy:

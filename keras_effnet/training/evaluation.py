@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from keras_effnet import data
+from keras_effnet.training.config import ConfigError
 
 
 def _to_probabilities(outputs):
@@ -45,7 +46,8 @@ class _TFLiteRunner:
         self.output = self.interpreter.get_output_details()[0]
         shape = self.input["shape"]
         if len(shape) != 4 or shape[-1] != 3:
-            raise ValueError(f"Expected a (1, H, W, 3) image input. Received: input shape {list(shape)} in {path!r}")
+            raise ConfigError(
+                f"Expected a (1, H, W, 3) image input. Received: input shape {list(shape)} in {path!r}")
         self.image_size = int(shape[1])
         self.batch = None
         self.interpreter.allocate_tensors()
@@ -70,7 +72,7 @@ class _TFLiteRunner:
         if dtype in (np.uint8, np.int8):
             scale, zero = self.input["quantization"]
             if not scale:
-                raise ValueError("Quantized input tensor without quantization parameters.")
+                raise ConfigError("Quantized input tensor without quantization parameters.")
             info = np.iinfo(dtype)
             return np.clip(np.round(images / scale + zero), info.min, info.max).astype(dtype)
         return images.astype(dtype)
@@ -115,16 +117,17 @@ def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size
     """
     path = None if hasattr(model, "predict") else str(model)
     if path is not None and not os.path.isfile(path):
-        raise ValueError(f"Model file not found. Received: model={path!r}")
+        raise ConfigError(f"Model file not found. Received: model={path!r}")
     if path is not None and path.endswith(".tflite"):
         runner, fmt = _TFLiteRunner(path, num_threads), "tflite"
     elif path is None or path.endswith(".keras"):
         runner, fmt = _KerasRunner(model if path is None else path), "keras"
     else:
-        raise ValueError(f"`model` must be a .keras or .tflite file or a keras.Model. Received: model={path!r}")
+        raise ConfigError(
+            f"`model` must be a .keras or .tflite file or a keras.Model. Received: model={path!r}")
     size = image_size or runner.image_size
     if not size:
-        raise ValueError("The model has a dynamic input size: pass image_size.")
+        raise ConfigError("The model has a dynamic input size: pass image_size.")
     info = data.dataset_info(dataset, data_dir)
     ds = data.load_dataset(dataset, split, int(size), batch_size, data_dir=data_dir, cache=False)
     correct1 = correct5 = count = 0
@@ -134,7 +137,7 @@ def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size
         labels = labels.numpy()
         probs = _to_probabilities(runner(images.numpy()))
         if probs.shape[-1] != info.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"Model has {probs.shape[-1]} outputs but dataset {dataset!r} has "
                 f"{info.num_classes} classes. Received: model={path or model.name!r}")
         k = min(5, probs.shape[-1])
@@ -146,7 +149,7 @@ def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size
         if max_examples and count >= max_examples:
             break
     if count == 0:
-        raise ValueError(f"Split {split!r} of dataset {dataset!r} is empty.")
+        raise ConfigError(f"Split {split!r} of dataset {dataset!r} is empty.")
     elapsed = time.perf_counter() - start
     return {
         "top1": correct1 / count, "top5": correct5 / count, "loss": loss_sum / count,

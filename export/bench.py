@@ -1,0 +1,265 @@
+"""Export benchmark: accuracy, size and LiteRT latency of every mode.
+
+Trains each variant briefly on digits at a small resolution (plain
+`model.fit`; BatchNorm momentum 0.9 so the moving statistics keep up with a
+short fit), then for every mode: accuracy against the float model at the
+training resolution, and file size plus LiteRT latency (batch 1) of the same
+weights converted at the variant's native resolution. EfficientNet is fully
+convolutional up to global pooling, so the weights fit any input size; the
+latency models are calibrated on the same digits upscaled to that size.
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from keras_effnet.export import census
+from keras_effnet.export import converter
+from keras_effnet.export import datasets
+from keras_effnet.export import verification
+
+
+def train_briefly(name, size, epochs, *, batch_size=32, seed=0):
+    """A variant trained for `epochs` on digits at `size`; returns the model."""
+    import keras_effnet  # pylint: disable=import-outside-toplevel
+    from keras_effnet import data  # pylint: disable=import-outside-toplevel
+
+    keras.utils.set_random_seed(seed)
+    model = keras_effnet.get_model(
+        name,
+        weights=None,
+        input_shape=(size, size, 3),
+        classes=10,
+        dropout_rate=0.0,
+        drop_connect_rate=0.0,
+    )
+    for layer in model._flatten_layers(
+        include_self=False, recursive=True
+    ):  # pylint: disable=protected-access
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    train = data.load_dataset("digits", "train", size, batch_size, shuffle=True, seed=seed)
+    model.fit(train, epochs=epochs, verbose=0)
+    return model
+
+
+def _resized(name, model, size):
+    import keras_effnet  # pylint: disable=import-outside-toplevel
+
+    other = keras_effnet.get_model(
+        name,
+        weights=None,
+        input_shape=(size, size, 3),
+        classes=10,
+        dropout_rate=0.0,
+        drop_connect_rate=0.0,
+    )
+    other.set_weights(model.get_weights())
+    return other
+
+
+def benchmark_variant(
+    name,
+    model,
+    latency_size,
+    *,
+    modes=converter.TFLITE_MODES,
+    threads=2,
+    latency_runs=50,
+    num_calibration=200,
+    max_accuracy_drop=None,
+):
+    """Rows of figures for trained variant `name` (see module doc)."""
+    size = converter.input_size(model)[0]
+    test = datasets.load_arrays("digits", "test", (size, size))
+    calib = datasets.load_arrays(
+        "digits", "train", (size, size), limit=num_calibration, shuffle=True
+    )[0]
+    big = _resized(name, model, latency_size)
+    big_calib = datasets.load_arrays(
+        "digits", "train", (latency_size,) * 2, limit=num_calibration, shuffle=True
+    )[0]
+    reference = verification.reference_fn(model)(test[0])
+    rows, latency_models = [], {}
+    for mode in modes:
+        start = time.time()
+        small = converter.convert(model, mode, calib if mode in converter.QUANTIZED_MODES else None)
+        out = verification.run_tflite(small, test[0], threads=threads)
+        row = {"mode": mode}
+        row.update(verification.compare(reference, out, test[1]))
+        full = converter.convert(
+            big, mode, big_calib if mode in converter.QUANTIZED_MODES else None
+        )
+        row["file_size_bytes"] = len(full)
+        row["latency_size"] = latency_size
+        row["seconds"] = time.time() - start
+        rows.append(row)
+        latency_models[mode] = full
+    if max_accuracy_drop is not None:
+        row, latency_models["int8+denylist"] = _denylisted_row(
+            model,
+            big,
+            calib,
+            big_calib,
+            test,
+            reference,
+            threads,
+            max_accuracy_drop,
+            latency_size,
+        )
+        rows.append(row)
+    # Interleaved rounds: a burst of other load on a shared machine then
+    # slows every mode alike instead of whichever one was being timed.
+    timings = interleaved_latency(latency_models, threads=threads, runs=latency_runs)
+    for row in rows:
+        row["latency"] = timings[row["mode"]]
+    return rows
+
+
+def _denylisted_row(
+    model, big, calib, big_calib, test, reference, threads, max_accuracy_drop, latency_size
+):
+    from keras_effnet.export import debug  # pylint: disable=import-outside-toplevel
+
+    size = calib.shape[1]
+    val = datasets.load_arrays("digits", "validation", (size, size))
+    ref_top1 = float(np.mean(verification.reference_fn(model)(val[0]).argmax(-1) == val[1]))
+    calibrated = converter.calibrate(model, calib)
+    report = debug.layer_report(calibrated, calib[:64])
+
+    def evaluate(tflite):
+        return float(np.mean(verification.run_tflite(tflite, val[0]).argmax(-1) == val[1]))
+
+    found = debug.search_denylist(calibrated, report, evaluate, ref_top1, max_accuracy_drop)
+    out = verification.run_tflite(found["tflite"], test[0], threads=threads)
+    row = {"mode": "int8+denylist", "denylist": found["denylist"], "search": found["history"]}
+    row.update(verification.compare(reference, out, test[1]))
+    # Same layers at any resolution, but the graph's model-name prefix may
+    # differ: map the denylist by the tensor name after its first component.
+    big_calibrated = converter.calibrate(big, big_calib)
+    names = {n.split("/", 1)[-1]: n for n in _tensor_names(big_calibrated) if "/" in n}
+    missing = [n for n in found["denylist"] if n.split("/", 1)[-1] not in names]
+    if missing:
+        raise ValueError(f"denylist: no tensor at {latency_size}px for {missing[:3]}")
+    denylist = [names[n.split("/", 1)[-1]] for n in found["denylist"]]
+    full = converter.quantize_calibrated(big_calibrated, "uint8", denylist=denylist)
+    row["num_float_ops"] = census.op_census(full)["num_float_ops"]
+    row["file_size_bytes"] = len(full)
+    row["latency_size"] = latency_size
+    return row, full
+
+
+def interleaved_latency(models, *, threads=2, runs=50, rounds=10, warmup=3):
+    """Median LiteRT latency (ms, batch 1) of several models, timed in turns.
+
+    Each round times every model for `runs / rounds` invocations; a model's
+    figure is the median of its per-round medians.
+    """
+    per_round = max(1, runs // rounds)
+    runners = {}
+    for name, tflite in models.items():
+        runner = verification.interpreter(tflite, threads)
+        detail = runner.get_input_details()[0]
+        image = np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype(np.float32)
+        runner.set_tensor(
+            detail["index"], verification._quantize(image, detail)
+        )  # pylint: disable=protected-access
+        for _ in range(warmup):
+            runner.invoke()
+        runners[name] = runner
+    medians = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            times = []
+            for _ in range(per_round):
+                start = time.perf_counter()
+                runner.invoke()
+                times.append((time.perf_counter() - start) * 1e3)
+            medians[name].append(float(np.median(times)))
+    return {
+        name: {
+            "median_ms": float(np.median(m)),
+            "min_round_ms": min(m),
+            "rounds": rounds,
+            "runs": per_round * rounds,
+            "threads": threads,
+        }
+        for name, m in medians.items()
+    }
+
+
+def _tensor_names(tflite):
+    from keras_effnet.export import flatbuf  # pylint: disable=import-outside-toplevel
+
+    model = flatbuf.read_model(tflite)
+    return [flatbuf.tensor_name(t) for t in model.subgraphs[0].tensors]
+
+
+def markdown(results):
+    """A markdown table of {variant: rows}."""
+    lines = [
+        "| variant | mode | float top-1 | tflite top-1 | loss (pt) | agreement | size MB | "
+        "latency ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, rows in results.items():
+        fp32 = next((r for r in rows if r["mode"] == "fp32"), None)
+        for r in rows:
+            ratio = ""
+            if fp32 and r is not fp32:
+                ratio = f" ({r['latency']['median_ms'] / fp32['latency']['median_ms']:.2f}x)"
+            mode = r["mode"]
+            if "denylist" in r:
+                mode += f" ({len(r['denylist'])} layers float)"
+            lines.append(
+                f"| {variant} | {mode} | {100 * r['keras_top1']:.2f} | "
+                f"{100 * r['tflite_top1']:.2f} | "
+                f"{100 * (r['keras_top1'] - r['tflite_top1']):+.2f} | "
+                f"{100 * r['top1_agreement']:.2f} | {r['file_size_bytes'] / 1e6:.2f} | "
+                f"{r['latency']['median_ms']:.2f}{ratio} |"
+            )
+    return "\n".join(lines)
+
+
+def run(
+    variants,
+    *,
+    train_size=64,
+    epochs=10,
+    latency_size=224,
+    threads=2,
+    latency_runs=50,
+    max_accuracy_drop=0.5,
+    output=None,
+):
+    """Trains and benchmarks each variant; writes {variant: rows} as JSON.
+
+    Returns:
+        {variant: rows}; each row has mode, keras_top1, tflite_top1,
+        top1_agreement, max_abs_diff, file_size_bytes, latency, and for the
+        "int8+denylist" row the denylist and search history.
+    """
+    from keras_effnet.export import atomic  # pylint: disable=import-outside-toplevel
+
+    results = {}
+    for name in variants:
+        start = time.time()
+        model = train_briefly(name, train_size, epochs)
+        train_seconds = time.time() - start
+        rows = benchmark_variant(
+            name,
+            model,
+            latency_size,
+            threads=threads,
+            latency_runs=latency_runs,
+            max_accuracy_drop=max_accuracy_drop,
+        )
+        for row in rows:
+            row["train_seconds"] = train_seconds
+            row["train_size"] = train_size
+        results[name] = rows
+        if output:  # Written after each variant, so a long run keeps its progress.
+            atomic.write_json(output, results)
+    return results

@@ -1,0 +1,288 @@
+"""The whole export: convert -> census -> metadata -> verify -> atomic write.
+
+Nothing is written until every check has passed: a bad argument, missing
+calibration data, wrong label count, a non-builtin op or a float op in an
+integer model raises ValueError and leaves `output` as it was.
+"""
+
+import os
+
+import tensorflow as tf
+
+from keras_effnet.export import atomic
+from keras_effnet.export import census as census_lib
+from keras_effnet.export import converter as convert_lib
+from keras_effnet.export import datasets
+from keras_effnet.export import debug
+from keras_effnet.export import metadata as metadata_lib
+from keras_effnet.export import verification as verify_lib
+
+
+def report_path(output):
+    """Where the verification JSON of `output` goes: `<output>.verify.json`."""
+    return os.fspath(output).rstrip("/\\") + ".verify.json"
+
+
+def resolve_labels(labels, dataset, data_dir, classes):
+    """Label list for the metadata, checked against the output size.
+
+    Args:
+        labels: A list, a one-per-line file, or None for the dataset's class
+            names (used only if their count matches; else no labels).
+        dataset, data_dir: The named dataset, for the default.
+        classes: The model's output size.
+
+    Raises:
+        ValueError: if given labels do not match `classes` in count.
+    """
+    if labels is None:
+        labels = datasets.class_names(dataset, data_dir)
+        if labels is not None and len(labels) != classes:
+            labels = None  # The model was trained on other data; no guessing.
+        return labels
+    labels = metadata_lib.read_labels(labels)
+    if len(labels) != classes:
+        raise ValueError(f"labels: got {len(labels)} labels, the model outputs {classes} classes")
+    return labels
+
+
+_labels_for = resolve_labels  # Old name, kept for callers in qat.py.
+
+
+def finish_tflite(
+    tflite_bytes,
+    reference,
+    output,
+    *,
+    mode,
+    test_data,
+    labels=None,
+    integer_only=False,
+    threads=2,
+    latency_runs=50,
+    extra=None,
+    add_metadata=True,
+):
+    """Census, metadata, verification and atomic write of converted bytes.
+
+    The second half of `export_tflite`, public for converters elsewhere (QAT).
+
+    Args:
+        tflite_bytes: Converted model without metadata.
+        reference: Float Keras model or predict function (images -> outputs).
+        output: Destination .tflite path; the report goes to
+            `<output>.verify.json`.
+        mode: Name recorded in the report.
+        test_data: (images, labels) arrays of held-out data.
+        labels: Class names (list) for the metadata, or None.
+        integer_only: Fail if any op computes in float.
+        threads, latency_runs: LiteRT verification settings.
+        extra: Additional JSON-ready entries for the report.
+        add_metadata: Write MediaPipe/Android metadata.
+
+    Returns:
+        The report dict (also written as JSON).
+    """
+    census = census_lib.op_census(tflite_bytes)
+    census_lib.check_builtin_only(census)
+    if integer_only:
+        census_lib.check_integer_only(census)
+    if add_metadata:
+        tflite_bytes = metadata_lib.add_metadata(tflite_bytes, labels)
+    images, targets = test_data
+    report = {
+        "mode": mode,
+        "output": os.fspath(output),
+        "tensorflow": tf.__version__,
+        "metadata": bool(add_metadata),
+        "num_labels": len(labels) if labels else 0,
+    }
+    report.update(extra or {})
+    report.update(
+        verify_lib.verify(
+            tflite_bytes,
+            reference,
+            None,
+            images=images,
+            labels=targets,
+            threads=threads,
+            latency_runs=latency_runs,
+        )
+    )
+    atomic.write_bytes(output, tflite_bytes)
+    atomic.write_json(report_path(output), report)
+    return report
+
+
+def export_tflite(
+    model,
+    mode,
+    output,
+    *,
+    dataset="digits",
+    labels=None,
+    io_type=None,
+    data_dir=None,
+    num_calibration=200,
+    test_split="test",
+    test_limit=None,
+    threads=2,
+    latency_runs=50,
+    dynamic_batch=False,
+    max_accuracy_drop=None,
+    layer_report=False,
+    search_split="validation",
+    search_limit=500,
+    add_metadata=True,
+):
+    """Exports `model` in `mode` to `output`, verified, with metadata.
+
+    Args:
+        model: Keras model or `.keras` path (the float reference).
+        mode: "savedmodel" (output is a directory), "fp32", "fp16", "dynamic",
+            "int8" or "int16x8".
+        output: Destination path.
+        dataset: Data for calibration (train split), the denylist search
+            (`search_split`) and verification (`test_split`): a name for
+            `keras_effnet.data.load_dataset`, or arrays (see `datasets`).
+        labels: Class names (list or file); default: the dataset's class names
+            when their count matches the model.
+        io_type: Integer modes' input/output dtype (int8: "uint8" default,
+            "int8", "float32"; int16x8: "float32" default, "int16").
+        data_dir: For named datasets.
+        num_calibration: Representative images drawn from the train split.
+        test_split, test_limit: Held-out data for verification.
+        threads, latency_runs: LiteRT verification settings.
+        dynamic_batch: Keep the batch dimension open (default static batch 1).
+        max_accuracy_drop: int8 only: keep the worst layers (quantization
+            debugger ranking) in float until top-1 loss on `search_split` is at
+            most this many points.
+        layer_report: int8 only: put the per-layer error report in the JSON.
+        search_split, search_limit: Data for the denylist search.
+        add_metadata: Write MediaPipe/Android metadata (TFLite modes).
+
+    Returns:
+        The verification report (also written to `<output>.verify.json`).
+    """
+    convert_lib.check_mode(mode)
+    io_type = convert_lib.resolve_io_type(mode, io_type)
+    if max_accuracy_drop is not None and mode != "int8":
+        raise ValueError(f"max_accuracy_drop: only for mode 'int8', got mode {mode!r}")
+    if max_accuracy_drop is not None and max_accuracy_drop < 0:
+        raise ValueError(f"max_accuracy_drop: must be >= 0, got {max_accuracy_drop}")
+    if layer_report and mode != "int8":
+        raise ValueError(f"layer_report: only for mode 'int8', got {mode!r}")
+    if mode in convert_lib.QUANTIZED_MODES and dataset is None:
+        raise ValueError(f"dataset: mode {mode!r} needs calibration data, got None")
+    if os.path.isdir(output) and mode != "savedmodel":
+        raise ValueError(f"output: {output!r} is a directory, expected a file")
+    keras_model = convert_lib.load_model(model)
+    size = convert_lib.input_size(keras_model)
+    classes = int(keras_model.outputs[0].shape[-1])
+    labels = resolve_labels(labels, dataset, data_dir, classes)
+    test = datasets.load_arrays(dataset, test_split, size, limit=test_limit, data_dir=data_dir)
+    extra = {
+        "io_type": io_type,
+        "dynamic_batch": bool(dynamic_batch),
+        "input_size": list(size),
+        "denylist": [],
+    }
+
+    if mode == "savedmodel":
+        convert_lib.export_savedmodel(keras_model, output, dynamic_batch=dynamic_batch)
+        report = {"mode": mode, "output": os.fspath(output), "tensorflow": tf.__version__}
+        report.update(extra)
+        report.update(
+            verify_lib.verify_savedmodel(output, keras_model, None, images=test[0], labels=test[1])
+        )
+        atomic.write_json(report_path(output), report)
+        return report
+
+    calibration = None
+    if mode in convert_lib.QUANTIZED_MODES:
+        calibration, _ = datasets.load_arrays(
+            dataset, "train", size, limit=num_calibration, data_dir=data_dir, shuffle=True
+        )
+    if mode == "int8" and (max_accuracy_drop is not None or layer_report):
+        tflite, more = _debugged_int8(
+            keras_model,
+            calibration,
+            io_type,
+            dynamic_batch,
+            max_accuracy_drop,
+            layer_report,
+            dataset,
+            search_split,
+            search_limit,
+            data_dir,
+            size,
+            threads,
+        )
+        extra.update(more)
+    else:
+        tflite = convert_lib.convert(
+            keras_model, mode, calibration, io_type=io_type, dynamic_batch=dynamic_batch
+        )
+    return finish_tflite(
+        tflite,
+        keras_model,
+        output,
+        mode=mode,
+        test_data=test,
+        labels=labels,
+        integer_only=(mode in convert_lib.QUANTIZED_MODES and not extra["denylist"]),
+        threads=threads,
+        latency_runs=latency_runs,
+        extra=extra,
+        add_metadata=add_metadata,
+    )
+
+
+def _debugged_int8(
+    keras_model,
+    calibration,
+    io_type,
+    dynamic_batch,
+    max_accuracy_drop,
+    layer_report,
+    dataset,
+    search_split,
+    search_limit,
+    data_dir,
+    size,
+    threads,
+):
+    """int8 through the quantization debugger; returns (bytes, report part)."""
+    calibrated = convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
+    rows = debug.layer_report(calibrated, calibration[:64])
+    more = {"layer_report": rows if layer_report else rows[:10]}
+    if max_accuracy_drop is None:
+        return convert_lib.quantize_calibrated(calibrated, io_type), more
+    images, targets = datasets.load_arrays(
+        dataset, search_split, size, limit=search_limit, data_dir=data_dir
+    )
+    reference = verify_lib.reference_fn(keras_model)(images).argmax(-1)
+    reference_top1 = float((reference == targets).mean())
+
+    def evaluate(tflite):
+        out = verify_lib.run_tflite(tflite, images, threads=threads)
+        return float((out.argmax(-1) == targets).mean())
+
+    found = debug.search_denylist(
+        calibrated, rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
+    )
+    more.update(
+        {
+            "denylist": list(found["denylist"]),
+            "max_accuracy_drop": max_accuracy_drop,
+            "search": {
+                "split": search_split,
+                "num_examples": int(len(targets)),
+                "keras_top1": reference_top1,
+                "accuracy_drop_pt": found["accuracy_drop_pt"],
+                "met": found["met"],
+                "history": found["history"],
+            },
+        }
+    )
+    return found["tflite"], more

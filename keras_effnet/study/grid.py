@@ -1,0 +1,254 @@
+"""The paper's grid search for alpha, beta, gamma (section 3.3), small scale.
+
+Fix phi = 1, enumerate (alpha, beta, gamma) on a grid, keep the candidates
+whose FLOPs factor alpha * beta**2 * gamma**2 is within `tolerance` of 2
+(twice the FLOPs of the baseline), build each from B0 at `base_resolution`,
+train it briefly and rank by accuracy and by accuracy per measured second.
+
+    from keras_effnet.study import GridConfig, run_grid_search
+    result = run_grid_search(GridConfig(base_resolution=32, max_candidates=8))
+    print(result["chosen_expression"])
+    # keras_effnet.EfficientNet(phi=1, alpha=1.2, beta=1.1, gamma=1.15)
+"""
+
+import dataclasses
+import math
+import os
+
+from keras_effnet import scaling
+from keras_effnet.study import plots, results, runner, specs
+from keras_effnet.study.runner import MeasureSettings
+
+PREFIX = "grid"
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+_DECIMALS = 6  # Grid values are rounded so that 1.0 + 3 * 0.05 prints as 1.15.
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One (alpha, beta, gamma) and its FLOPs factor alpha * beta**2 * gamma**2."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    flops_factor: float
+
+
+def grid_values(start, stop, step):
+    """Values start, start + step, ... <= stop (inclusive, rounded)."""
+    for name, value in (("start", start), ("stop", stop), ("step", step)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"`{name}` must be a finite number. Received: {name}={value!r}")
+    if start < 1:
+        raise ValueError(f"`start` must be >= 1 (scaling never shrinks). Received: start={start!r}")
+    if step <= 0:
+        raise ValueError(f"`step` must be > 0. Received: step={step!r}")
+    if stop < start:
+        raise ValueError(f"`stop` must be >= `start`. Received: start={start!r}, stop={stop!r}")
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    return [round(start + i * step, _DECIMALS) for i in range(count)]
+
+
+def enumerate_candidates(values, target=scaling.FLOPS_TARGET, tolerance=0.1, extra=()):
+    """All grid points with |alpha * beta**2 * gamma**2 - target| <= tolerance.
+
+    Args:
+        values: grid values shared by alpha, beta and gamma (see `grid_values`).
+        target: the FLOPs factor per unit of phi (paper: 2).
+        tolerance: allowed absolute deviation of the factor from `target`.
+        extra: additional (alpha, beta, gamma) points (e.g. the paper's,
+            which is off most grids); kept only if they meet the constraint.
+
+    Returns:
+        list of `Candidate`, closest to `target` first (ties: by alpha, beta,
+        gamma), without duplicates.
+    """
+    if not tolerance >= 0:
+        raise ValueError(f"`tolerance` must be >= 0. Received: tolerance={tolerance!r}")
+    points = {(a, b, g) for a in values for b in values for g in values}
+    points |= {tuple(round(float(v), _DECIMALS) for v in p) for p in extra}
+    found = []
+    for alpha, beta, gamma in points:
+        factor = scaling.flops_factor(alpha, beta, gamma)
+        if abs(factor - target) <= tolerance + 1e-12:
+            found.append(Candidate(alpha, beta, gamma, factor))
+    return sorted(found, key=lambda c: (abs(c.flops_factor - target), c.alpha, c.beta, c.gamma))
+
+
+def select_candidates(candidates, max_candidates=0, order="closest", keep=()):
+    """At most `max_candidates` of `candidates` (0 = all).
+
+    Args:
+        candidates: from `enumerate_candidates` (closest first).
+        max_candidates: limit (0 = no limit).
+        order: "closest": the ones nearest the target; "spread": evenly
+            spaced through the (alpha, beta, gamma)-sorted list, to cover the
+            trade-off between depth, width and resolution.
+        keep: (alpha, beta, gamma) points always kept when present.
+
+    Returns:
+        list of `Candidate` in (alpha, beta, gamma) order.
+    """
+    if order not in ("closest", "spread"):
+        raise ValueError(f'`order` must be "closest" or "spread". Received: order={order!r}')
+    if not isinstance(max_candidates, int) or max_candidates < 0:
+        raise ValueError(
+            f"`max_candidates` must be an int >= 0. Received: max_candidates={max_candidates!r}")
+    keep = {tuple(round(float(v), _DECIMALS) for v in p) for p in keep}
+    kept = [c for c in candidates if (c.alpha, c.beta, c.gamma) in keep]
+    rest = [c for c in candidates if c not in kept]
+    if max_candidates and len(kept) + len(rest) > max_candidates:
+        room = max(0, max_candidates - len(kept))
+        if order == "spread":
+            rest = sorted(rest, key=lambda c: (c.alpha, c.beta, c.gamma))
+            rest = [rest[int(i * len(rest) / room)] for i in range(room)] if room else []
+        else:
+            rest = rest[:room]
+        kept = kept[:max_candidates]
+    return sorted(kept + rest, key=lambda c: (c.alpha, c.beta, c.gamma))
+
+
+def coefficients_expression(alpha, beta, gamma, phi=1):
+    """The Python expression building the model, e.g. for the chosen candidate."""
+    return f"keras_effnet.EfficientNet(phi={phi!r}, alpha={alpha!r}, beta={beta!r}, gamma={gamma!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class GridConfig(MeasureSettings):
+    """The grid search (plus `MeasureSettings`; TFLite off by default).
+
+    Attributes:
+        start, stop, step: the grid of each of alpha, beta, gamma.
+        target: FLOPs factor per unit of phi (2).
+        tolerance: allowed |alpha * beta**2 * gamma**2 - target|.
+        max_candidates: train at most this many (0 = all).
+        order: "closest" or "spread" (see `select_candidates`).
+        include_paper: also consider the paper's (1.2, 1.1, 1.15), kept
+            whenever it meets the tolerance.
+        base_resolution: resolution of the B0 baseline; a candidate trains
+            at its own resolution round(base_resolution * gamma).
+        include_baseline: also train the phi=0 baseline (reference accuracy,
+            FLOPs and time ratios).
+        rank_by: "accuracy" (the paper) or "efficiency" (accuracy per
+            measured training second) chooses the printed coefficients.
+    """
+
+    start: float = 1.0
+    stop: float = 1.4
+    step: float = 0.05
+    target: float = scaling.FLOPS_TARGET
+    tolerance: float = 0.1
+    max_candidates: int = 8
+    order: str = "closest"
+    include_paper: bool = True
+    base_resolution: int = 32
+    include_baseline: bool = True
+    rank_by: str = "accuracy"
+    tflite_modes: tuple = ()
+    epochs: int = 1
+    timing_repeats: int = 3
+    output_dir: str = "grid_out"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.rank_by not in ("accuracy", "efficiency"):
+            raise ValueError(
+                f'`rank_by` must be "accuracy" or "efficiency". Received: rank_by={self.rank_by!r}')
+        if not isinstance(self.base_resolution, int) or self.base_resolution < 32:
+            raise ValueError(f"`base_resolution` must be an int >= 32. "
+                             f"Received: base_resolution={self.base_resolution!r}")
+        self.candidates()  # Validates the grid, tolerance, order and limit.
+
+    def candidates(self):
+        extra = (PAPER_COEFFICIENTS,) if self.include_paper else ()
+        found = enumerate_candidates(grid_values(self.start, self.stop, self.step),
+                                     self.target, self.tolerance, extra)
+        return select_candidates(found, self.max_candidates, self.order, keep=extra)
+
+    def jobs(self):
+        """[(cell_id, cell)]: the baseline (if any) first, then the candidates."""
+        out = []
+        if self.include_baseline:
+            spec = specs.compound_spec(0.0, 1.0, 1.0, 1.0, self.base_resolution, label="baseline")
+            out.append(runner.make_cell(self, spec, self.base_resolution))
+        for c in self.candidates():
+            spec = specs.compound_spec(
+                1.0, c.alpha, c.beta, c.gamma, self.base_resolution,
+                label=f"a{c.alpha:.2f}-b{c.beta:.2f}-g{c.gamma:.2f}")
+            out.append(runner.make_cell(self, spec, specs.native_resolution(spec)))
+        return out
+
+
+GRID_COLUMNS = (
+    ("flops_factor", "alpha * beta^2 * gamma^2 (the constraint; target 2)"),
+    ("flops_ratio", "FLOPs / FLOPs of the phi=0 baseline at base_resolution (rounding of "
+                    "channels, repeats and resolution makes it differ from flops_factor)"),
+    ("time_ratio", "train_ms_per_image / the baseline's"),
+    ("train_cost_s", "train_steps * batch_size / train_images_per_s: steady-state seconds "
+                     "the training budget costs (tracing excluded)"),
+    ("accuracy_per_train_second", "accuracy / train_cost_s"),
+    ("rank_accuracy", "1 = best accuracy (ties: cheaper first)"),
+    ("rank_efficiency", "1 = best accuracy_per_train_second"),
+)
+
+
+def rank_rows(rows, baseline=None):
+    """Adds the GRID_COLUMNS figures and both ranks to candidate rows (new dicts)."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        row["flops_factor"] = scaling.flops_factor(row["alpha"], row["beta"], row["gamma"])
+        cost = row["train_steps"] * row["batch_size"] / row["train_images_per_s"]
+        row["train_cost_s"] = cost
+        row["accuracy_per_train_second"] = row["accuracy"] / cost if cost > 0 else None
+        if baseline:
+            row["flops_ratio"] = row["flops"] / baseline["flops"]
+            row["time_ratio"] = row["train_ms_per_image"] / baseline["train_ms_per_image"]
+        out.append(row)
+    by_accuracy = sorted(out, key=lambda r: (-r["accuracy"], r["train_cost_s"]))
+    by_efficiency = sorted(out, key=lambda r: -(r["accuracy_per_train_second"] or 0.0))
+    for rank, row in enumerate(by_accuracy, 1):
+        row["rank_accuracy"] = rank
+    for rank, row in enumerate(by_efficiency, 1):
+        row["rank_efficiency"] = rank
+    return by_accuracy
+
+
+def run_grid_search(config, cell_runner=None):
+    """Trains and ranks the candidates of `config` (finished cells are skipped).
+
+    Returns:
+        dict with "rows" (ranked by accuracy), "baseline", "chosen" (row),
+        "chosen_expression", "best_accuracy" / "best_efficiency" (rows),
+        "ran", "skipped", "failed", "csv", "json", "figure".
+    """
+    os.makedirs(config.output_dir, exist_ok=True)
+    store = results.ResultStore(os.path.join(config.output_dir, f"{PREFIX}_cells.json"))
+    jobs = config.jobs()
+    summary = runner.run_cells(jobs, store, cell_runner or runner.default_runner(config),
+                               desc="grid search")
+    rows = runner.run_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
+    baseline = next((r for r in rows if r["model"] == "baseline"), None)
+    ranked = rank_rows([r for r in rows if r["model"] != "baseline"], baseline)
+    out = {"rows": ranked, "baseline": baseline, **summary, "chosen": None,
+           "chosen_expression": None, "best_accuracy": None, "best_efficiency": None}
+    if ranked:
+        out["best_accuracy"] = ranked[0]
+        out["best_efficiency"] = min(ranked, key=lambda r: r["rank_efficiency"])
+        chosen = out["best_accuracy" if config.rank_by == "accuracy" else "best_efficiency"]
+        out["chosen"] = chosen
+        out["chosen_expression"] = coefficients_expression(
+            chosen["alpha"], chosen["beta"], chosen["gamma"])
+    table_columns = results.columns(config.tflite_modes, GRID_COLUMNS)
+    metadata = {"config": dataclasses.asdict(config), "machine": runner.machine_info(),
+                "failed": summary["failed"], "chosen_expression": out["chosen_expression"],
+                "baseline": baseline}
+    table_rows = ([baseline] if baseline else []) + ranked
+    out["csv"], out["json"] = results.write_tables(
+        table_rows, os.path.join(config.output_dir, f"{PREFIX}_results"), table_columns, metadata)
+    out["figure"] = None
+    if ranked:
+        out["figure"] = plots.grid_figure(
+            ranked, os.path.join(config.output_dir, f"{PREFIX}_candidates.png"),
+            out["chosen"]["cell_id"], baseline)
+    return out

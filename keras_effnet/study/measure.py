@@ -1,0 +1,290 @@
+"""Measuring one study cell: one model at one setting, in a fresh process.
+
+Order of the phases (see `memory` for why the order matters):
+  1. build the model, count params/FLOPs (`keras_effnet.model_profile`);
+  2. Keras inference latency at batch 1 (peak memory measured);
+  3. training for the budget (epochs and/or seconds) on the dataset with the
+     paper's optimizer (RMSProp as TF1, warmup then exponential decay, label
+     smoothing 0.1; no EMA, no weight decay: the runs are too short for them)
+     (peak memory measured);
+  4. test accuracy with the trained BN moving averages, then again after
+     re-estimating BN statistics on training images (precise BN: momentum
+     0.99 needs hundreds of steps, a 2-epoch budget would otherwise measure the
+     lag of the averages rather than the model);
+  5. per TFLite mode: convert (keras_effnet.export.convert), LiteRT latency at
+     batch 1 on `threads` threads, file size and test accuracy.
+
+Training throughput comes from phase 3 itself: the median duration of the
+training steps after the first (which traces), i.e. the compiled step as
+model.fit runs it with the prefetched input pipeline. No second compilation.
+
+Run as a worker: ``python -m keras_effnet.study.measure CELL.json OUT.json``.
+Progress events go to stdout as JSON lines ({"phase": ...}).
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+
+from keras_effnet.io import write_bytes_atomic, write_json_atomic
+from keras_effnet.study import memory, specs
+
+
+def _emit(phase):
+    print(json.dumps({"phase": phase, "time": time.time()}), flush=True)
+
+
+def _median_images_per_s(step, timing):
+    from keras_effnet.benchmark import interleaved_throughput
+
+    result = interleaved_throughput(
+        {"step": step}, iterations=timing["iterations"], repeats=timing["repeats"],
+        warmup=timing["warmup"])
+    return result["step"]["images_per_s"]
+
+
+def _arrays(dataset, limit):
+    """Concatenated (images, int labels) numpy arrays of up to `limit` examples."""
+    import numpy as np
+
+    images, labels = [], []
+    count = 0
+    for x, y in dataset:
+        images.append(x.numpy())
+        y = y.numpy()
+        labels.append(y.argmax(-1) if y.ndim == 2 else y)
+        count += len(images[-1])
+        if count >= limit:
+            break
+    return np.concatenate(images)[:limit], np.concatenate(labels)[:limit].astype("int32")
+
+
+def recalibrate_batch_norm(model, images, batch_size=64):
+    """Re-estimates every BatchNormalization's moving statistics on `images`.
+
+    The moving mean/variance become the average of per-batch statistics
+    (momentum (i-1)/i on batch i, eager calls so the changing momentum is
+    read each time). Returns the number of BN layers updated.
+    """
+    import keras
+
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in layers]
+    try:
+        for i, start in enumerate(range(0, len(images), batch_size)):
+            for layer in layers:
+                layer.momentum = i / (i + 1.0)  # i = 0: momentum 0 overwrites the old stats.
+            model(images[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
+    return len(layers)
+
+
+class _Budget:
+    """Keras callback factory: step durations, first-step time, stop on budget."""
+
+    @staticmethod
+    def make(seconds, report_every=10):
+        import keras
+
+        class Budget(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.step_seconds = []
+
+            def on_train_begin(self, logs=None):
+                self.last = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                now = time.perf_counter()
+                self.step_seconds.append(now - self.last)
+                self.last = now
+                if len(self.step_seconds) == 1:
+                    # The budget clock starts after tracing, which differs a lot
+                    # between architectures and is not training work.
+                    self.clock = now
+                if seconds and now - self.clock >= seconds:
+                    self.model.stop_training = True
+                if len(self.step_seconds) % report_every == 0:
+                    _emit(f"train step {len(self.step_seconds)}")
+
+        return Budget()
+
+
+def _train(model, cell, train_ds, steps_per_epoch, classes):
+    import keras
+
+    from keras_effnet.training import recipe
+
+    epochs = cell["epochs"]
+    batch = cell["batch_size"]
+    planned_epochs = epochs if epochs else 1.0
+    warmup = int(round(steps_per_epoch * recipe.auto_warmup_epochs(planned_epochs)))
+    schedule = recipe.WarmupSchedule(
+        recipe.peak_learning_rate(cell["base_lr"], batch), warmup,
+        int(planned_epochs * steps_per_epoch), steps_per_epoch)
+    optimizer = recipe.TF1RMSprop(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3)
+    loss, metrics = recipe.make_loss_and_metrics(classes, cell["label_smoothing"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                  jit_compile=cell["jit_compile"])
+    budget = _Budget.make(cell["budget_seconds"])
+    start = time.perf_counter()
+    model.fit(train_ds, epochs=epochs or 10**6, steps_per_epoch=steps_per_epoch,
+              callbacks=[budget], shuffle=False, verbose=0)
+    steps = budget.step_seconds
+    steady = statistics.median(steps[1:]) if len(steps) > 1 else None
+    return {"fit_seconds": time.perf_counter() - start, "train_steps": len(steps),
+            "first_step_seconds": steps[0] if steps else None,
+            "train_images_per_s": batch / steady if steady else None,
+            "train_ms_per_image": 1000.0 * steady / batch if steady else None}
+
+
+def _tflite(model, cell, representative, test_x, test_y, save_as=None):
+    import numpy as np
+
+    from keras_effnet import export
+
+    row, errors = {}, {}
+    for mode in cell["tflite_modes"]:
+        _emit(f"tflite {mode}")
+        try:
+            needs_data = mode in ("int8", "int16x8")
+            flatbuffer = export.convert(model, mode, representative if needs_data else None)
+            timing = export.latency(flatbuffer, threads=cell["threads"],
+                                    runs=cell["latency_runs"], warmup=10)
+            outputs = export.run_tflite(flatbuffer, test_x, threads=cell["threads"])
+        except Exception as e:  # One failing mode must not lose the cell.
+            errors[mode] = f"{type(e).__name__}: {str(e)[:500]}"
+            print(f"TFLite {mode} failed:\n{traceback.format_exc()}", file=sys.stderr)
+            continue
+        if save_as:
+            path = f"{save_as}.{mode}.tflite"
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            write_bytes_atomic(path, flatbuffer)
+            row[f"tflite_{mode}_file"] = os.path.basename(path)
+        row[f"tflite_{mode}_latency_ms"] = timing["median_ms"]
+        row[f"tflite_{mode}_mib"] = len(flatbuffer) / 2**20
+        row[f"tflite_{mode}_accuracy"] = float(np.mean(outputs.argmax(-1) == test_y))
+    if errors:
+        row["tflite_errors"] = errors
+    return row
+
+
+def measure_cell(cell, cell_id=None, artifacts_dir=None):
+    """Measures one cell (see the module docstring); returns its table row.
+
+    Args:
+        cell: dict with "model" (a `specs` spec), "dataset", "data_dir",
+            "resolution", "batch_size", "epochs", "budget_seconds", "base_lr",
+            "label_smoothing", "seed", "bn_images", "jit_compile",
+            "tflite_modes", "threads", "latency_runs" and "timing"
+            ({"iterations", "repeats", "warmup"}).
+        cell_id: the cell's id (names saved artifacts).
+        artifacts_dir: where to keep the .tflite files (for `timing`); None
+            keeps nothing.
+
+    Returns:
+        dict with the `results.columns` fields (minus "cell_id").
+    """
+    import keras
+
+    import keras_effnet
+    from keras_effnet import data
+    from keras_effnet.benchmark import InferenceStep
+
+    started, load_start = time.perf_counter(), memory.load_average()
+    spec, res, batch, seed = cell["model"], cell["resolution"], cell["batch_size"], cell["seed"]
+    keras.utils.set_random_seed(seed)
+    info = data.dataset_info(cell["dataset"], cell["data_dir"])
+    classes, train_size = info.num_classes, info.splits["train"]
+    steps_per_epoch = max(1, train_size // batch)
+    load = dict(data_dir=cell["data_dir"], one_hot=True, num_classes=classes)
+    train_ds = data.load_dataset(cell["dataset"], "train", res, batch, shuffle=True, seed=seed,
+                                 drop_remainder=train_size >= batch, repeat=True, **load)
+    test_x, test_y = _arrays(data.load_dataset(cell["dataset"], "test", res, 64, **load),
+                             info.splits["test"])
+    calib_x, _ = _arrays(data.load_dataset(cell["dataset"], "train", res, 64, shuffle=True,
+                                           seed=seed + 1, **load), cell["bn_images"])
+    _emit("build")
+    model = specs.build(spec, res, classes)
+    profile = keras_effnet.model_profile(model)
+    width, depth = specs.scaling_of(spec)
+    row = {
+        "model": specs.label(spec), "family": specs.family(spec),
+        "phi": spec.get("phi"), "alpha": spec.get("alpha"), "beta": spec.get("beta"),
+        "gamma": spec.get("gamma"), "width": width, "depth": depth, "resolution": res,
+        "dataset": cell["dataset"], "classes": classes, "params": profile["params"],
+        "macs": profile["macs"], "flops": profile["flops"], "batch_size": batch,
+        "epochs": cell["epochs"], "budget_seconds": cell["budget_seconds"], "seed": seed,
+        "rss_base_mib": memory.rss_mib(), "load_avg_start": load_start,
+    }
+    _emit("keras latency")
+    with memory.PeakMemory() as mem:
+        ips = _median_images_per_s(InferenceStep(model, 1, jit_compile=cell["jit_compile"]),
+                                   cell["timing"])
+    row.update(keras_latency_ms=1000.0 / ips, infer_peak_delta_mib=mem.delta_mib,
+               memory_method=mem.method)
+
+    _emit("train")
+    keras.utils.set_random_seed(seed)
+    with memory.PeakMemory() as mem:
+        row.update(_train(model, cell, train_ds, steps_per_epoch, classes))
+    row["train_peak_delta_mib"] = mem.delta_mib
+    row["train_epochs_done"] = row["train_steps"] * batch / train_size
+    row.update(fit_images_per_s=row["train_images_per_s"], timing_method="per-cell")
+
+    _emit("evaluate")
+    row["accuracy_bn_ema"] = _accuracy(model, test_x, test_y)
+    if cell["bn_images"]:
+        recalibrate_batch_norm(model, calib_x)
+    row["accuracy"] = _accuracy(model, test_x, test_y)
+
+    save_as = os.path.join(artifacts_dir, cell_id) if artifacts_dir and cell_id else None
+    row.update(_tflite(model, cell, calib_x, test_x, test_y, save_as))
+
+    row.update(load_avg_end=memory.load_average(), cell_seconds=time.perf_counter() - started,
+               finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return row
+
+
+def _accuracy(model, images, labels, batch_size=64):
+    """Top-1 of `model` (training=False); one trace for every batch size."""
+    import numpy as np
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False), input_signature=[
+        tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)])
+    predictions = [forward(images[i:i + batch_size]).numpy().argmax(-1)
+                   for i in range(0, len(images), batch_size)]
+    return float(np.mean(np.concatenate(predictions) == labels))
+
+
+def main(argv=None):
+    """Worker entry: measures the cell in argv[0] (JSON), writes argv[1] (JSON)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        raise SystemExit("usage: python -m keras_effnet.study.measure CELL.json OUT.json")
+    with open(argv[0]) as f:
+        job = json.load(f)
+    try:
+        row = measure_cell(job["cell"], job["id"], job.get("artifacts_dir"))
+        record = {"status": "ok", "row": {"cell_id": job["id"], **row}}
+    except Exception:  # Reported to the parent, which keeps going.
+        record = {"status": "error", "error": traceback.format_exc()[-4000:]}
+        print(record["error"], file=sys.stderr)
+    record["cell"] = job["cell"]
+    write_json_atomic(argv[1], record)
+    return 0 if record["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # The result is on disk; skip TensorFlow's slow teardown.

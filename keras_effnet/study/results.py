@@ -1,0 +1,164 @@
+"""Study results: documented columns, cell ids, the resumable store, tables.
+
+Every measured cell (one model at one setting) becomes one row. The store is
+a JSON file {cell_id: record} rewritten atomically after each cell, so an
+interrupted run loses at most the cell in progress and a rerun skips the
+finished ones. The cell id contains the model label, the resolution and a hash
+of every setting that changes the measurement (the whole cell spec), so a
+changed setting is a new cell, never a stale hit.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import os
+
+from keras_effnet.io import write_json_atomic, write_text_atomic
+
+# (name, description). The CSV/JSON tables have exactly these columns, in this
+# order, plus the per-TFLite-mode columns of `tflite_columns`.
+BASE_COLUMNS = (
+    ("cell_id", "unique key: <model>@<resolution>px-<hash of all settings>"),
+    ("model", "model label (b0, lite0, resnet50, phi1, a1.20-b1.10-g1.15, ...)"),
+    ("family", "efficientnet, efficientnet-lite, compound, compound-lite or resnet50"),
+    ("phi", "compound coefficient (compound models only)"),
+    ("alpha", "depth base (compound models only)"),
+    ("beta", "width base (compound models only)"),
+    ("gamma", "resolution base (compound models only)"),
+    ("width", "width multiplier (EfficientNets)"),
+    ("depth", "depth multiplier (EfficientNets)"),
+    ("resolution", "input side in pixels used for every measurement of the row"),
+    ("dataset", "dataset name"),
+    ("classes", "number of classes (size of the classifier)"),
+    ("params", "parameters (keras count_params, classifier included)"),
+    ("macs", "multiply-accumulates per image (keras_effnet.model_profile)"),
+    ("flops", "FLOPs per image = 2*MACs + element-wise ops (model_profile; TF profiler within 1%)"),
+    ("train_images_per_s", "training throughput: median over interleaved rounds (see "
+                           "timing_method) of a compiled train_on_batch on one fixed batch of "
+                           "`batch_size`, no input pipeline; per-cell: = fit_images_per_s"),
+    ("train_ms_per_image", "1000 / train_images_per_s"),
+    ("fit_images_per_s", "batch_size / median duration of the budgeted model.fit's steps after "
+                         "the first (prefetched input pipeline), timed alone in the cell"),
+    ("keras_latency_ms", "Keras inference latency at batch 1 (tf.function, training=False), "
+                         "median over timing rounds"),
+    ("solo_keras_latency_ms", "keras_latency_ms as timed alone in the cell (interleaved runs only)"),
+    ("timing_method", "interleaved (N models): the latency and train_* columns come from one "
+                      "process timing all models in alternating rounds; per-cell: timed alone"),
+    ("infer_peak_delta_mib", "peak RSS growth during the batch-1 Keras inference timing, "
+                             "the first phase of a fresh worker process"),
+    ("train_peak_delta_mib", "peak RSS growth during the budgeted model.fit (tracing, input "
+                             "pipeline, gradients, optimizer slots, activations at `batch_size`), "
+                             "the second phase"),
+    ("rss_base_mib", "RSS of the worker after importing TF, loading data and building the model"),
+    ("memory_method", "vmhwm-reset (phase-local peak) or ru_maxrss (lifetime peak, upper bound)"),
+    ("batch_size", "training batch size"),
+    ("epochs", "requested training epochs (0 when only a time budget applies)"),
+    ("budget_seconds", "training time budget in seconds (0 = none)"),
+    ("train_steps", "optimizer steps actually run in the budgeted training"),
+    ("train_epochs_done", "train_steps * batch_size / train split size"),
+    ("fit_seconds", "wall time of the budgeted model.fit, first-step tracing included"),
+    ("first_step_seconds", "wall time of the first training step (mostly tracing)"),
+    ("accuracy", "test top-1 of the Keras model after the budget, BN statistics re-estimated "
+                 "on training images (precise BN)"),
+    ("accuracy_bn_ema", "test top-1 with the BN moving averages as trained (momentum 0.99)"),
+    ("seed", "seed of initialization, shuffling and dropout"),
+    ("load_avg_start", "1-minute load average when the cell started (2 cores: > 2 means contention)"),
+    ("load_avg_end", "1-minute load average when the cell ended"),
+    ("cell_seconds", "wall time of the whole cell"),
+    ("finished_at", "UTC time the cell finished"),
+)
+
+
+def tflite_columns(modes):
+    """Per-mode LiteRT columns, e.g. for ("fp32", "int8")."""
+    columns = []
+    for mode in modes:
+        columns += [
+            (f"tflite_{mode}_latency_ms", f"LiteRT {mode} latency at batch 1, median of runs, "
+                                          "ai_edge_litert with `threads` threads"),
+            (f"solo_tflite_{mode}_latency_ms", f"tflite_{mode}_latency_ms timed alone in the cell "
+                                               "(interleaved runs only)"),
+            (f"tflite_{mode}_mib", f"{mode} .tflite file size in MiB"),
+            (f"tflite_{mode}_accuracy", f"test top-1 of the {mode} .tflite"),
+        ]
+    return tuple(columns)
+
+
+def columns(modes=(), extra=()):
+    """All column (name, description) pairs of a table."""
+    return BASE_COLUMNS + tflite_columns(modes) + tuple(extra)
+
+
+def cell_id(label, resolution, cell):
+    """Stable key of a cell: readable prefix + hash of the whole canonical spec."""
+    canonical = json.dumps(cell, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha1(canonical.encode("utf8")).hexdigest()[:10]
+    return f"{label}@{resolution}px-{digest}"
+
+
+class ResultStore:
+    """Finished cells in one JSON file {cell_id: record}, rewritten atomically.
+
+    A record is {"cell": spec, "status": "ok" | "error", "row": {...}} or with
+    "error" text. Only "ok" records count as finished: failed cells are retried.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.records = {}
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.records = json.load(f)
+            if not isinstance(self.records, dict):
+                raise ValueError(f"Result store is not a JSON object. Received: path={self.path!r}")
+
+    def finished(self, key):
+        return self.records.get(key, {}).get("status") == "ok"
+
+    def put(self, key, record):
+        self.records[key] = record
+        write_json_atomic(self.path, self.records)
+
+    def rows(self, keys=None):
+        """Rows of finished cells, in `keys` order (default: all, stored order)."""
+        keys = self.records if keys is None else keys
+        return [self.records[k]["row"] for k in keys if self.finished(k)]
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def write_tables(rows, path_prefix, table_columns, metadata=None):
+    """Writes <prefix>.csv and <prefix>.json ({"columns", "rows", "metadata"}).
+
+    Returns:
+        (csv_path, json_path).
+    """
+    names = [name for name, _ in table_columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow([_cell(row.get(name)) for name in names])
+    csv_path, json_path = path_prefix + ".csv", path_prefix + ".json"
+    write_text_atomic(csv_path, buffer.getvalue())
+    write_json_atomic(json_path, {
+        # A list, not a dict: JSON objects are written with sorted keys.
+        "columns": [{"name": name, "description": text} for name, text in table_columns],
+        "rows": [{name: row.get(name) for name in names} for row in rows],
+        "metadata": metadata or {},
+    })
+    return csv_path, json_path
+
+
+def columns_markdown(table_columns):
+    """A markdown table documenting the columns (for the README)."""
+    lines = ["| column | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {text} |" for name, text in table_columns]
+    return "\n".join(lines)

@@ -1,0 +1,284 @@
+"""Running study cells: settings shared by the study and the grid search,
+cell construction, and a resumable loop with a progress bar.
+
+Every cell runs in its own worker process by default
+(``python -m keras_effnet.study.measure``): memory figures need a fresh
+process (see `memory`), a crash or out-of-memory kill costs one cell, and no
+TensorFlow state leaks from one model to the next.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+from keras_effnet.export.converter import TFLITE_MODES
+from keras_effnet.study import results, specs
+
+TIMEOUT_EXIT = "timed out"
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureSettings:
+    """How each cell is trained and measured (all of it is part of the cell id).
+
+    Attributes:
+        dataset: "digits" (offline default), an image folder or a TFDS name.
+        data_dir: TFDS data directory.
+        batch_size: training batch size (also of the throughput timing).
+        epochs: training epochs (0: only `budget_seconds` bounds training).
+        budget_seconds: training time budget after the first (tracing) step;
+            0 = none. With both set, training stops at whichever comes first.
+        base_lr: RMSProp learning rate per 256 images (paper: 0.016).
+        label_smoothing: label smoothing of the loss (paper: 0.1).
+        seed: seed of initialization, shuffling and dropout.
+        bn_images: training images for the BN re-estimation before evaluation
+            (0 = keep the trained moving averages).
+        jit_compile: XLA for training and Keras inference (slower on CPU).
+        tflite_modes: LiteRT modes to convert and time ("fp32", "int8", ...).
+        threads: LiteRT threads.
+        latency_runs: LiteRT timed invocations (median reported).
+        timing_iterations, timing_repeats, timing_warmup: Keras timing rounds
+            (`keras_effnet.benchmark.interleaved_throughput`).
+        interleaved: after the cells, time all models again in one process in
+            alternating rounds (`timing`) and report those figures (robust to
+            a changing background load); per-cell figures stay as solo_*.
+        output_dir: where tables, plots, the result store, logs and the
+            .tflite files go.
+        isolate: run each cell in a fresh worker process (needed for honest
+            memory figures); False runs in this process (debugging).
+        cell_timeout: seconds before a worker is killed (the cell then fails
+            and is retried on the next run).
+    """
+
+    dataset: str = "digits"
+    data_dir: str = None
+    batch_size: int = 32
+    epochs: int = 2
+    budget_seconds: float = 0.0
+    base_lr: float = 0.016
+    label_smoothing: float = 0.1
+    seed: int = 0
+    bn_images: int = 512
+    jit_compile: bool = False
+    tflite_modes: tuple = ("fp32", "int8")
+    threads: int = 2
+    latency_runs: int = 200
+    timing_iterations: int = 3
+    timing_repeats: int = 5
+    timing_warmup: int = 2
+    interleaved: bool = True
+    output_dir: str = "study_out"
+    isolate: bool = True
+    cell_timeout: float = 3600.0
+
+    def __post_init__(self):
+        for name in ("batch_size", "threads", "latency_runs", "timing_iterations",
+                     "timing_repeats"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+        for name in ("epochs", "bn_images", "timing_warmup", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
+        if self.budget_seconds < 0:
+            raise ValueError(
+                f"`budget_seconds` must be >= 0. Received: budget_seconds={self.budget_seconds!r}")
+        if not self.epochs and not self.budget_seconds:
+            raise ValueError("Training needs a budget: set `epochs` or `budget_seconds` > 0. "
+                             f"Received: epochs={self.epochs}, budget_seconds={self.budget_seconds}")
+        if not self.base_lr > 0:
+            raise ValueError(f"`base_lr` must be > 0. Received: base_lr={self.base_lr!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(
+                f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}")
+        object.__setattr__(self, "tflite_modes", tuple(self.tflite_modes))
+        for mode in self.tflite_modes:
+            if mode not in TFLITE_MODES:
+                raise ValueError(f"`tflite_modes` entries must be in {TFLITE_MODES}. "
+                                 f"Received: tflite_modes={self.tflite_modes!r}")
+        if len(set(self.tflite_modes)) != len(self.tflite_modes):
+            raise ValueError(f"`tflite_modes` has duplicates. Received: {self.tflite_modes!r}")
+
+
+def make_cell(settings, spec, resolution):
+    """Returns (cell_id, cell) for one model spec at one resolution."""
+    cell = {
+        "model": spec, "resolution": resolution, "dataset": settings.dataset,
+        "data_dir": settings.data_dir, "batch_size": settings.batch_size,
+        "epochs": settings.epochs, "budget_seconds": float(settings.budget_seconds),
+        "base_lr": settings.base_lr, "label_smoothing": settings.label_smoothing,
+        "seed": settings.seed, "bn_images": settings.bn_images,
+        "jit_compile": settings.jit_compile, "tflite_modes": list(settings.tflite_modes),
+        "threads": settings.threads, "latency_runs": settings.latency_runs,
+        "timing": {"iterations": settings.timing_iterations,
+                   "repeats": settings.timing_repeats, "warmup": settings.timing_warmup},
+    }
+    return results.cell_id(specs.label(spec), resolution, cell), cell
+
+
+def in_process(cell_id, cell, on_phase=None, artifacts_dir=None):
+    """Runs a cell in this process (no fresh-process memory figures)."""
+    import traceback
+
+    from keras_effnet.study import measure
+
+    try:
+        row = measure.measure_cell(cell, cell_id=cell_id, artifacts_dir=artifacts_dir)
+    except Exception:
+        return {"status": "error", "error": traceback.format_exc()[-4000:], "cell": cell}
+    row["memory_method"] = f"{row.get('memory_method')} (in-process)"
+    return {"status": "ok", "row": {"cell_id": cell_id, **row}, "cell": cell}
+
+
+def spawn_worker(module, job, log_path, timeout, on_phase=None):
+    """Runs ``python -m <module> JOB.json OUT.json`` and returns OUT's JSON.
+
+    The worker's stderr (TensorFlow logs, tracebacks) goes to `log_path`; its
+    stdout carries JSON progress events ({"phase": ...}) for `on_phase`. A
+    worker that dies or times out yields {"status": "error", "error": ...}.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    with tempfile.TemporaryDirectory() as tmp, open(log_path, "w") as log:
+        job_path, out_path = os.path.join(tmp, "job.json"), os.path.join(tmp, "out.json")
+        with open(job_path, "w") as f:
+            json.dump(job, f)
+        proc = subprocess.Popen([sys.executable, "-m", module, job_path, out_path],
+                                stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        killed = []
+        timer = threading.Timer(timeout, lambda: (killed.append(1), proc.kill()))
+        timer.start()
+        try:
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # Converter chatter on stdout.
+                if on_phase and isinstance(event, dict) and "phase" in event:
+                    on_phase(event["phase"])
+            proc.wait()
+        finally:
+            timer.cancel()
+        if os.path.exists(out_path):
+            with open(out_path) as f:
+                return json.load(f)
+    with open(log_path) as f:
+        tail = f.read()[-3000:]
+    reason = TIMEOUT_EXIT if killed else f"worker exited with code {proc.returncode}"
+    return {"status": "error", "error": f"{reason}; log {log_path}:\n{tail}"}
+
+
+def subprocess_runner(log_dir, timeout=3600.0, artifacts_dir=None):
+    """A runner executing each cell in a fresh worker process.
+
+    Logs go to `log_dir/<cell_id>.log`; converted .tflite files (for the
+    interleaved timing pass) to `artifacts_dir` when given.
+    """
+
+    def run(cell_id, cell, on_phase=None):
+        job = {"id": cell_id, "cell": cell, "artifacts_dir": artifacts_dir}
+        record = spawn_worker("keras_effnet.study.measure", job,
+                              os.path.join(log_dir, cell_id.replace("/", "_") + ".log"),
+                              timeout, on_phase)
+        record["cell"] = cell
+        return record
+
+    return run
+
+
+def run_cells(jobs, store, runner, desc="cells"):
+    """Runs the unfinished cells of `jobs` and stores each record as it ends.
+
+    Args:
+        jobs: list of (cell_id, cell).
+        store: a `results.ResultStore`; finished ids are skipped.
+        runner: callable (cell_id, cell, on_phase) -> record dict.
+        desc: progress bar label.
+
+    Returns:
+        dict with "ran", "skipped" and "failed" (lists of cell ids).
+    """
+    from tqdm.auto import tqdm
+
+    summary = {"ran": [], "skipped": [], "failed": []}
+    bar = tqdm(jobs, desc=desc, unit="cell", file=sys.stderr)
+    for key, cell in bar:
+        if store.finished(key):
+            summary["skipped"].append(key)
+            continue
+        label = key.split("@")[0]
+        bar.set_postfix_str(label)
+        record = runner(key, cell, lambda phase, _l=label: bar.set_postfix_str(f"{_l}: {phase}"))
+        store.put(key, record)
+        if record.get("status") == "ok":
+            summary["ran"].append(key)
+            row = record["row"]
+            bar.write(f"{label}: accuracy {row.get('accuracy', float('nan')):.3f}, "
+                      f"train {row.get('train_images_per_s', float('nan')):.1f} img/s, "
+                      f"{row.get('cell_seconds', float('nan')):.0f} s", file=sys.stderr)
+        else:
+            summary["failed"].append(key)
+            bar.write(f"{label}: FAILED\n{record.get('error', '')[-1500:]}", file=sys.stderr)
+    bar.close()
+    return summary
+
+
+def default_runner(settings):
+    artifacts = os.path.join(settings.output_dir, "tflite")
+    if settings.isolate:
+        return subprocess_runner(os.path.join(settings.output_dir, "logs"), settings.cell_timeout,
+                                 artifacts)
+    return lambda cell_id, cell, on_phase=None: in_process(cell_id, cell, on_phase, artifacts)
+
+
+def run_interleaved(settings, jobs, rows, store, worker=None):
+    """The `timing` pass over finished `rows` (skipped when stored); returns new rows.
+
+    Args:
+        worker: callable(job, on_phase) -> record; default: a fresh process.
+    """
+    from tqdm.auto import tqdm
+
+    from keras_effnet.study import timing
+
+    if not settings.interleaved or not rows:
+        return rows
+    key, job = timing.make_job(jobs, rows, settings, os.path.join(settings.output_dir, "tflite"))
+    if not store.finished(key):
+        log = os.path.join(settings.output_dir, "logs", key + ".log")
+        with tqdm(total=1, desc="interleaved timing", file=sys.stderr) as bar:
+            on_phase = bar.set_postfix_str
+            if worker is None:
+                record = spawn_worker("keras_effnet.study.timing", job, log,
+                                      settings.cell_timeout, on_phase)
+            else:
+                record = worker(job, on_phase)
+            bar.update(1)
+        store.put(key, dict(record, job=job))
+        if record.get("status") != "ok":
+            bar.write(f"interleaved timing FAILED (per-cell figures kept):\n"
+                      f"{record.get('error', '')[-1500:]}", file=sys.stderr)
+    return timing.apply(rows, store.records[key])
+
+
+def machine_info():
+    """Versions and CPU facts recorded with the results."""
+    import platform
+
+    from keras_effnet.study import memory
+
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "load_avg_1m": memory.load_average()}
+    try:
+        from importlib import metadata
+
+        for package in ("tensorflow", "keras", "ai-edge-litert"):
+            info[package] = metadata.version(package)
+    except Exception:  # Metadata is context, never a reason to fail.
+        pass
+    return info

@@ -1,0 +1,137 @@
+"""The scaling study: FLOPs vs measured time vs accuracy across model scales.
+
+    from keras_effnet.study import StudyConfig, run_scaling_study
+    summary = run_scaling_study(StudyConfig(models=("b0", "lite0", "resnet50"),
+                                            resolution=64, epochs=2, output_dir="docs"))
+
+Writes to `output_dir`: study_results.csv / .json (columns documented in
+`results.columns`), study_cells.json (the resumable store), the three
+study_*.png figures and logs/ (one worker log per cell).
+"""
+
+import dataclasses
+import os
+
+from keras_effnet.study import plots, results, runner, specs
+from keras_effnet.study.runner import MeasureSettings
+
+PREFIX = "study"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig(MeasureSettings):
+    """What the scaling study measures (plus `MeasureSettings`).
+
+    Attributes:
+        models: named models: "b0".."b7", "lite0".."lite4", "resnet50".
+        phis: compound coefficients of extra `keras_effnet.EfficientNet`
+            models built with `alpha`, `beta`, `gamma`, `base_resolution`.
+        alpha, beta, gamma: compound-scaling bases for `phis`.
+        base_resolution: resolution of phi=0 for `phis`.
+        lite: build the `phis` models with the Lite switches.
+        resolution: > 0: one common input side for every model; 0: each
+            model's native resolution times `resolution_scale`.
+        resolution_scale: factor on native resolutions when `resolution` is 0.
+        plots: write the PNG figures.
+    """
+
+    models: tuple = ("b0", "b1", "b2", "lite0", "resnet50")
+    phis: tuple = ()
+    alpha: float = 1.2
+    beta: float = 1.1
+    gamma: float = 1.15
+    base_resolution: int = 224
+    lite: bool = False
+    resolution: int = 64
+    resolution_scale: float = 1.0
+    plots: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "phis", tuple(float(p) for p in self.phis))
+        if not self.models and not self.phis:
+            raise ValueError("Nothing to measure: give `models` and/or `phis`. "
+                             f"Received: models={self.models!r}, phis={self.phis!r}")
+        # Fail fast on bad names, coefficients and resolutions.
+        for spec in self.model_specs():
+            specs.resolve_resolution(spec, self.resolution, self.resolution_scale)
+
+    def model_specs(self):
+        """The specs to measure, named models first, then the `phis` models."""
+        out = [specs.parse_model_name(name) for name in self.models]
+        out += [specs.compound_spec(phi, self.alpha, self.beta, self.gamma,
+                                    self.base_resolution, self.lite) for phi in self.phis]
+        labels = [specs.label(s) for s in out]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ValueError(f"Models listed twice: {duplicates}. Received: models={self.models!r}, "
+                             f"phis={self.phis!r}")
+        return out
+
+    def jobs(self):
+        """[(cell_id, cell)] in measurement order."""
+        return [runner.make_cell(self, spec, specs.resolve_resolution(
+                    spec, self.resolution, self.resolution_scale))
+                for spec in self.model_specs()]
+
+
+def output_paths(output_dir):
+    """Paths of everything the study writes (figures keyed by plot name)."""
+    return {
+        "store": os.path.join(output_dir, f"{PREFIX}_cells.json"),
+        "table": os.path.join(output_dir, f"{PREFIX}_results"),
+        "figures": {name: os.path.join(output_dir, f"{PREFIX}_{name}.png")
+                    for name in plots.STUDY_FIGURES},
+    }
+
+
+def run_scaling_study(config, cell_runner=None):
+    """Measures every model of `config`, skipping cells already in the store.
+
+    Args:
+        config: a `StudyConfig`.
+        cell_runner: callable (cell_id, cell, on_phase) -> record; default: a
+            fresh worker process per cell (`config.isolate`).
+
+    Returns:
+        dict with "rows" (finished rows in config order), "ran", "skipped",
+        "failed" (cell ids), "csv", "json" and "figures" (paths).
+    """
+    paths = output_paths(config.output_dir)
+    os.makedirs(config.output_dir, exist_ok=True)
+    store = results.ResultStore(paths["store"])
+    jobs = config.jobs()
+    summary = runner.run_cells(jobs, store, cell_runner or runner.default_runner(config),
+                               desc="scaling study")
+    rows = store.rows([key for key, _ in jobs])
+    rows = runner.run_interleaved(config, jobs, rows, store)
+    table_columns = results.columns(config.tflite_modes)
+    metadata = {"config": dataclasses.asdict(config), "machine": runner.machine_info(),
+                "failed": summary["failed"]}
+    csv_path, json_path = results.write_tables(rows, paths["table"], table_columns, metadata)
+    figures = {}
+    if config.plots and rows:
+        figures = plots.study_figures(rows, paths["figures"], config.tflite_modes)
+    return {"rows": rows, **summary, "csv": csv_path, "json": json_path, "figures": figures}
+
+
+def format_summary(rows, modes=()):
+    """A plain-text table of the key figures, one line per model."""
+    header = (f"{'model':<20}{'res':>5}{'params':>9}{'MFLOPs':>9}{'train img/s':>12}"
+              f"{'keras ms':>10}" + "".join(f"{m + ' ms':>10}" for m in modes)
+              + f"{'acc':>7}" + "".join(f"{m + ' acc':>10}" for m in modes))
+    lines = [header]
+    for row in rows:
+        line = (f"{row['model']:<20}{row['resolution']:>5}{row['params'] / 1e6:>8.2f}M"
+                f"{row['flops'] / 1e6:>9.1f}{row['train_images_per_s']:>12.1f}"
+                f"{row['keras_latency_ms']:>10.2f}")
+        line += "".join(_fmt(row.get(f"tflite_{m}_latency_ms"), 10, ".2f") for m in modes)
+        line += _fmt(row.get("accuracy"), 7, ".3f")
+        line += "".join(_fmt(row.get(f"tflite_{m}_accuracy"), 10, ".3f") for m in modes)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _fmt(value, width, spec):
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"

@@ -1,0 +1,156 @@
+"""Interleaved timing of all the study's models in one process.
+
+Per-cell timings are taken minutes apart; on a shared machine (here: 2 cores,
+several engineers) the background load changes in between, and a ratio of two
+such timings mixes model cost with load. This pass builds every model of the
+study in one worker, loads every saved .tflite, and times them in alternating
+rounds (A, B, C, A, B, C, ...; `keras_effnet.benchmark.interleaved_throughput`),
+reporting medians: a load change then hits all models alike.
+
+Measured per model: Keras inference latency at batch 1, training throughput
+(a compiled `train_on_batch` on one fixed random batch, RMSProp, no input
+pipeline; weights are random, which does not change the cost), and LiteRT
+latency at batch 1 per mode. The per-cell figures are kept as `solo_*`.
+
+Worker: ``python -m keras_effnet.study.timing JOB.json OUT.json``.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import traceback
+
+from keras_effnet.io import write_json_atomic
+
+
+def _emit(phase):
+    print(json.dumps({"phase": phase}), flush=True)
+
+
+def make_job(jobs, rows, settings, artifacts_dir):
+    """(store key, job) of the interleaved pass over finished `rows`.
+
+    The key hashes the cell ids and the timing settings, so adding a model or
+    changing a setting re-runs the pass, and a rerun of the same study skips it.
+    """
+    cells = dict(jobs)
+    models = []
+    for row in rows:
+        cell = cells[row["cell_id"]]
+        files = {mode: row.get(f"tflite_{mode}_file") for mode in cell["tflite_modes"]}
+        models.append({"id": row["cell_id"], "spec": cell["model"], "resolution": cell["resolution"],
+                       "classes": row["classes"], "tflite": {m: f for m, f in files.items() if f}})
+    job = {"models": models, "artifacts_dir": artifacts_dir, "batch_size": settings.batch_size,
+           "jit_compile": settings.jit_compile, "threads": settings.threads,
+           "latency_runs": settings.latency_runs, "seed": settings.seed,
+           "timing": {"iterations": settings.timing_iterations,
+                      "repeats": settings.timing_repeats, "warmup": settings.timing_warmup}}
+    identity = dict(job, artifacts_dir=None)
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode("utf8")).hexdigest()[:10]
+    return f"interleaved-timing-{digest}", job
+
+
+class _Invoke:
+    """One LiteRT invocation at batch 1 (a step for interleaved_throughput)."""
+
+    batch_size = 1
+
+    def __init__(self, path, threads):
+        import numpy as np
+
+        from keras_effnet.export import verification
+
+        self.runner = verification.interpreter(path, threads)
+        detail = self.runner.get_input_details()[0]
+        image = np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype("float32")
+        self.runner.set_tensor(detail["index"], verification._quantize(image, detail))
+
+    def __call__(self):
+        self.runner.invoke()
+
+
+def measure_interleaved(job):
+    """Times every model of `job` in alternating rounds; returns {cell_id: figures}."""
+    import keras
+
+    from keras_effnet.benchmark import InferenceStep, TrainStep, interleaved_throughput
+    from keras_effnet.study import specs
+
+    keras.utils.set_random_seed(job["seed"])
+    timing, jit = job["timing"], job["jit_compile"]
+    out = {m["id"]: {} for m in job["models"]}
+    models = {}
+    for m in job["models"]:
+        _emit(f"build {m['id'].split('@')[0]}")
+        models[m["id"]] = specs.build(m["spec"], m["resolution"], m["classes"])
+
+    _emit("keras latency")
+    steps = {key: InferenceStep(model, 1, jit_compile=jit) for key, model in models.items()}
+    for key, r in interleaved_throughput(steps, **timing).items():
+        out[key]["keras_latency_ms"] = 1000.0 / r["images_per_s"]
+    del steps
+
+    _emit("train throughput")
+    steps = {key: TrainStep(model, job["batch_size"], jit_compile=jit)
+             for key, model in models.items()}
+    for key, r in interleaved_throughput(steps, **timing).items():
+        out[key]["train_images_per_s"] = r["images_per_s"]
+        out[key]["train_ms_per_image"] = 1000.0 / r["images_per_s"]
+    del steps, models
+
+    modes = sorted({mode for m in job["models"] for mode in m["tflite"]})
+    iterations = 10
+    repeats = max(3, job["latency_runs"] // iterations)
+    for mode in modes:
+        _emit(f"litert {mode}")
+        steps = {m["id"]: _Invoke(os.path.join(job["artifacts_dir"], m["tflite"][mode]),
+                                  job["threads"])
+                 for m in job["models"] if mode in m["tflite"]}
+        for key, r in interleaved_throughput(steps, iterations=iterations, repeats=repeats,
+                                             warmup=10).items():
+            out[key][f"tflite_{mode}_latency_ms"] = 1000.0 / r["images_per_s"]
+    return out
+
+
+def apply(rows, record):
+    """Rows with the interleaved figures; the per-cell ones kept as solo_*."""
+    if not record or record.get("status") != "ok":
+        return rows
+    timings = record["timings"]
+    out = []
+    for row in rows:
+        row = dict(row)
+        figures = timings.get(row["cell_id"])
+        if figures:
+            for column, value in figures.items():
+                if column.endswith("latency_ms"):
+                    row["solo_" + column] = row.get(column)
+                row[column] = value
+            row["timing_method"] = f"interleaved ({len(timings)} models)"
+        out.append(row)
+    return out
+
+
+def main(argv=None):
+    """Worker entry: argv = JOB.json OUT.json."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        raise SystemExit("usage: python -m keras_effnet.study.timing JOB.json OUT.json")
+    with open(argv[0]) as f:
+        job = json.load(f)
+    try:
+        record = {"status": "ok", "timings": measure_interleaved(job)}
+    except Exception:  # Reported to the parent, which keeps the per-cell figures.
+        record = {"status": "error", "error": traceback.format_exc()[-4000:]}
+        print(record["error"], file=sys.stderr)
+    write_json_atomic(argv[1], record)
+    return 0 if record["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # The result is on disk; skip TensorFlow's slow teardown.

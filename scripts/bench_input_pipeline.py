@@ -1,0 +1,56 @@
+"""Measures end-to-end training throughput against the bare model step.
+
+    python scripts/bench_input_pipeline.py --model=lite0 --image_size=64 --batch_size=32
+    python scripts/bench_input_pipeline.py --switches   # float32 / bf16 / fp16 / XLA
+
+Prints a table and, with --output_json, writes the figures.
+"""
+
+import json
+
+from absl import app, flags
+
+from keras_effnet.training import config as config_lib
+
+_MODEL = flags.DEFINE_string("model", "lite0", "Variant.")
+_DATASET = flags.DEFINE_string("dataset", "digits", "Dataset (see scripts/train.py).")
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input side.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size per replica.")
+_AUGMENT = flags.DEFINE_string("augment", "crop,flip", "Augmentations in the measured pipeline.")
+_STRATEGY = flags.DEFINE_string("strategy", "auto", "Strategy.")
+_PRECISION = flags.DEFINE_string("precision", "float32", "Precision for the pipeline benchmark.")
+_STEPS = flags.DEFINE_integer("steps", 40, "Timed steps per measurement.")
+_SWITCHES = flags.DEFINE_bool("switches", False, "Benchmark precision / XLA switches instead.")
+_OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Write the results here.")
+
+
+def main(argv):
+    del argv
+    from keras_effnet.training import bench
+
+    try:
+        config = config_lib.config_from_flags({
+            "model": _MODEL.value, "dataset": _DATASET.value, "data_dir": _DATA_DIR.value,
+            "image_size": _IMAGE_SIZE.value, "batch_size": _BATCH_SIZE.value,
+            "augment": _AUGMENT.value, "strategy": _STRATEGY.value,
+            "precision": _PRECISION.value, "model_dir": "unused"})
+        if _SWITCHES.value:
+            results = bench.benchmark_switches(config, steps=_STEPS.value)
+            for r in results:
+                print(f"{r['precision']:<16} jit_compile={r['jit_compile']!s:<6} {r['images_per_sec']:8.1f} img/s")
+        else:
+            results = bench.benchmark_input_pipeline(config, steps=_STEPS.value)
+            print(f"{results['model']} {results['image_size']}px global batch {results['global_batch_size']} "
+                  f"augment={results['augment']}: bare step {results['bare_images_per_sec']:.1f} img/s, "
+                  f"end-to-end {results['end_to_end_images_per_sec']:.1f} img/s, ratio {results['ratio']:.3f} "
+                  f"(pipeline alone {results['pipeline_only_images_per_sec']:.0f} img/s)")
+    except config_lib.ConfigError as e:
+        raise SystemExit(f"bench_input_pipeline.py: error: {e}") from None
+    if _OUTPUT_JSON.value:
+        with open(_OUTPUT_JSON.value, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

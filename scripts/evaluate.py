@@ -1,0 +1,48 @@
+"""Reports top-1 / top-5 / loss of a .keras model or a .tflite file on a dataset split.
+
+    python scripts/evaluate.py --model_path=runs/b0/best.keras --dataset=digits --split=test
+    python scripts/evaluate.py --model_path=model_int8.tflite --output_json=eval.json
+"""
+
+import json
+
+from absl import app, flags
+
+from keras_effnet.training import config as config_lib
+
+_MODEL_PATH = flags.DEFINE_multi_string(
+    "model_path", None, ".keras or .tflite file (repeat to compare).", required=True)
+_DATASET = flags.DEFINE_string("dataset", "digits", '"digits", an image folder or a TFDS name.')
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
+_SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 0, "Input side; 0 = the model's.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.")
+_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Stop after N examples (0 = all).")
+_NUM_THREADS = flags.DEFINE_integer("num_threads", 0, "TFLite interpreter threads (0 = default).")
+_OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Also write the results as JSON here.")
+
+
+def main(argv):
+    del argv
+    from keras_effnet.training import evaluate
+
+    try:
+        results = [
+            evaluate(path, _DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value or None,
+                     image_size=_IMAGE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
+                     max_examples=_MAX_EXAMPLES.value or None, num_threads=_NUM_THREADS.value or None)
+            for path in _MODEL_PATH.value
+        ]
+    except config_lib.ConfigError as e:
+        raise SystemExit(f"evaluate.py: error: {e}") from None
+    from keras_effnet.training.evaluation import format_table
+
+    print(format_table(results))
+    print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    if _OUTPUT_JSON.value:
+        with open(_OUTPUT_JSON.value, "w") as f:
+            json.dump(results if len(results) > 1 else results[0], f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,89 @@
+r"""Exports a trained model to SavedModel or TFLite, verified, with metadata.
+
+Example:
+    python scripts/export_tflite.py --model=runs/b0/best.keras --mode=int8 \
+            --dataset=digits --output=b0_int8.tflite --labels=labels.txt
+
+Prints the verification table; the figures go to <output>.verify.json.
+"""
+
+import json
+
+from absl import app
+from absl import flags
+
+_MODEL = flags.DEFINE_string("model", None, "Trained .keras model.", required=True)
+_MODE = flags.DEFINE_enum(
+    "mode", "int8", ["savedmodel", "fp32", "fp16", "dynamic", "int8", "int16x8"], "Export mode."
+)
+_OUTPUT = flags.DEFINE_string(
+    "output", None, ".tflite path (a directory for --mode=savedmodel).", required=True
+)
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    "digits",
+    "Dataset name or image-folder path: calibration "
+    "(train split) and verification (test split) data.",
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory.")
+_LABELS = flags.DEFINE_string(
+    "labels",
+    None,
+    "Label file, one class name per line in output order (default: the dataset's class names).",
+)
+_IO_TYPE = flags.DEFINE_enum(
+    "io_type",
+    None,
+    ["uint8", "int8", "float32", "int16"],
+    "Input/output dtype of integer modes (int8 default uint8: raw pixels).",
+)
+_NUM_CALIBRATION = flags.DEFINE_integer(
+    "num_calibration", 200, "Representative images from the train split."
+)
+_THREADS = flags.DEFINE_integer("threads", 2, "LiteRT threads.")
+_LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 50, "Timed runs (0: skip latency).")
+_TEST_LIMIT = flags.DEFINE_integer("test_limit", None, "Verify on at most this many images.")
+_DYNAMIC_BATCH = flags.DEFINE_bool(
+    "dynamic_batch", False, "Keep the batch dimension open (default 1)."
+)
+_MAX_ACCURACY_DROP = flags.DEFINE_float(
+    "max_accuracy_drop",
+    None,
+    "int8: keep the worst layers in float until "
+    "the top-1 loss (points, validation split) is at most this.",
+)
+_LAYER_REPORT = flags.DEFINE_bool(
+    "layer_report", False, "int8: write the per-layer quantization error report into the JSON."
+)
+_METADATA = flags.DEFINE_bool("metadata", True, "Write MediaPipe/Android metadata.")
+
+
+def main(argv):
+    del argv
+    from keras_effnet import export  # pylint: disable=import-outside-toplevel
+
+    report = export.export_tflite(
+        _MODEL.value,
+        _MODE.value,
+        _OUTPUT.value,
+        dataset=_DATASET.value,
+        labels=_LABELS.value,
+        io_type=_IO_TYPE.value,
+        data_dir=_DATA_DIR.value,
+        num_calibration=_NUM_CALIBRATION.value,
+        test_limit=_TEST_LIMIT.value,
+        threads=_THREADS.value,
+        latency_runs=_LATENCY_RUNS.value,
+        dynamic_batch=_DYNAMIC_BATCH.value,
+        max_accuracy_drop=_MAX_ACCURACY_DROP.value,
+        layer_report=_LAYER_REPORT.value,
+        add_metadata=_METADATA.value,
+    )
+    print(export.format_table([report]))
+    if report.get("search"):
+        print("denylist search:", json.dumps(report["search"]["history"]))
+    print("report:", export.report_path(_OUTPUT.value))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,93 @@
+"""The paper's alpha/beta/gamma grid search (phi=1 under alpha*beta^2*gamma^2 ~ 2), small scale.
+
+    python scripts/grid_search.py                                   # B0 @ 32px, 8 candidates, 1 epoch
+    python scripts/grid_search.py --start=1.0 --stop=1.4 --step=0.05 --tolerance=0.05 --max_candidates=0
+    python scripts/grid_search.py --base_resolution=48 --order=spread --output_dir=docs
+
+Prints the chosen coefficients as a buildable expression, e.g.
+`keras_effnet.EfficientNet(phi=1, alpha=1.2, beta=1.1, gamma=1.15)`, and writes
+grid_results.csv/.json, grid_candidates.png and grid_cells.json (resumable).
+"""
+
+import dataclasses
+
+from absl import app, flags
+
+from keras_effnet.study import GridConfig
+
+_D = {f.name: f.default for f in dataclasses.fields(GridConfig)}
+
+_START = flags.DEFINE_float("start", _D["start"], "Grid start (alpha, beta and gamma).")
+_STOP = flags.DEFINE_float("stop", _D["stop"], "Grid end, inclusive.")
+_STEP = flags.DEFINE_float("step", _D["step"], "Grid step.")
+_TARGET = flags.DEFINE_float("target", _D["target"], "Target of alpha*beta^2*gamma^2.")
+_TOLERANCE = flags.DEFINE_float("tolerance", _D["tolerance"],
+                                "Keep |alpha*beta^2*gamma^2 - target| <= tolerance.")
+_MAX_CANDIDATES = flags.DEFINE_integer("max_candidates", _D["max_candidates"],
+                                       "Train at most this many candidates (0 = all).")
+_ORDER = flags.DEFINE_enum("order", _D["order"], ["closest", "spread"],
+                           "Which candidates survive --max_candidates.")
+_INCLUDE_PAPER = flags.DEFINE_bool("include_paper", _D["include_paper"],
+                                   "Also try the paper's (1.2, 1.1, 1.15) if within tolerance.")
+_BASE_RESOLUTION = flags.DEFINE_integer("base_resolution", _D["base_resolution"],
+                                        "Resolution of the B0 baseline (>= 32).")
+_INCLUDE_BASELINE = flags.DEFINE_bool("include_baseline", _D["include_baseline"],
+                                      "Also train the phi=0 baseline.")
+_RANK_BY = flags.DEFINE_enum("rank_by", _D["rank_by"], ["accuracy", "efficiency"],
+                             "Ranking that picks the printed coefficients.")
+_DATASET = flags.DEFINE_string("dataset", _D["dataset"], "digits, an image folder or a TFDS name.")
+_DATA_DIR = flags.DEFINE_string("data_dir", _D["data_dir"], "TFDS data directory.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _D["batch_size"], "Training batch size.")
+_EPOCHS = flags.DEFINE_integer("epochs", _D["epochs"], "Training epochs (0: --budget_seconds only).")
+_BUDGET_SECONDS = flags.DEFINE_float("budget_seconds", _D["budget_seconds"],
+                                     "Training time budget after tracing (0 = none).")
+_BASE_LR = flags.DEFINE_float("base_lr", _D["base_lr"], "RMSProp learning rate per 256 images.")
+_SEED = flags.DEFINE_integer("seed", _D["seed"], "Seed of init, shuffling, dropout.")
+_BN_IMAGES = flags.DEFINE_integer("bn_images", _D["bn_images"],
+                                  "Training images for BN re-estimation before evaluation (0 = off).")
+_TFLITE_MODES = flags.DEFINE_list("tflite_modes", list(_D["tflite_modes"]),
+                                  "LiteRT modes to convert and time (default none).")
+_TIMING_REPEATS = flags.DEFINE_integer("timing_repeats", _D["timing_repeats"],
+                                       "Keras latency: timed rounds (median).")
+_INTERLEAVED = flags.DEFINE_bool("interleaved", _D["interleaved"],
+                                 "Re-time all candidates in one process in alternating rounds.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", _D["output_dir"], "Output directory.")
+_ISOLATE = flags.DEFINE_bool("isolate", _D["isolate"], "One fresh worker process per cell.")
+
+
+def main(argv):
+    del argv
+    from keras_effnet.study import run_grid_search
+
+    try:
+        config = GridConfig(
+            start=_START.value, stop=_STOP.value, step=_STEP.value, target=_TARGET.value,
+            tolerance=_TOLERANCE.value, max_candidates=_MAX_CANDIDATES.value, order=_ORDER.value,
+            include_paper=_INCLUDE_PAPER.value, base_resolution=_BASE_RESOLUTION.value,
+            include_baseline=_INCLUDE_BASELINE.value, rank_by=_RANK_BY.value,
+            dataset=_DATASET.value, data_dir=_DATA_DIR.value, batch_size=_BATCH_SIZE.value,
+            epochs=_EPOCHS.value, budget_seconds=_BUDGET_SECONDS.value, base_lr=_BASE_LR.value,
+            seed=_SEED.value, bn_images=_BN_IMAGES.value, tflite_modes=tuple(_TFLITE_MODES.value),
+            timing_repeats=_TIMING_REPEATS.value, interleaved=_INTERLEAVED.value,
+            output_dir=_OUTPUT_DIR.value,
+            isolate=_ISOLATE.value)
+    except ValueError as e:
+        raise app.UsageError(str(e))
+    result = run_grid_search(config)
+    print(f"{'rank':>4}  {'candidate':<20}{'a*b^2*g^2':>10}{'FLOPs x':>8}{'res':>5}"
+          f"{'train ms/img':>13}{'acc':>7}{'acc/s':>8}")
+    for row in result["rows"]:
+        print(f"{row['rank_accuracy']:>4}  {row['model']:<20}{row['flops_factor']:>10.3f}"
+              f"{row.get('flops_ratio') or float('nan'):>8.2f}{row['resolution']:>5}"
+              f"{row['train_ms_per_image']:>13.2f}{row['accuracy']:>7.3f}"
+              f"{row['accuracy_per_train_second']:>8.4f}")
+    print(f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
+          f"{len(result['failed'])} failed")
+    if result["chosen_expression"]:
+        print(f"chosen ({config.rank_by}): {result['chosen_expression']}")
+    print(f"wrote {result['csv']}, {result['json']}, {result['figure']}")
+    return 1 if result["failed"] or not result["rows"] else 0
+
+
+if __name__ == "__main__":
+    app.run(main)

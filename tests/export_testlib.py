@@ -1,0 +1,109 @@
+"""Trained tiny models and data shared by the export tests (cached per process).
+
+Export checks need a *trained* model: an untrained network outputs near-uniform
+probabilities, so top-1 agreement between float and quantized models would be
+decided by ties. Training runs once per pytest process (plain `model.fit` on
+digits at 32x32, under a minute each, in a subprocess) and every export test
+file reuses it.
+"""
+
+import atexit
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+from keras_effnet import export
+from keras_effnet.export import datasets
+
+SIZE = 32
+_EPOCHS = {"lite0": 10, "b0": 5}
+_WORKDIR = tempfile.mkdtemp(prefix="effnet-export-tests-")
+atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def arrays(split, limit=None):
+    """Digits (images float32 0..255, labels) at SIZE x SIZE."""
+    return datasets.load_arrays(
+        "digits", split, (SIZE, SIZE), limit=limit, shuffle=split == "train"
+    )
+
+
+# Runs in a subprocess: deterministic ops make the tiny model, and so the
+# agreement figures the tests assert, the same on every run, and the global
+# determinism switch must not leak into other tests of this pytest process.
+_TRAIN = r"""
+import sys
+import keras
+import tensorflow as tf
+import keras_effnet
+from keras_effnet import data
+
+name, path, size, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+tf.config.experimental.enable_op_determinism()
+keras.utils.set_random_seed(0)
+model = keras_effnet.get_model(name, weights=None, input_shape=(size, size, 3), classes=10,
+                               dropout_rate=0.0, drop_connect_rate=0.0)
+# BatchNorm momentum 0.9 for the fit only: with the default 0.99 a short fit
+# leaves the moving statistics near their initial values (test accuracy at
+# chance).
+for layer in model._flatten_layers(include_self=False, recursive=True):
+    if isinstance(layer, keras.layers.BatchNormalization):
+        layer.momentum = 0.9
+model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+model.fit(data.load_dataset("digits", "train", size, 32, shuffle=True, seed=0),
+          epochs=epochs, verbose=0)
+model.save(path)
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def trained_model(name):
+    """A Lite0/B0 trained briefly on digits; returns the path of its .keras."""
+    path = os.path.join(_WORKDIR, f"{name}.keras")
+    result = subprocess.run(
+        [sys.executable, "-c", _TRAIN, name, path, str(SIZE), str(_EPOCHS[name])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"training {name} failed:\n{result.stderr[-3000:]}")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def loaded_model(name):
+    return keras.saving.load_model(trained_model(name), compile=False)
+
+
+@functools.lru_cache(maxsize=None)
+def savedmodel(name):
+    """SavedModel dir of the trained model (export once, convert many modes)."""
+    return export.export_savedmodel(
+        loaded_model(name), os.path.join(_WORKDIR, f"{name}_savedmodel")
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def converted(name, mode, io_type=None):
+    """TFLite bytes of the trained model in `mode`."""
+    calibration = arrays("train", 200)[0] if mode in ("int8", "int16x8") else None
+    return export.convert(savedmodel(name), mode, calibration, io_type=io_type)
+
+
+def workdir():
+    return _WORKDIR
+
+
+def confident(model, images, margin=0.8):
+    """Indices of images the float model classifies with a clear margin."""
+    probs = np.asarray(model.predict(images, verbose=0))
+    top2 = np.sort(probs, axis=-1)[:, -2:]
+    return np.flatnonzero(top2[:, 1] - top2[:, 0] > margin)

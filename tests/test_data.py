@@ -1,0 +1,183 @@
+"""Input pipelines: digits, image folders, TFDS by name, augmentation, errors."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_effnet import data
+from keras_effnet.training.config import ConfigError
+
+
+def _batches(ds):
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+def test_digits_info_and_deterministic_disjoint_splits():
+    info = data.dataset_info("digits")
+    assert info.num_classes == 10 and info.class_names == tuple("0123456789")
+    assert sum(info.splits.values()) == 1797
+    assert info.splits["train"] > 4 * info.splits["test"] > 0
+    _, labels = data._digits()
+    parts = [set(data._stratified_split(labels, data._DIGITS_FRACTIONS, s)) for s in data.SPLITS]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(set.union(*parts)) == 1797
+    # Every class appears in every split.
+    for part in parts:
+        assert set(labels[list(part)]) == set(range(10))
+    first = np.concatenate([y for _, y in _batches(data.load_dataset("digits", "test", 32, 64))])
+    again = np.concatenate([y for _, y in _batches(data.load_dataset("digits", "test", 32, 64))])
+    np.testing.assert_array_equal(first, again)
+
+
+def test_digits_batches_match_the_input_contract():
+    ds = data.load_dataset("digits", "validation", 40, 32)
+    batches = _batches(ds)
+    x, y = batches[0]
+    assert x.shape == (32, 40, 40, 3) and x.dtype == np.float32
+    assert y.dtype == np.int32 and y.shape == (32,)
+    assert x.min() >= 0 and x.max() > 200  # 0..16 gray scaled to 0..255.
+    np.testing.assert_allclose(x[..., 0], x[..., 2])  # Gray copied to RGB.
+    assert sum(len(b[1]) for b in batches) == data.dataset_info("digits").splits["validation"]
+    dropped = _batches(data.load_dataset("digits", "validation", 40, 32, drop_remainder=True))
+    assert all(len(b[1]) == 32 for b in dropped)
+
+
+def test_shuffle_is_seeded_and_reshuffles_each_epoch():
+    def labels(seed):
+        ds = data.load_dataset("digits", "train", 32, 1258 // 2, shuffle=True, seed=seed, repeat=True)
+        it = iter(ds)
+        return next(it)[1].numpy(), next(it)[1].numpy(), next(it)[1].numpy()
+
+    a, b = labels(3), labels(3)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], a[2])  # Second epoch starts in another order.
+    assert not np.array_equal(a[0], labels(4)[0])
+
+
+def test_augmentations_keep_range_and_mixup_makes_soft_labels():
+    ds = data.load_dataset("digits", "train", 32, 16, shuffle=True, augment="crop,flip,randaugment,mixup",
+                           one_hot=True, drop_remainder=True)
+    x, y = next(iter(ds))
+    x, y = x.numpy(), y.numpy()
+    assert x.shape == (16, 32, 32, 3) and 0 <= x.min() and x.max() <= 255.0
+    assert y.shape == (16, 10) and y.dtype == np.float32
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+    assert ((y > 0.01) & (y < 0.99)).any()  # Some labels mixed.
+    plain = next(iter(data.load_dataset("digits", "train", 32, 16, one_hot=True)))[1].numpy()
+    assert set(np.unique(plain)) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(augment="crop,zoom"), "augment"),
+    (dict(augment="mixup"), "one_hot"),
+    (dict(split="dev"), "split"),
+    (dict(image_size=0), "image_size"),
+])
+def test_bad_arguments_raise_one_clear_error(kwargs, match):
+    args = dict(name="digits", split="train", image_size=32, batch_size=8) | kwargs
+    with pytest.raises(ConfigError, match=match):
+        data.load_dataset(**args)
+
+
+def test_unknown_dataset_names_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown dataset.*no_such_dataset_xyz"):
+        data.dataset_info("no_such_dataset_xyz")
+    with pytest.raises(ConfigError, match="directory not found"):
+        data.dataset_info(str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="no class subdirectories"):
+        data.dataset_info(str(tmp_path))
+
+
+def _write_image(path, color, size=(20, 26), fmt="png"):
+    image = np.zeros(size + (3,), np.uint8)
+    image[..., color] = 220
+    encoded = tf.io.encode_png(image) if fmt == "png" else tf.io.encode_jpeg(image, quality=95)
+    path.write_bytes(encoded.numpy())
+
+
+def _make_folder(root, per_class=10):
+    for c, name in enumerate(["blue", "green", "red"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            fmt = "png" if i % 2 else "jpg"
+            _write_image(root / name / f"{i}.{fmt}", 2 - c, fmt=fmt)
+    (root / "red" / ".DS_Store").write_bytes(b"\0junk")  # Hidden files are ignored.
+
+
+def test_image_folder_dataset(tmp_path):
+    _make_folder(tmp_path)
+    info = data.dataset_info(str(tmp_path))
+    assert info.kind == "folder" and info.class_names == ("blue", "green", "red")
+    assert info.splits == {"train": 24, "validation": 3, "test": 3}
+    x, y = _batches(data.load_dataset(str(tmp_path), "train", 32, 24))[0]
+    assert x.shape == (24, 32, 32, 3) and sorted(np.bincount(y)) == [8, 8, 8]
+    # Class c is colored in channel 2 - c: blue=2, green=1, red=0.
+    np.testing.assert_array_equal(np.argmax(x[:, 16, 16, :], axis=-1), 2 - y)
+
+
+def test_image_folder_with_split_subdirectories(tmp_path):
+    _make_folder(tmp_path / "train", per_class=4)
+    _make_folder(tmp_path / "test", per_class=2)
+    info = data.dataset_info(str(tmp_path))
+    # No validation folder: validation falls back to test.
+    assert info.splits == {"train": 12, "validation": 6, "test": 6}
+
+
+def test_corrupt_file_in_folder_is_an_error_naming_it(tmp_path):
+    _make_folder(tmp_path)
+    (tmp_path / "green" / "notes.jpg").write_text("this is not an image")
+    good = tf.io.encode_jpeg(np.zeros((16, 16, 3), np.uint8)).numpy()
+    (tmp_path / "red" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    # Each split is decoded in full before use; every bad file is named.
+    names = set()
+    for split in data.SPLITS:
+        try:
+            data.load_dataset(str(tmp_path), split, 32, 8)
+        except ConfigError as err:
+            names |= {n for n in ("notes.jpg", "truncated.jpg") if n in str(err)}
+    assert names == {"notes.jpg", "truncated.jpg"}
+
+
+def test_empty_class_folder_is_an_error(tmp_path):
+    _make_folder(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no files"):
+        data.dataset_info(str(tmp_path))
+
+
+class KerasEffnetTestColors(tfds.core.GeneratorBasedBuilder):
+    """A tiny TFDS dataset generated offline: only a "train" split."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "label": tfds.features.ClassLabel(names=["red", "green", "blue"]),
+            }),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i in range(40):
+            image = np.zeros((18 + i % 4, 24, 3), np.uint8)
+            image[..., i % 3] = 200
+            yield i, {"image": image, "label": i % 3}
+
+
+def test_tfds_dataset_by_name_with_carved_splits(tmp_path):
+    info = data.dataset_info("keras_effnet_test_colors", data_dir=str(tmp_path))
+    assert info.kind == "tfds" and info.class_names == ("red", "green", "blue")
+    assert info.splits == {"train": 32, "validation": 4, "test": 4}
+    x, y = _batches(data.load_dataset("keras_effnet_test_colors", "train", 32, 32, data_dir=str(tmp_path)))[0]
+    assert x.shape == (32, 32, 32, 3) and y.dtype == np.int32
+    np.testing.assert_array_equal(np.argmax(x[:, 10, 10, :], axis=-1), y)
+    assert os.path.isdir(tmp_path / "keras_effnet_test_colors")

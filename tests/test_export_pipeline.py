@@ -1,0 +1,190 @@
+"""export_tflite end to end: files, report, safety, census, debugger, CLI."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import pytest
+import tensorflow as tf
+
+from keras_effnet import export
+
+import export_testlib as lib
+
+pytestmark = pytest.mark.timeout(900)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LABELS = [f"digit_{i}" for i in range(10)]
+
+
+def _splits():
+    return {
+        "train": lib.arrays("train", 200),
+        "validation": lib.arrays("validation"),
+        "test": lib.arrays("test"),
+    }
+
+
+def test_int8_pipeline_writes_model_and_report(tmp_path):
+    out = tmp_path / "lite0_int8.tflite"
+    report = export.export_tflite(
+        lib.trained_model("lite0"),
+        "int8",
+        str(out),
+        dataset="digits",
+        labels=LABELS,
+        latency_runs=5,
+    )
+    assert out.is_file() and os.path.getsize(out) == report["file_size_bytes"]
+    with open(export.report_path(out)) as f:
+        saved = json.load(f)
+    for key in (
+        "keras_top1",
+        "tflite_top1",
+        "top1_agreement",
+        "max_abs_diff",
+        "file_size_bytes",
+        "latency",
+        "census",
+    ):
+        assert saved[key] == report[key]
+    assert saved["latency"]["threads"] == 2 and saved["latency"]["median_ms"] > 0
+    assert saved["census"]["num_float_ops"] == 0
+    assert saved["top1_agreement"] >= 0.95
+    assert saved["num_labels"] == 10 and saved["io_type"] == "uint8"
+    _, labels = export.read_metadata(out.read_bytes())
+    assert labels == LABELS
+    assert "int8" in export.format_table([dict(report, mode="int8")])
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(mode="int8", dataset=None), "calibration"),
+        (dict(mode="int8", labels=["a", "b"]), "labels: got 2 labels"),
+        (dict(mode="fp64"), "mode"),
+        (dict(mode="fp32", io_type="uint8"), "io_type"),
+        (dict(mode="fp16", max_accuracy_drop=0.5), "max_accuracy_drop"),
+    ],
+)
+def test_bad_arguments_raise_and_write_nothing(kwargs, match, tmp_path):
+    out = tmp_path / "model.tflite"
+    kwargs.setdefault("dataset", _splits())
+    with pytest.raises(ValueError, match=match):
+        export.export_tflite(lib.loaded_model("lite0"), output=str(out), **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_convert_int8_without_calibration_raises():
+    with pytest.raises(ValueError, match="representative_data"):
+        export.convert(lib.loaded_model("lite0"), "int8")
+
+
+def test_existing_output_survives_a_failed_export(tmp_path):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"old")
+    with pytest.raises(ValueError):
+        export.export_tflite(
+            lib.loaded_model("lite0"), "int8", str(out), dataset=_splits(), labels=LABELS[:3]
+        )
+    assert out.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["model.tflite"]
+
+
+class _Determinant(keras.layers.Layer):
+    def call(self, x):
+        return tf.expand_dims(tf.linalg.det(x[:, :4, :4, 0]), -1)
+
+
+def test_non_builtin_ops_are_refused(tmp_path):
+    inputs = keras.Input((lib.SIZE, lib.SIZE, 3))
+    outputs = keras.layers.Dense(10, activation="softmax")(_Determinant()(inputs))
+    model = keras.Model(inputs, outputs)
+    out = tmp_path / "flex.tflite"
+    with pytest.raises(ValueError, match="MatrixDeterminant"):
+        export.export_tflite(model, "fp32", str(out), dataset=_splits())
+    assert os.listdir(tmp_path) == []
+
+
+def test_census_rejects_float_op_in_int8_model():
+    calibration = lib.arrays("train", 200)[0]
+    calibrated = export.calibrate(lib.savedmodel("lite0"), calibration)
+    rows = export.layer_report(calibrated, calibration[:16])
+    assert rows and rows == sorted(rows, key=lambda r: -r["noise_ratio"])
+    assert {"tensor", "op", "noise_ratio", "rmse_scale", "scale"} <= set(rows[0])
+    clean = export.quantize_calibrated(calibrated, "uint8")
+    export.check_integer_only(export.op_census(clean))
+    worst = rows[0]["tensor"]
+    mixed = export.quantize_calibrated(calibrated, "uint8", denylist=[worst])
+    census = export.op_census(mixed)
+    assert worst in [op["output"] for op in census["float_ops"]]
+    with pytest.raises(ValueError, match=re.escape(rows[0]["op"]) + r"#\d+\(" + re.escape(worst)):
+        export.check_integer_only(census)
+    # The search keeps layers in float until the (here: fake) accuracy target
+    # is met: one float layer recovers the loss.
+    found = export.search_denylist(
+        calibrated,
+        rows,
+        lambda t: 0.9 if export.op_census(t)["num_float_ops"] else 0.8,
+        reference_top1=0.9,
+        max_accuracy_drop=0.5,
+    )
+    assert found["met"] and found["denylist"] == [worst]
+    assert [h["denylisted"] for h in found["history"]] == [0, 1]
+    assert found["history"][0]["drop_pt"] == pytest.approx(10.0)
+
+
+def test_max_accuracy_drop_is_reported(tmp_path):
+    out = tmp_path / "m.tflite"
+    report = export.export_tflite(
+        lib.loaded_model("lite0"),
+        "int8",
+        str(out),
+        dataset=_splits(),
+        max_accuracy_drop=0.0,
+        latency_runs=0,
+    )
+    search = report["search"]
+    assert search["history"][0]["denylisted"] == 0
+    assert search["met"] == (search["accuracy_drop_pt"] <= 0.0)
+    assert (
+        report["denylist"]
+        == [r["tensor"] for r in report["layer_report"]][: len(report["denylist"])]
+    )
+    # A denylisted model keeps float ops and is verified as such.
+    assert (report["census"]["num_float_ops"] > 0) == bool(report["denylist"])
+
+
+@pytest.mark.timeout(600)
+def test_cli_exports_int8_with_labels(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    out = tmp_path / "b.tflite"
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "export_tflite.py"),
+            f"--model={lib.trained_model('lite0')}",
+            "--mode=int8",
+            "--dataset=digits",
+            f"--output={out}",
+            f"--labels={labels}",
+            "--latency_runs=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tflite top1" in result.stdout and "int8" in result.stdout
+    assert out.is_file() and os.path.isfile(str(out) + ".verify.json")
+    _, written = export.read_metadata(out.read_bytes())
+    assert written == LABELS
+    with open(str(out) + ".verify.json") as f:
+        report = json.load(f)
+    assert report["top1_agreement"] >= 0.95 and report["census"]["num_float_ops"] == 0

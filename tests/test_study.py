@@ -1,0 +1,226 @@
+"""Scaling study: end to end on tiny settings, documented tables, FLOPs, resume."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_effnet
+from keras_effnet import study
+from keras_effnet.study import measure, memory, plots, runner, specs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ("fp32", "int8")
+TINY = dict(models=("b0", "lite0"), resolution=32, epochs=1, budget_seconds=0.5, batch_size=32,
+            bn_images=64, tflite_modes=MODES, latency_runs=10, timing_iterations=1,
+            timing_repeats=2, timing_warmup=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """The real study (one worker process per cell) on two small models at 32px."""
+    config = study.StudyConfig(output_dir=str(tmp_path_factory.mktemp("study")), **TINY)
+    return config, study.run_scaling_study(config)
+
+
+def _store(config):
+    with open(study.output_paths(config.output_dir)["store"]) as f:
+        return json.load(f)
+
+
+@pytest.mark.timeout(900)
+def test_study_writes_documented_tables(tiny_study):
+    config, result = tiny_study
+    assert result["failed"] == [] and len(result["ran"]) == 2
+    names = [name for name, _ in study.columns(MODES)]
+    with open(result["csv"]) as f:
+        table = list(csv.reader(f))
+    assert table[0] == names
+    assert [row[1] for row in table[1:]] == ["b0", "lite0"]
+    with open(result["json"]) as f:
+        doc = json.load(f)
+    assert [c["name"] for c in doc["columns"]] == names
+    assert all(c["description"] for c in doc["columns"])
+    assert doc["metadata"]["config"]["models"] == ["b0", "lite0"]
+    for row in doc["rows"]:
+        assert row["resolution"] == 32 and row["seed"] == 0 and row["dataset"] == "digits"
+        for column in ("params", "flops", "train_images_per_s", "keras_latency_ms",
+                       "train_peak_delta_mib", "rss_base_mib", "first_step_seconds",
+                       "tflite_fp32_latency_ms", "tflite_int8_latency_ms", "tflite_int8_mib"):
+            assert row[column] > 0, column
+        assert row["train_steps"] >= 2
+        assert row["memory_method"] == "vmhwm-reset"
+        assert row["timing_method"] == "interleaved (2 models)"
+        for column in ("fit_images_per_s", "solo_keras_latency_ms", "solo_tflite_int8_latency_ms"):
+            assert row[column] > 0, column
+        assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
+        for column in ("accuracy", "accuracy_bn_ema", "tflite_fp32_accuracy", "tflite_int8_accuracy"):
+            assert 0.0 <= row[column] <= 1.0, column
+        # The fp32 .tflite computes the same function as the Keras model.
+        assert abs(row["tflite_fp32_accuracy"] - row["accuracy"]) <= 0.02
+
+
+@pytest.mark.timeout(900)
+def test_study_figures_are_pngs(tiny_study):
+    _, result = tiny_study
+    import matplotlib.image
+
+    assert set(result["figures"]) == set(plots.STUDY_FIGURES)
+    for path in result["figures"].values():
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        height, width = matplotlib.image.imread(path).shape[:2]
+        assert height > 200 and width > 200
+
+
+@pytest.mark.timeout(900)
+def test_study_flops_agree_with_model_profile(tiny_study):
+    _, result = tiny_study
+    for row in result["rows"]:
+        model = specs.build(specs.parse_model_name(row["model"]), row["resolution"], row["classes"])
+        profile = keras_effnet.model_profile(model)
+        assert (row["params"], row["macs"], row["flops"]) == (
+            profile["params"], profile["macs"], profile["flops"])
+
+
+@pytest.mark.timeout(900)
+def test_rerun_skips_finished_cells_and_retries_the_rest(tiny_study, tmp_path):
+    config, result = tiny_study
+    before = _store(config)
+    calls = []
+
+    def counting(cell_id, cell, on_phase=None):
+        calls.append(cell_id)
+        return dict(before[cell_id], row=dict(before[cell_id]["row"], finished_at="recomputed"))
+
+    again = study.run_scaling_study(config, cell_runner=counting)
+    assert calls == [] and again["skipped"] == result["ran"]
+    assert sum(key.startswith("interleaved-timing-") for key in before) == 1
+    assert [r["finished_at"] for r in again["rows"]] == [r["finished_at"] for r in result["rows"]]
+
+    # Interrupted run: lite0 never finished (missing), then failed (error record).
+    b0_id, lite0_id = result["ran"]
+    partial = dict(before)
+    del partial[lite0_id]
+    other = study.StudyConfig(output_dir=str(tmp_path), **TINY)
+    with open(study.output_paths(other.output_dir)["store"], "w") as f:
+        json.dump(partial, f)
+    resumed = study.run_scaling_study(other, cell_runner=counting)
+    assert calls == [lite0_id] and resumed["skipped"] == [b0_id]
+    assert [r["finished_at"] for r in resumed["rows"]] == [
+        result["rows"][0]["finished_at"], "recomputed"]
+
+    store = study.ResultStore(study.output_paths(other.output_dir)["store"])
+    store.put(lite0_id, {"status": "error", "error": "killed", "cell": before[lite0_id]["cell"]})
+    calls.clear()
+    study.run_scaling_study(other, cell_runner=counting)
+    assert calls == [lite0_id]
+
+
+@pytest.mark.timeout(900)
+def test_script_resumes_from_the_store(tiny_study):
+    config, result = tiny_study
+    before = _store(config)
+    flags = [f"--models={','.join(TINY['models'])}", "--resolution=32", "--epochs=1",
+             "--budget_seconds=0.5", "--batch_size=32", "--bn_images=64",
+             f"--tflite_modes={','.join(MODES)}", "--latency_runs=10", "--timing_iterations=1",
+             "--timing_repeats=2", "--timing_warmup=1", f"--output_dir={config.output_dir}"]
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "scaling_study.py"), *flags],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "0 ran, 2 skipped, 0 failed" in proc.stdout
+    assert "lite0" in proc.stdout and "b0" in proc.stdout
+    assert _store(config) == before
+
+
+def test_cell_id_covers_every_setting():
+    config = study.StudyConfig(**TINY)
+    ids = [key for key, _ in config.jobs()]
+    assert ids == [key for key, _ in study.StudyConfig(**TINY).jobs()]
+    assert ids[0].startswith("b0@32px-") and ids[1].startswith("lite0@32px-")
+    for change in ({"epochs": 2}, {"seed": 1}, {"batch_size": 16}, {"tflite_modes": ("fp32",)},
+                   {"bn_images": 0}, {"jit_compile": True}, {"base_lr": 0.032}):
+        changed = study.StudyConfig(**{**TINY, **change})
+        assert [key for key, _ in changed.jobs()][0] != ids[0], change
+
+
+def test_native_and_compound_resolutions():
+    config = study.StudyConfig(models=("b0", "b2", "resnet50"), phis=(0, 1), resolution=0,
+                               resolution_scale=0.25, base_resolution=128, tflite_modes=())
+    cells = [cell for _, cell in config.jobs()]
+    assert [c["resolution"] for c in cells] == [56, 65, 56, 32, 37]
+    assert cells[4]["model"]["alpha"] == 1.2 and cells[4]["model"]["label"] == "phi1"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"models": ("b9",)}, "models entry 'b9'"),
+    ({"resolution": 16}, "resolution=16"),
+    ({"tflite_modes": ("fp8",)}, "tflite_modes"),
+    ({"epochs": 0, "budget_seconds": 0}, "budget"),
+    ({"models": ("b0", "B0")}, "twice"),
+    ({"models": (), "phis": (-1,)}, "phi"),
+])
+def test_config_errors_name_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        study.StudyConfig(**{**TINY, **kwargs})
+
+
+def test_recalibrate_batch_norm_sets_average_batch_statistics():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
+    images = np.random.default_rng(0).normal(3.0, 2.0, (96, 4)).astype("float32")
+    assert measure.recalibrate_batch_norm(model, images, batch_size=32) == 1
+    bn = model.layers[-1]
+    batches = images.reshape(3, 32, 4)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)
+    assert bn.momentum == 0.99
+
+
+def test_peak_memory_sees_a_phase_allocation():
+    with memory.PeakMemory() as mem:
+        block = np.ones(200 * 2**20, dtype=np.uint8)
+        del block
+    assert mem.method == "vmhwm-reset"
+    assert mem.delta_mib >= 150
+
+
+def test_power_law_exponent():
+    flops = [1e6, 2e6, 4e6, 8e6]
+    assert plots.power_law_exponent(flops, [3 * f**0.5 for f in flops]) == pytest.approx(0.5)
+    assert plots.power_law_exponent(flops[:2], [1.0, 2.0]) is None
+
+
+def test_subprocess_runner_reports_worker_errors(tmp_path):
+    config = study.StudyConfig(**TINY)
+    key, cell = config.jobs()[0]
+    broken = dict(cell, dataset=str(tmp_path / "missing"))
+    record = runner.subprocess_runner(str(tmp_path / "logs"), timeout=300)(key, broken)
+    assert record["status"] == "error" and "Dataset directory not found" in record["error"]
+    assert os.path.exists(tmp_path / "logs" / f"{key}.log")
+
+
+def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
+    from keras_effnet.study import timing
+
+    config = study.StudyConfig(**TINY)
+    jobs = config.jobs()
+    rows = [{"cell_id": key, "classes": 10, "keras_latency_ms": 5.0, "train_images_per_s": 10.0,
+             "tflite_fp32_latency_ms": 1.0, "tflite_fp32_file": f"{key}.fp32.tflite"}
+            for key, _ in jobs]
+    key, job = timing.make_job(jobs, rows, config, "/somewhere")
+    assert key == timing.make_job(jobs, rows, config, "/elsewhere")[0]
+    assert key != timing.make_job(jobs[:1], rows[:1], config, "/somewhere")[0]
+    assert [m["tflite"] for m in job["models"]] == [{"fp32": r["tflite_fp32_file"]} for r in rows]
+    record = {"status": "ok", "timings": {rows[0]["cell_id"]: {
+        "keras_latency_ms": 4.0, "train_images_per_s": 12.0, "tflite_fp32_latency_ms": 0.5}}}
+    new = timing.apply(rows, record)
+    assert new[0]["keras_latency_ms"] == 4.0 and new[0]["solo_keras_latency_ms"] == 5.0
+    assert new[0]["tflite_fp32_latency_ms"] == 0.5 and new[0]["solo_tflite_fp32_latency_ms"] == 1.0
+    assert new[0]["timing_method"] == "interleaved (1 models)"
+    assert new[1] == rows[1] and timing.apply(rows, {"status": "error"}) == rows

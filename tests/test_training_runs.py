@@ -1,0 +1,188 @@
+"""Real training runs through scripts/train.py: artifacts, resume after SIGKILL,
+2-replica MirroredStrategy, 2-process MultiWorkerMirroredStrategy, fine-tuning.
+
+Every run trains a tiny EfficientNet (B0 scaled to width/depth 0.25) at 32x32
+on the offline digits for a few dozen steps, in subprocesses so TensorFlow
+device setup (logical CPUs, TF_CONFIG) starts fresh.
+"""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(REPO, "scripts", "train.py")
+TINY = ["--model=b0", "--width=0.25", "--depth=0.25", "--image_size=32", "--batch_size=16", "--verbose=2"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def _train_cmd(model_dir, *extra):
+    return [sys.executable, TRAIN, *TINY, f"--model_dir={model_dir}", *extra]
+
+
+def _run(cmd, timeout=300, env=ENV):
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _epochs_run(stdout):
+    """Epoch numbers Keras printed ("Epoch 3/4" -> 3)."""
+    return [int(line.split()[1].split("/")[0]) for line in stdout.splitlines() if line.startswith("Epoch ")]
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _load_and_predict(path, size=32):
+    import keras
+
+    import keras_effnet  # noqa: F401  (registers the MBConv layers for loading)
+
+    model = keras.saving.load_model(path, compile=False)
+    x = np.random.default_rng(0).uniform(0, 255, (3, size, size, 3)).astype("float32")
+    return model, model.predict(x, verbose=0)
+
+
+@pytest.mark.timeout(600)
+def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
+    run = tmp_path / "run"
+    cmd = _train_cmd(run, "--epochs=4", "--steps_per_epoch=25", "--strategy=cpu")
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    meta = run / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if meta.exists() and _json(meta)["epoch"] >= 1:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        first_out = proc.communicate()[0]
+    done = _json(meta)["epoch"]
+    assert 1 <= done < 4, first_out[-2000:]
+    assert proc.returncode == -signal.SIGKILL
+
+    second_out = _run(cmd)
+    # The epoch counter continues; completed epochs are not redone.
+    assert _epochs_run(second_out) == list(range(done + 1, 5))
+    result = _json(run / "results.json")
+    assert result["initial_epoch"] == done and result["epochs_completed"] == 4
+    assert result["optimizer_steps"] == 4 * 25  # Optimizer state (step, LR, EMA) restored too.
+    with open(run / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
+
+    # Artifacts of a finished run.
+    config = _json(run / "config.json")
+    assert config["config"]["data"]["image_size"] == 32 and config["config"]["model"]["name"] == "b0"
+    assert config["derived"]["steps_per_epoch"] == 25 and config["derived"]["global_batch_size"] == 16
+    assert 0 < config["config"]["optimizer"]["ema_momentum"] < 0.9999  # Auto EMA for a short run.
+    assert (run / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    assert any(name.startswith("events") for _, _, files in os.walk(run / "logs") for name in files)
+    for name in ("best.keras", "last.keras"):
+        model, probs = _load_and_predict(str(run / name))
+        assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert result["metrics"]["num_examples"] == 270 and result["metrics"]["split"] == "test"
+    assert "keras-effnet train:" in second_out and "img/s" in second_out
+    assert not [f for f in os.listdir(run) if ".tmp" in f]  # Atomic writes left no temp files.
+
+    # scripts/evaluate.py scores best.keras exactly as the run's final evaluation.
+    eval_json = tmp_path / "eval.json"
+    eval_out = _run([sys.executable, os.path.join(REPO, "scripts", "evaluate.py"),
+                     f"--model_path={run / 'best.keras'}", "--dataset=digits", "--split=test",
+                     f"--output_json={eval_json}"])
+    assert "top1" in eval_out and "best.keras" in eval_out
+    assert _json(eval_json)["top1"] == pytest.approx(result["metrics"]["top1"])
+
+    # Re-running a finished run trains nothing and re-evaluates.
+    third_out = _run(cmd)
+    assert _epochs_run(third_out) == [] and _json(run / "results.json")["epochs_completed"] == 4
+    # Same directory, different recipe: refused, one line, no traceback.
+    bad = subprocess.run(_train_cmd(run, "--epochs=4", "--steps_per_epoch=25", "--base_lr=0.1"),
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "different configuration" in bad.stderr and "optimizer.base_lr" in bad.stderr
+
+    # Fine-tuning from the run with frozen BatchNorm (and bfloat16 compute):
+    # statistics unchanged, classifier trained, saved model float32.
+    tuned = tmp_path / "tuned"
+    _run(_train_cmd(tuned, "--epochs=1", "--steps_per_epoch=5", "--strategy=cpu",
+                    f"--weights={run / 'last.keras'}", "--freeze_bn", "--precision=mixed_bfloat16"))
+    source, _ = _load_and_predict(str(run / "last.keras"))
+    target, _ = _load_and_predict(str(tuned / "last.keras"))
+    bn = "block2a_bn" if "block2a_bn" in [l.name for l in source.layers] else "stem_bn"
+    for a, b in zip(source.get_layer(bn).get_weights(), target.get_layer(bn).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(source.get_layer("predictions").get_weights()[0],
+                              target.get_layer("predictions").get_weights()[0])
+    assert {layer.dtype_policy.name for layer in target.layers} == {"float32"}
+
+
+@pytest.mark.timeout(420)
+def test_mirrored_two_replicas_on_split_cpu(tmp_path):
+    run = tmp_path / "mirrored"
+    out = _run(_train_cmd(run, "--epochs=3", "--steps_per_epoch=20", "--strategy=mirrored",
+                          "--cpu_devices=2", "--sync_bn", "--augment=crop,flip,mixup"))
+    derived = _json(run / "config.json")["derived"]
+    assert derived["num_replicas"] == 2 and derived["global_batch_size"] == 32
+    assert derived["strategy"].startswith("MirroredStrategy")
+    with open(run / "history.csv") as f:
+        losses = [float(r["loss"]) for r in csv.DictReader(f)]
+    assert losses[-1] < losses[0], out[-2000:]
+    _, probs = _load_and_predict(str(run / "best.keras"))
+    assert probs.shape == (3, 10)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(420)
+def test_multi_worker_two_local_processes(tmp_path):
+    run = tmp_path / "multi"
+    ports = [_free_port(), _free_port()]
+    cmd = _train_cmd(run, "--epochs=2", "--steps_per_epoch=10", "--strategy=multi_worker",
+                     "--lr_schedule=cosine")
+    procs = []
+    try:
+        for index in range(2):
+            tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                         "task": {"type": "worker", "index": index}}
+            env = dict(ENV, TF_CONFIG=json.dumps(tf_config))
+            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+        outs = [p.communicate(timeout=360)[0] for p in procs]
+    finally:
+        for p in procs:  # Never leave a worker waiting on a dead peer.
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+        assert _epochs_run(out) == [1, 2]
+    derived = _json(run / "config.json")["derived"]
+    assert derived["num_replicas"] == 2 and derived["strategy"].startswith("MultiWorkerMirroredStrategy")
+    assert _json(run / "results.json")["metrics"]["num_examples"] == 270  # Chief evaluated.
+    assert "no evaluation on this worker" in outs[1]
+    assert (run / "backup_worker1" / "training_metadata.json").exists()
+
+
+def test_script_errors_are_one_line(tmp_path):
+    for flag, text in (("--strategy=tpu", "`strategy` must be one of"),
+                       (f"--dataset={tmp_path / 'nope'}", "Dataset directory not found")):
+        proc = subprocess.run(_train_cmd(tmp_path / "x", flag), env=ENV, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert text in proc.stderr.strip().splitlines()[-1]
