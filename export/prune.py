@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_effnet.export import finetune
+from keras_effnet.export import flatten
 from keras_effnet.export import translate
 
 SCHEDULES = ("constant", "polynomial")
@@ -96,6 +97,40 @@ def gzip_size(data):
         with open(data, "rb") as f:
             data = f.read()
     return len(gzip.compress(bytes(data), compresslevel=9))
+
+
+def tflite_weight_sparsity(tflite_bytes):
+    """Fraction of zeros in the CONV_2D/FULLY_CONNECTED weights of a .tflite.
+
+    Reads the constant weight tensors (operator input 1) as stored: int8
+    (zero point 0, so a pruned weight is exactly 0), float32 or float16.
+
+    Returns:
+      JSON-ready dict: "sparsity", "num_weights", "num_tensors".
+    """
+    from keras_effnet.export import flatbuf  # pylint: disable=import-outside-toplevel
+    dtypes = {"INT8": np.int8, "FLOAT32": np.float32, "FLOAT16": np.float16}
+    model = flatbuf.read_model(tflite_bytes)
+    zeros = total = tensors = 0
+    seen = set()
+    for graph in model.subgraphs:
+        for operator in graph.operators:
+            if flatbuf.op_name(model, operator) not in ("CONV_2D",
+                                                        "FULLY_CONNECTED"):
+                continue
+            tensor = graph.tensors[operator.inputs[1]]
+            data = model.buffers[tensor.buffer].data
+            kind = flatbuf.type_name(tensor)
+            if data is None or kind not in dtypes or tensor.buffer in seen:
+                continue  # computed or dequantized elsewhere
+            seen.add(tensor.buffer)
+            values = np.frombuffer(np.asarray(data, np.uint8).tobytes(),
+                                   dtypes[kind])
+            zeros += int(np.sum(values == 0))
+            total += values.size
+            tensors += 1
+    return {"sparsity": zeros / total if total else 0.0,
+            "num_weights": total, "num_tensors": tensors}
 
 
 def prune_tf_keras(tfk_model, dataset, *, sparsity, epochs=1,
@@ -190,8 +225,57 @@ def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant",
         schedule=schedule, exclude=exclude, strategy=strategy, **settings)
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    translate.copy_weights(stripped, translate.flatten_model(copy))
+    translate.copy_weights(stripped, flatten.flatten_model(copy))
     report["history"] = history
     report["keras_sparsity"] = sparsity_report(
-        translate.flatten_model(copy), exclude)["sparsity"]
+        flatten.flatten_model(copy), exclude)["sparsity"]
     return copy, report
+
+
+def export_pruned(model, mode, output, *, sparsity, prune_epochs=1,
+                  schedule="constant", exclude=(), dataset="digits",
+                  data_dir=None, batch_size=32, learning_rate=1e-4,
+                  steps_per_epoch=None, strategy=None, seed=0,
+                  **export_kwargs):
+    """Prunes a model, then exports it in any post-training `mode`.
+
+    The export pipeline (`keras_effnet.export.export_tflite`) converts,
+    verifies (against the pruned float model) and writes; its report gets
+    "pruning" (the `prune_model` report, plus the zeros found in the
+    .tflite weights) and "gzip_size_bytes".
+
+    Args:
+      model: Trained Keras 3 model or `.keras` path.
+      mode, output, **export_kwargs: As `export_tflite` (dataset and
+        data_dir are shared with pruning).
+      sparsity, prune_epochs, schedule, exclude: See `prune_tf_keras`.
+      batch_size, learning_rate, steps_per_epoch, strategy, seed: Pruning
+        fine-tuning settings.
+
+    Returns:
+      The report dict (also written to `<output>.verify.json`).
+    """
+    from keras_effnet.export import atomic  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+    keras_model = converter.load_model(model)
+    train = dataset
+    if isinstance(dataset, dict):
+        train = datasets.load_arrays(dataset, "train",
+                                     converter.input_size(keras_model))
+    pruned, report = prune_model(
+        keras_model, train, sparsity=sparsity, epochs=prune_epochs,
+        schedule=schedule, exclude=exclude, batch_size=batch_size,
+        learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
+        strategy=strategy, data_dir=data_dir, seed=seed)
+    result = pipeline.export_tflite(pruned, mode, output, dataset=dataset,
+                                   data_dir=data_dir, **export_kwargs)
+    if mode != "savedmodel":
+        with open(output, "rb") as f:
+            data = f.read()
+        report["tflite"] = tflite_weight_sparsity(data)
+        result["gzip_size_bytes"] = gzip_size(data)
+    result["pruning"] = report
+    atomic.write_json(pipeline.report_path(output), result)
+    return result

@@ -5,11 +5,8 @@ standard layers (`tf_keras`). Our public models are Keras 3 graphs whose nodes
 are composite layers (`MBConv`, ...). This module gets from one to the other
 in three steps, each usable on its own (DESIGN.md §5):
 
-1. `flatten_model`: re-trace a Keras 3 model so that every composite layer
-   (any layer that is not a standard `keras.layers` class, including nested
-   models) is replaced by the sublayer calls its `call()` makes. Calling
-   `layer.call(x)` on symbolic inputs creates one node per sublayer; the
-   sublayers (and therefore the variables) are shared with the original.
+1. `flatten.flatten_model`: re-trace the Keras 3 model into a graph of
+   built-in layers (sharing the original's layers and variables).
 2. `to_tf_keras`: rebuild the flat graph layer by layer in `tf_keras` from each
    layer's `get_config()`, keeping the layer names, and copy the weights by
    layer name with a shape check.
@@ -23,6 +20,8 @@ import inspect
 
 import keras
 import numpy as np
+
+from keras_effnet.export.flatten import flatten_model
 
 # Config keys of Keras 3 layers that tf_keras either names differently or
 # does not know. Initializers/regularizers/constraints are translated below.
@@ -42,132 +41,6 @@ def _special(class_name):
         _SPECIAL[class_name] = fn
         return fn
     return register
-
-
-def _is_standard(layer):
-    """True for built-in keras layers (not models, not user subclasses)."""
-    module = type(layer).__module__
-    return (module.startswith("keras.src.layers.")
-            and not isinstance(layer, keras.Model))
-
-
-def _replace_stochastic_depth(layer):
-    # keras_effnet.layers.StochasticDepth is documented as exactly a
-    # per-sample Dropout; tfmot accepts Dropout(noise_shape) as is.
-    return keras.layers.Dropout(layer.rate, noise_shape=(None, 1, 1, 1),
-                                seed=layer.seed, name=layer.name)
-
-
-# Leaf custom layers (arbitrary ops, no sublayers) -> an equivalent standard
-# keras layer, keyed by class name. Extend with `register_replacement`.
-_REPLACEMENTS = {"StochasticDepth": _replace_stochastic_depth}
-
-
-def register_replacement(class_name, fn):
-    """Registers `fn(layer) -> standard keras layer` for a leaf custom layer.
-
-    `flatten_model` expands composite layers by tracing their `call()`; a
-    custom layer that computes with ops instead of sublayers needs an
-    equivalent standard layer (same name, same weights) to stand in for it.
-    """
-    _REPLACEMENTS[class_name] = fn
-
-
-def _sublayers(layer):
-    return layer._flatten_layers(  # pylint: disable=protected-access
-        include_self=False, recursive=False)
-
-
-def _traced_call(layer):
-    """`layer.call`, dropping call kwargs it does not accept (as __call__)."""
-    params = inspect.signature(layer.call).parameters
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return layer.call
-
-    def call(*args, **kwargs):
-        return layer.call(*args, **{k: v for k, v in kwargs.items()
-                                    if k in params})
-    return call
-
-
-def _flatten_once(model, replaced):
-    """One re-trace; returns (new_model, number_of_layers_expanded)."""
-    expanded = []
-
-    def operation_fn(op):
-        if isinstance(op, keras.layers.InputLayer):
-            return op
-        if not isinstance(op, keras.layers.Layer):
-            raise ValueError(
-                f"flatten_model: model {model.name!r} contains the raw "
-                f"operation {op.name!r} ({type(op).__name__}); only layer "
-                "calls can be translated. Wrap it in a keras layer.")
-        if _is_standard(op):
-            return op
-        expanded.append(op.name)
-        class_name = type(op).__name__
-        if class_name in _REPLACEMENTS:
-            if op.name not in replaced:
-                replaced[op.name] = _REPLACEMENTS[class_name](op)
-            return replaced[op.name]
-        if not _sublayers(op):
-            raise ValueError(
-                f"flatten_model: layer {op.name!r} ({class_name}) computes "
-                "without sublayers and has no registered replacement; see "
-                "register_replacement")
-        return _traced_call(op)
-
-    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
-              for x in model.inputs]
-    outputs = model._run_through_graph(  # pylint: disable=protected-access
-        inputs, operation_fn=operation_fn)
-    flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs,
-                       name=model.name)
-    return flat, len(expanded)
-
-
-def flatten_model(model, max_depth=8):
-    """Returns a functional model of standard keras layers only.
-
-    Every composite layer is replaced by the nodes its `call()` creates,
-    repeatedly, until only built-in layers remain. Layer objects (and their
-    variables) are shared with `model`; names are theirs.
-
-    Args:
-      model: A built Keras 3 functional model.
-      max_depth: Maximum nesting depth of composite layers to expand.
-
-    Returns:
-      A `keras.Model` whose layers are all standard `keras.layers` classes.
-
-    Raises:
-      ValueError: If `model` is not functional, uses raw `keras.ops` nodes,
-        or nests deeper than `max_depth`.
-    """
-    if not hasattr(model, "_run_through_graph") or not model.inputs:
-        raise ValueError(
-            f"flatten_model: model must be a built functional keras.Model, "
-            f"got {type(model).__name__}")
-    flat = model
-    replaced = {}
-    for _ in range(max_depth):
-        flat, count = _flatten_once(flat, replaced)
-        if count == 0:
-            _check_unique_names(flat)
-            return flat
-    raise ValueError(
-        f"flatten_model: composite layers still present after max_depth="
-        f"{max_depth} expansions")
-
-
-def _check_unique_names(model):
-    seen = set()
-    for layer in model.layers:
-        if layer.name in seen:
-            raise ValueError(
-                f"flatten_model: duplicate layer name {layer.name!r}; weights "
-                "are transferred by name, so sublayer names must be unique")
-        seen.add(layer.name)
 
 
 def _translate_object(value, deserialize, what, layer_name):
@@ -266,7 +139,8 @@ def _tf_keras_name(layer, variable):
 def copy_weights(source, target):
     """Copies variables between a Keras 3 and a tf_keras model, by name.
 
-    Works in both directions. Layers are matched by layer name, variables by
+    Works in both directions; `target` must be flat (e.g. from
+    `flatten_model`), `source` may nest. Layers are matched by layer name, variables by
     their short name in tf_keras spelling (Keras 3 DepthwiseConv2D `kernel`
     is tf_keras `depthwise_kernel`) and checked for equal shapes. Every
     variable of every `target` layer must be found in `source` (weightless
@@ -275,15 +149,17 @@ def copy_weights(source, target):
     Raises:
       ValueError: On any missing layer, missing variable or shape mismatch.
     """
+    # Leaf layers of any nesting depth, so `source` need not be flat.
+    leaves = {l.name: l for l in source._flatten_layers(  # pylint: disable=protected-access
+        include_self=False, recursive=True)
+              if not l._flatten_layers(include_self=False, recursive=False)}  # pylint: disable=protected-access
     for t_layer in target.layers:
-        try:
-            s_layer = source.get_layer(t_layer.name)
-        except ValueError as e:
+        s_layer = leaves.get(t_layer.name)
+        if s_layer is None:
             if not t_layer.weights:  # e.g. a split-off sigmoid
                 continue
             raise ValueError(
-                f"copy_weights: target layer {t_layer.name!r} not in source"
-            ) from e
+                f"copy_weights: target layer {t_layer.name!r} not in source")
         s_vars = {_tf_keras_name(s_layer, v): v for v in s_layer.weights}
         t_vars = t_layer.weights
         if len(s_vars) != len(t_vars):

@@ -51,6 +51,10 @@ _TIMING_REPEATS = flags.DEFINE_integer("timing_repeats", _D["timing_repeats"],
                                        "Keras latency: timed rounds (median).")
 _INTERLEAVED = flags.DEFINE_bool("interleaved", _D["interleaved"],
                                  "Re-time all candidates in one process in alternating rounds.")
+_INTERLEAVED_REPEATS = flags.DEFINE_integer("interleaved_repeats", _D["interleaved_repeats"],
+                                            "Rounds of the interleaved timing (median).")
+_TIMING_STATISTIC = flags.DEFINE_enum("timing_statistic", _D["timing_statistic"], ["min", "median"],
+                                      "Statistic over the interleaved rounds (min = best round).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", _D["output_dir"], "Output directory.")
 _ISOLATE = flags.DEFINE_bool("isolate", _D["isolate"], "One fresh worker process per cell.")
 
@@ -69,6 +73,8 @@ def main(argv):
             epochs=_EPOCHS.value, budget_seconds=_BUDGET_SECONDS.value, base_lr=_BASE_LR.value,
             seed=_SEED.value, bn_images=_BN_IMAGES.value, tflite_modes=tuple(_TFLITE_MODES.value),
             timing_repeats=_TIMING_REPEATS.value, interleaved=_INTERLEAVED.value,
+            interleaved_repeats=_INTERLEAVED_REPEATS.value,
+            timing_statistic=_TIMING_STATISTIC.value,
             output_dir=_OUTPUT_DIR.value,
             isolate=_ISOLATE.value)
     except ValueError as e:

@@ -54,6 +54,10 @@ _TIMING_REPEATS = flags.DEFINE_integer("timing_repeats", _D["timing_repeats"],
 _TIMING_WARMUP = flags.DEFINE_integer("timing_warmup", _D["timing_warmup"], "Keras latency: warmup calls.")
 _INTERLEAVED = flags.DEFINE_bool("interleaved", _D["interleaved"],
                                  "Re-time all models in one process in alternating rounds.")
+_INTERLEAVED_REPEATS = flags.DEFINE_integer("interleaved_repeats", _D["interleaved_repeats"],
+                                            "Rounds of the interleaved timing (median).")
+_TIMING_STATISTIC = flags.DEFINE_enum("timing_statistic", _D["timing_statistic"], ["min", "median"],
+                                      "Statistic over the interleaved rounds (min = best round).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", _D["output_dir"], "Output directory.")
 _ISOLATE = flags.DEFINE_bool("isolate", _D["isolate"],
                              "One fresh worker process per cell (honest memory figures).")
@@ -78,6 +82,8 @@ def main(argv):
             threads=_THREADS.value, latency_runs=_LATENCY_RUNS.value,
             timing_iterations=_TIMING_ITERATIONS.value, timing_repeats=_TIMING_REPEATS.value,
             timing_warmup=_TIMING_WARMUP.value, interleaved=_INTERLEAVED.value,
+            interleaved_repeats=_INTERLEAVED_REPEATS.value,
+            timing_statistic=_TIMING_STATISTIC.value,
             output_dir=_OUTPUT_DIR.value,
             isolate=_ISOLATE.value, cell_timeout=_CELL_TIMEOUT.value, plots=_PLOTS.value)
     except ValueError as e:

@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("fp32", "int8")
 TINY = dict(models=("b0", "lite0"), resolution=32, epochs=1, budget_seconds=0.5, batch_size=32,
             bn_images=64, tflite_modes=MODES, latency_runs=10, timing_iterations=1,
-            timing_repeats=2, timing_warmup=1)
+            timing_repeats=2, timing_warmup=1, interleaved_repeats=2)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +51,16 @@ def test_study_writes_documented_tables(tiny_study):
         assert row["resolution"] == 32 and row["seed"] == 0 and row["dataset"] == "digits"
         for column in ("params", "flops", "train_images_per_s", "keras_latency_ms",
                        "train_peak_delta_mib", "rss_base_mib", "first_step_seconds",
-                       "tflite_fp32_latency_ms", "tflite_int8_latency_ms", "tflite_int8_mib"):
+                       "tflite_fp32_latency_ms", "tflite_int8_latency_ms", "tflite_int8_mib",
+                       "graph_layers", "tflite_fp32_ops", "tflite_int8_ops"):
             assert row[column] > 0, column
         assert row["train_steps"] >= 2
         assert row["memory_method"] == "vmhwm-reset"
-        assert row["timing_method"] == "interleaved (2 models)"
+        assert row["timing_method"] == "interleaved (2 models, min of 2 rounds)"
         for column in ("fit_images_per_s", "solo_keras_latency_ms", "solo_tflite_int8_latency_ms"):
             assert row[column] > 0, column
         assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
+        assert row["graph_layers"] > row["tflite_fp32_ops"] / 2
         for column in ("accuracy", "accuracy_bn_ema", "tflite_fp32_accuracy", "tflite_int8_accuracy"):
             assert 0.0 <= row[column] <= 1.0, column
         # The fp32 .tflite computes the same function as the Keras model.
@@ -129,7 +131,7 @@ def test_script_resumes_from_the_store(tiny_study):
     flags = [f"--models={','.join(TINY['models'])}", "--resolution=32", "--epochs=1",
              "--budget_seconds=0.5", "--batch_size=32", "--bn_images=64",
              f"--tflite_modes={','.join(MODES)}", "--latency_runs=10", "--timing_iterations=1",
-             "--timing_repeats=2", "--timing_warmup=1", f"--output_dir={config.output_dir}"]
+             "--timing_repeats=2", "--timing_warmup=1", "--interleaved_repeats=2", f"--output_dir={config.output_dir}"]
     proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "scaling_study.py"), *flags],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -217,10 +219,16 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
     assert key == timing.make_job(jobs, rows, config, "/elsewhere")[0]
     assert key != timing.make_job(jobs[:1], rows[:1], config, "/somewhere")[0]
     assert [m["tflite"] for m in job["models"]] == [{"fp32": r["tflite_fp32_file"]} for r in rows]
-    record = {"status": "ok", "timings": {rows[0]["cell_id"]: {
-        "keras_latency_ms": 4.0, "train_images_per_s": 12.0, "tflite_fp32_latency_ms": 0.5}}}
-    new = timing.apply(rows, record)
-    assert new[0]["keras_latency_ms"] == 4.0 and new[0]["solo_keras_latency_ms"] == 5.0
+    record = {"status": "ok", "rounds": {rows[0]["cell_id"]: {
+        "keras_latency_ms": [4.0, 3.0, 9.0], "train_ms_per_image": [100.0, 50.0, 80.0],
+        "tflite_fp32_latency_ms": [0.5, 0.7, 0.6]}}}
+    new = timing.apply(rows, record, "min")
+    assert new[0]["keras_latency_ms"] == 3.0 and new[0]["solo_keras_latency_ms"] == 5.0
+    assert new[0]["train_images_per_s"] == 20.0 and new[0]["train_ms_per_image"] == 50.0
     assert new[0]["tflite_fp32_latency_ms"] == 0.5 and new[0]["solo_tflite_fp32_latency_ms"] == 1.0
-    assert new[0]["timing_method"] == "interleaved (1 models)"
+    assert new[0]["timing_method"] == "interleaved (1 models, min of 3 rounds)"
+    median = timing.apply(rows, record, "median")[0]
+    assert (median["keras_latency_ms"], median["train_images_per_s"]) == (4.0, 12.5)
     assert new[1] == rows[1] and timing.apply(rows, {"status": "error"}) == rows
+    with pytest.raises(ValueError, match="timing_statistic"):
+        timing.apply(rows, record, "mean")

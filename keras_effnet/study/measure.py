@@ -167,6 +167,7 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             write_bytes_atomic(path, flatbuffer)
             row[f"tflite_{mode}_file"] = os.path.basename(path)
+        row[f"tflite_{mode}_ops"] = sum(export.op_census(flatbuffer)["ops"].values())
         row[f"tflite_{mode}_latency_ms"] = timing["median_ms"]
         row[f"tflite_{mode}_mib"] = len(flatbuffer) / 2**20
         row[f"tflite_{mode}_accuracy"] = float(np.mean(outputs.argmax(-1) == test_y))
@@ -212,14 +213,15 @@ def measure_cell(cell, cell_id=None, artifacts_dir=None):
                                            seed=seed + 1, **load), cell["bn_images"])
     _emit("build")
     model = specs.build(spec, res, classes)
-    profile = keras_effnet.model_profile(model)
+    profile = keras_effnet.model_profile(model, per_layer=True)
     width, depth = specs.scaling_of(spec)
     row = {
         "model": specs.label(spec), "family": specs.family(spec),
         "phi": spec.get("phi"), "alpha": spec.get("alpha"), "beta": spec.get("beta"),
         "gamma": spec.get("gamma"), "width": width, "depth": depth, "resolution": res,
         "dataset": cell["dataset"], "classes": classes, "params": profile["params"],
-        "macs": profile["macs"], "flops": profile["flops"], "batch_size": batch,
+        "macs": profile["macs"], "flops": profile["flops"], "graph_layers": len(profile["layers"]),
+        "batch_size": batch,
         "epochs": cell["epochs"], "budget_seconds": cell["budget_seconds"], "seed": seed,
         "rss_base_mib": memory.rss_mib(), "load_avg_start": load_start,
     }

@@ -34,17 +34,21 @@ BASE_COLUMNS = (
     ("params", "parameters (keras count_params, classifier included)"),
     ("macs", "multiply-accumulates per image (keras_effnet.model_profile)"),
     ("flops", "FLOPs per image = 2*MACs + element-wise ops (model_profile; TF profiler within 1%)"),
-    ("train_images_per_s", "training throughput: median over interleaved rounds (see "
-                           "timing_method) of a compiled train_on_batch on one fixed batch of "
-                           "`batch_size`, no input pipeline; per-cell: = fit_images_per_s"),
+    ("graph_layers", "layers of the flattened Keras graph (MBConv blocks expanded): each is at "
+                     "least one kernel launch, the per-op overhead FLOPs do not count"),
+    ("train_images_per_s", "training throughput: a compiled train_on_batch on one fixed batch "
+                           "of `batch_size` (no input pipeline), min or median over interleaved "
+                           "rounds (see timing_method); per-cell: = fit_images_per_s"),
     ("train_ms_per_image", "1000 / train_images_per_s"),
     ("fit_images_per_s", "batch_size / median duration of the budgeted model.fit's steps after "
                          "the first (prefetched input pipeline), timed alone in the cell"),
     ("keras_latency_ms", "Keras inference latency at batch 1 (tf.function, training=False), "
-                         "median over timing rounds"),
-    ("solo_keras_latency_ms", "keras_latency_ms as timed alone in the cell (interleaved runs only)"),
-    ("timing_method", "interleaved (N models): the latency and train_* columns come from one "
-                      "process timing all models in alternating rounds; per-cell: timed alone"),
+                         "min or median over interleaved rounds (see timing_method)"),
+    ("solo_keras_latency_ms", "Keras latency timed alone in the cell, median of rounds "
+                              "(interleaved runs only)"),
+    ("timing_method", "interleaved (N models, <statistic> of R rounds): latency and train_* "
+                      "columns come from one process timing all models in alternating rounds; "
+                      "per-cell: timed alone (medians)"),
     ("infer_peak_delta_mib", "peak RSS growth during the batch-1 Keras inference timing, "
                              "the first phase of a fresh worker process"),
     ("train_peak_delta_mib", "peak RSS growth during the budgeted model.fit (tracing, input "
@@ -75,11 +79,13 @@ def tflite_columns(modes):
     columns = []
     for mode in modes:
         columns += [
-            (f"tflite_{mode}_latency_ms", f"LiteRT {mode} latency at batch 1, median of runs, "
-                                          "ai_edge_litert with `threads` threads"),
-            (f"solo_tflite_{mode}_latency_ms", f"tflite_{mode}_latency_ms timed alone in the cell "
-                                               "(interleaved runs only)"),
+            (f"tflite_{mode}_latency_ms", f"LiteRT {mode} latency at batch 1 (ai_edge_litert, "
+                                          "`threads` threads), per round the mean of 10 "
+                                          "invocations, min or median over rounds"),
+            (f"solo_tflite_{mode}_latency_ms", f"LiteRT {mode} latency timed alone in the cell, "
+                                               "median of `latency_runs` (interleaved runs only)"),
             (f"tflite_{mode}_mib", f"{mode} .tflite file size in MiB"),
+            (f"tflite_{mode}_ops", f"operators in the {mode} .tflite graph"),
             (f"tflite_{mode}_accuracy", f"test top-1 of the {mode} .tflite"),
         ]
     return tuple(columns)

@@ -46,6 +46,10 @@ class MeasureSettings:
         interleaved: after the cells, time all models again in one process in
             alternating rounds (`timing`) and report those figures (robust to
             a changing background load); per-cell figures stay as solo_*.
+        interleaved_repeats: rounds of the interleaved pass.
+        timing_statistic: "min" (best round) or "median" of the interleaved
+            rounds (not part of any key: rounds are stored, so switching
+            needs no re-measurement).
         output_dir: where tables, plots, the result store, logs and the
             .tflite files go.
         isolate: run each cell in a fresh worker process (needed for honest
@@ -71,13 +75,15 @@ class MeasureSettings:
     timing_repeats: int = 5
     timing_warmup: int = 2
     interleaved: bool = True
+    interleaved_repeats: int = 15
+    timing_statistic: str = "min"
     output_dir: str = "study_out"
     isolate: bool = True
     cell_timeout: float = 3600.0
 
     def __post_init__(self):
         for name in ("batch_size", "threads", "latency_runs", "timing_iterations",
-                     "timing_repeats"):
+                     "timing_repeats", "interleaved_repeats"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
@@ -96,6 +102,9 @@ class MeasureSettings:
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(
                 f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}")
+        if self.timing_statistic not in ("min", "median"):
+            raise ValueError('`timing_statistic` must be "min" or "median". '
+                             f"Received: timing_statistic={self.timing_statistic!r}")
         object.__setattr__(self, "tflite_modes", tuple(self.tflite_modes))
         for mode in self.tflite_modes:
             if mode not in TFLITE_MODES:
@@ -263,7 +272,7 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
         if record.get("status") != "ok":
             bar.write(f"interleaved timing FAILED (per-cell figures kept):\n"
                       f"{record.get('error', '')[-1500:]}", file=sys.stderr)
-    return timing.apply(rows, store.records[key])
+    return timing.apply(rows, store.records[key], settings.timing_statistic)
 
 
 def machine_info():

@@ -10,7 +10,10 @@ reporting medians: a load change then hits all models alike.
 Measured per model: Keras inference latency at batch 1, training throughput
 (a compiled `train_on_batch` on one fixed random batch, RMSProp, no input
 pipeline; weights are random, which does not change the cost), and LiteRT
-latency at batch 1 per mode. The per-cell figures are kept as `solo_*`.
+latency at batch 1 per mode. Every round is stored; the table reports the
+best round ("min", default: the cost when the model had the CPU, as timeit
+recommends under interference) or the median. The per-cell figures are kept
+as `solo_*`.
 
 Worker: ``python -m keras_effnet.study.timing JOB.json OUT.json``.
 """
@@ -18,6 +21,7 @@ Worker: ``python -m keras_effnet.study.timing JOB.json OUT.json``.
 import hashlib
 import json
 import os
+import statistics
 import sys
 import traceback
 
@@ -45,7 +49,7 @@ def make_job(jobs, rows, settings, artifacts_dir):
            "jit_compile": settings.jit_compile, "threads": settings.threads,
            "latency_runs": settings.latency_runs, "seed": settings.seed,
            "timing": {"iterations": settings.timing_iterations,
-                      "repeats": settings.timing_repeats, "warmup": settings.timing_warmup}}
+                      "repeats": settings.interleaved_repeats, "warmup": settings.timing_warmup}}
     identity = dict(job, artifacts_dir=None)
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode("utf8")).hexdigest()[:10]
     return f"interleaved-timing-{digest}", job
@@ -71,7 +75,12 @@ class _Invoke:
 
 
 def measure_interleaved(job):
-    """Times every model of `job` in alternating rounds; returns {cell_id: figures}."""
+    """Times every model of `job` in alternating rounds.
+
+    Returns:
+        {cell_id: {column: [per-round milliseconds]}} for keras_latency_ms,
+        train_ms_per_image and tflite_<mode>_latency_ms.
+    """
     import keras
 
     from keras_effnet.benchmark import InferenceStep, TrainStep, interleaved_throughput
@@ -79,7 +88,7 @@ def measure_interleaved(job):
 
     keras.utils.set_random_seed(job["seed"])
     timing, jit = job["timing"], job["jit_compile"]
-    out = {m["id"]: {} for m in job["models"]}
+    rounds = {m["id"]: {} for m in job["models"]}
     models = {}
     for m in job["models"]:
         _emit(f"build {m['id'].split('@')[0]}")
@@ -88,20 +97,19 @@ def measure_interleaved(job):
     _emit("keras latency")
     steps = {key: InferenceStep(model, 1, jit_compile=jit) for key, model in models.items()}
     for key, r in interleaved_throughput(steps, **timing).items():
-        out[key]["keras_latency_ms"] = 1000.0 / r["images_per_s"]
+        rounds[key]["keras_latency_ms"] = [1000.0 / v for v in r["rounds"]]
     del steps
 
     _emit("train throughput")
     steps = {key: TrainStep(model, job["batch_size"], jit_compile=jit)
              for key, model in models.items()}
     for key, r in interleaved_throughput(steps, **timing).items():
-        out[key]["train_images_per_s"] = r["images_per_s"]
-        out[key]["train_ms_per_image"] = 1000.0 / r["images_per_s"]
+        rounds[key]["train_ms_per_image"] = [1000.0 / v for v in r["rounds"]]
     del steps, models
 
     modes = sorted({mode for m in job["models"] for mode in m["tflite"]})
     iterations = 10
-    repeats = max(3, job["latency_runs"] // iterations)
+    repeats = max(timing["repeats"], job["latency_runs"] // iterations)
     for mode in modes:
         _emit(f"litert {mode}")
         steps = {m["id"]: _Invoke(os.path.join(job["artifacts_dir"], m["tflite"][mode]),
@@ -109,25 +117,43 @@ def measure_interleaved(job):
                  for m in job["models"] if mode in m["tflite"]}
         for key, r in interleaved_throughput(steps, iterations=iterations, repeats=repeats,
                                              warmup=10).items():
-            out[key][f"tflite_{mode}_latency_ms"] = 1000.0 / r["images_per_s"]
-    return out
+            rounds[key][f"tflite_{mode}_latency_ms"] = [1000.0 / v for v in r["rounds"]]
+    return rounds
 
 
-def apply(rows, record):
-    """Rows with the interleaved figures; the per-cell ones kept as solo_*."""
+STATISTICS = ("min", "median")
+
+
+def apply(rows, record, statistic="min"):
+    """Rows with the interleaved figures; the per-cell ones kept as solo_*.
+
+    Args:
+        rows: study rows.
+        record: the stored result of the interleaved pass (with per-round ms).
+        statistic: "min" (best round: the cost when the model had the CPU;
+            what timeit recommends under interference) or "median" (typical
+            cost under the load of the run).
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"`timing_statistic` must be one of {STATISTICS}. "
+                         f"Received: timing_statistic={statistic!r}")
     if not record or record.get("status") != "ok":
         return rows
-    timings = record["timings"]
+    reduce = min if statistic == "min" else statistics.median
     out = []
     for row in rows:
         row = dict(row)
-        figures = timings.get(row["cell_id"])
-        if figures:
-            for column, value in figures.items():
+        rounds = record["rounds"].get(row["cell_id"])
+        if rounds:
+            for column, values in rounds.items():
                 if column.endswith("latency_ms"):
                     row["solo_" + column] = row.get(column)
-                row[column] = value
-            row["timing_method"] = f"interleaved ({len(timings)} models)"
+                row[column] = reduce(values)
+            if "train_ms_per_image" in rounds:
+                row["train_images_per_s"] = 1000.0 / row["train_ms_per_image"]
+            count = len(next(iter(rounds.values())))
+            row["timing_method"] = (f"interleaved ({len(record['rounds'])} models, "
+                                    f"{statistic} of {count} rounds)")
         out.append(row)
     return out
 
@@ -140,7 +166,7 @@ def main(argv=None):
     with open(argv[0]) as f:
         job = json.load(f)
     try:
-        record = {"status": "ok", "timings": measure_interleaved(job)}
+        record = {"status": "ok", "rounds": measure_interleaved(job)}
     except Exception:  # Reported to the parent, which keeps the per-cell figures.
         record = {"status": "error", "error": traceback.format_exc()[-4000:]}
         print(record["error"], file=sys.stderr)

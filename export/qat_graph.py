@@ -1,0 +1,290 @@
+"""The QAT graph: annotate, quantize, start ranges, convert, census.
+
+Works on the flat tf_keras model from `translate.translate_model(...,
+split_sigmoid=True)`; `qat.py` strings the steps together. Quantizers (the
+default 8-bit scheme of tfmot, plus ours; table in docs/drafts/qat.md):
+  * Conv2D / DepthwiseConv2D / Dense: 8-bit symmetric weights (per channel
+    for Conv2D/Dense, per tensor for DepthwiseConv2D), 8-bit output. A
+    following BatchNormalization is not folded during QAT: the conv gets a
+    no-op activation, the BN carries the output quantizer, and the
+    converter folds BN into the conv.
+  * Activation (relu6, ...), Add, GlobalAveragePooling2D: moving-average
+    8-bit per-tensor asymmetric output quantizer.
+  * Multiply (squeeze-excite gate, and swish = x * sigmoid(x)), Rescaling,
+    Normalization: rejected by the default registry; `OutputQuantizeConfig`
+    (no weight/activation quantizers, one moving-average 8-bit per-tensor
+    asymmetric output quantizer).
+  * Activation("sigmoid") (split out of swish and of the SE expand conv):
+    `SigmoidQuantizeConfig`, the fixed range TFLite's LOGISTIC uses.
+  * Input: all-values quantizer pinned to exactly 0..255 (scale 1, so a
+    uint8 input is the raw pixel).
+  * Dropout (incl. stochastic depth), ZeroPadding2D, Reshape: none.
+
+tfmot is imported inside functions only: importing it sets
+TF_USE_LEGACY_KERAS=1 for the whole process.
+"""
+
+import functools
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from keras_effnet.export import translate
+
+IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+# Layers the default 8-bit registry rejects and that get OutputQuantizeConfig.
+OUTPUT_ONLY_LAYERS = ("Multiply", "Rescaling", "Normalization")
+PIXEL_RANGE = (0.0, 255.0)
+
+
+def _tfmot():
+    import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
+    return tfmot
+
+
+@functools.lru_cache(maxsize=None)
+def output_quantize_config_class():
+    """The `OutputQuantizeConfig` class (built on first use: lazy tfmot)."""
+    quant = _tfmot().quantization.keras
+
+    class OutputQuantizeConfig(quant.QuantizeConfig):
+        """Quantizes only a layer's output: 8 bits, per-tensor, asymmetric."""
+
+        def get_weights_and_quantizers(self, layer):
+            return []
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_weights(self, layer, quantize_weights):
+            pass
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+        def get_output_quantizers(self, layer):
+            return [quant.quantizers.MovingAverageQuantizer(
+                num_bits=8, per_axis=False, symmetric=False,
+                narrow_range=False)]
+
+        def get_config(self):
+            return {}
+
+    return OutputQuantizeConfig
+
+
+@functools.lru_cache(maxsize=None)
+def sigmoid_quantize_config_class():
+    """The `SigmoidQuantizeConfig` class (built on first use: lazy tfmot)."""
+    quant = _tfmot().quantization.keras
+    base = output_quantize_config_class()
+
+    class SigmoidQuantizeConfig(base):
+        """Quantizes a sigmoid's output exactly as TFLite's int8 LOGISTIC.
+
+        TFLite fixes that output to scale 1/256, zero point -128: the range
+        [0, 255/256] in 8 bits.
+        """
+
+        def get_output_quantizers(self, layer):
+            return [quant.quantizers.FixedQuantizer(
+                num_bits=8, init_min=0.0, init_max=255.0 / 256.0,
+                narrow_range=False)]
+
+    return SigmoidQuantizeConfig
+
+
+def qat_scope():
+    """`quantize_scope` with our custom objects (to load a saved QAT model)."""
+    return _tfmot().quantization.keras.quantize_scope(
+        {"OutputQuantizeConfig": output_quantize_config_class(),
+         "SigmoidQuantizeConfig": sigmoid_quantize_config_class()})
+
+
+def annotate(tfk_model):
+    """Annotates every layer of a flat tf_keras model for quantization.
+
+    Layers in `OUTPUT_ONLY_LAYERS` get `OutputQuantizeConfig`, sigmoid
+    Activation layers `SigmoidQuantizeConfig`, the rest the default 8-bit
+    scheme's config (which rejects unknown layers by name).
+    """
+    quant = _tfmot().quantization.keras
+    import tf_keras  # pylint: disable=import-outside-toplevel
+    output_only = output_quantize_config_class()
+    sigmoid = sigmoid_quantize_config_class()
+
+    def clone_fn(layer):
+        if isinstance(layer, tf_keras.layers.InputLayer):
+            return layer.__class__.from_config(layer.get_config())
+        config = None
+        if type(layer).__name__ in OUTPUT_ONLY_LAYERS:
+            config = output_only()
+        elif (type(layer).__name__ == "Activation" and
+              layer.get_config()["activation"] == "sigmoid"):
+            config = sigmoid()
+        clone = layer.__class__.from_config(layer.get_config())
+        return quant.quantize_annotate_layer(clone, config)
+
+    annotated = tf_keras.models.clone_model(tfk_model, clone_function=clone_fn)
+    annotated.set_weights(tfk_model.get_weights())
+    translate.refresh_normalization(annotated)
+    return annotated
+
+
+def quantize(tfk_model, *, prune_preserve=False, input_range=PIXEL_RANGE):
+    """Returns the fake-quantized (QAT) version of a flat tf_keras model.
+
+    Args:
+      tfk_model: From `translate.translate_model` (call inside the
+        fine-tuning strategy's scope).
+      prune_preserve: Use `Default8BitPrunePreserveQuantizeScheme` (keeps
+        zeros of a stripped pruned model through QAT).
+      input_range: (min, max) the input quantizer is pinned to; None lets it
+        track the data.
+    """
+    quant = _tfmot().quantization.keras
+    scheme = None
+    if prune_preserve:
+        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import default_8bit_prune_preserve_quantize_scheme as pps  # pylint: disable=import-outside-toplevel,line-too-long
+        scheme = pps.Default8BitPrunePreserveQuantizeScheme()
+    annotated = annotate(tfk_model)
+    with qat_scope():
+        kwargs = {"scheme": scheme} if scheme is not None else {}
+        qat_model = quant.quantize_apply(annotated, **kwargs)
+    translate.refresh_normalization(qat_model)
+    if input_range is not None:
+        pin_input_range(qat_model, input_range)
+    return qat_model
+
+
+def pin_input_range(qat_model, input_range=PIXEL_RANGE):
+    """Sets the input quantizer's range (tracked ranges only widen from it)."""
+    low, high = (float(v) for v in input_range)
+    if not low <= 0.0 < high:
+        raise ValueError(
+            f"input_range: expected (min <= 0 < max), got {input_range!r}")
+    found = 0
+    for layer in qat_model.layers:
+        if type(layer).__name__ == "QuantizeLayer":
+            layer.quantizer_vars["min_var"].assign(low)
+            layer.quantizer_vars["max_var"].assign(high)
+            found += 1
+    if not found:
+        raise ValueError("qat_model: no input QuantizeLayer to pin")
+
+
+def _range_targets(qat_model):
+    """[(min/max variable dict, float layer name, "out" | "pre")].
+
+    Reads tfmot 0.8 wrapper internals (`_output_quantizer_vars`,
+    `_quantize_activations[i]._pre/_post_activation_vars`); pinned by
+    tests/test_qat.py.
+    """
+    targets = []
+    for wrapper in qat_model.layers:
+        inner = getattr(wrapper, "layer", None)
+        if inner is None:
+            continue
+        out_vars = getattr(wrapper, "_output_quantizer_vars", None)
+        if getattr(wrapper, "_output_quantizers", None) and out_vars:
+            targets.append((out_vars, inner.name, "out"))
+        for act in getattr(wrapper, "_quantize_activations", ()):
+            if hasattr(act, "_pre_activation_vars"):
+                targets.append((act._pre_activation_vars, inner.name, "pre"))  # pylint: disable=protected-access
+            if hasattr(act, "_post_activation_vars"):
+                targets.append((act._post_activation_vars, inner.name, "out"))  # pylint: disable=protected-access
+    return [t for t in targets if tuple(t[0]["min_var"].shape) == ()]
+
+
+def init_ranges(qat_model, float_model, images, batch_size=32):
+    """Starts every activation range at the float model's observed range.
+
+    tfmot's moving-average quantizers start at [-6, 6] and move with decay
+    0.999, so after a short fine-tune most ranges are still far too wide
+    (coarse steps for small activations, e.g. the squeeze-excite path). We
+    set each range to the mean over batches of the batch min/max (what the
+    EMA converges to) of the same tensor in the float model, measured on
+    `images`; fine-tuning then tracks it as usual.
+
+    Args:
+      qat_model: From `quantize`.
+      float_model: The flat tf_keras float model it was made from.
+      images: float32 (N, H, W, 3) 0..255 training images.
+      batch_size: Batch size of the statistics (use the fine-tuning one).
+
+    Returns:
+      The number of ranges set.
+    """
+    import tf_keras  # pylint: disable=import-outside-toplevel
+    targets = _range_targets(qat_model)
+    outputs = []
+    for _, name, kind in targets:
+        layer = float_model.get_layer(name)
+        if kind == "out":
+            outputs.append(layer.output)
+            continue
+        config = dict(layer.get_config(), activation="linear",
+                      name=f"{name}_preactivation")
+        linear = type(layer).from_config(config)
+        outputs.append(linear(layer.input))
+        linear.set_weights(layer.get_weights())
+    probe = tf_keras.Model(float_model.inputs, outputs)
+    sums = np.zeros((len(targets), 2))
+    batches = 0
+    for start in range(0, len(images), batch_size):
+        values = probe(np.asarray(images[start:start + batch_size],
+                                  np.float32), training=False)
+        for i, value in enumerate(values):
+            value = np.asarray(value)
+            sums[i] += (min(value.min(), 0.0), max(value.max(), 0.0))
+        batches += 1
+    for (variables, _, _), (low, high) in zip(targets, sums / batches):
+        variables["min_var"].assign(low)
+        variables["max_var"].assign(high)
+    return len(targets)
+
+
+def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
+    """Converts a QAT tf_keras model to int8 .tflite bytes.
+
+    No representative dataset: every range comes from the fake-quant nodes.
+    `supported_ops` is left at the default on purpose (TFLITE_BUILTINS_INT8
+    would demand calibration data); `check_integer_only` enforces the result.
+
+    Args:
+      qat_model: From `quantize` (after fine-tuning).
+      io_type: "uint8" (raw pixels in, default), "int8" or "float32".
+      dynamic_batch: Keep the batch dimension open (default batch 1).
+    """
+    if io_type not in IO_TYPES:
+        raise ValueError(
+            f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
+    shape = tuple(qat_model.inputs[0].shape[1:])
+    spec = tf.TensorSpec(((None if dynamic_batch else 1),) + shape,
+                         tf.float32, name="image")
+    serve = tf.function(lambda image: qat_model(image, training=False),
+                        input_signature=[spec])
+    # Save a plain tf.Module holding only the serving function and the
+    # variables: saving the tf_keras model itself also traces every layer
+    # for Keras' SavedModel format (3x slower, unused by the converter).
+    module = tf.Module()
+    module.serve = serve
+    module.variables_ = qat_model.variables
+    with tempfile.TemporaryDirectory(prefix="effnet-qat-") as tmp:
+        tf.saved_model.save(module, tmp,
+                            signatures=serve.get_concrete_function())
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if io_type != "float32":
+            converter.inference_input_type = IO_TYPES[io_type]
+            converter.inference_output_type = IO_TYPES[io_type]
+        return converter.convert()
+
+
+def check_integer_only(tflite_bytes):
+    """Op census; raises ValueError naming every op that computes in float."""
+    from keras_effnet.export import census as census_lib  # pylint: disable=import-outside-toplevel
+    census = census_lib.op_census(tflite_bytes)
+    census_lib.check_integer_only(census)
+    return census
