@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 
+from keras_effnet import io as io_lib
+
 
 def _umask():
     mask = os.umask(0)
@@ -15,22 +17,7 @@ def _umask():
 
 def write_bytes(path, data):
     """Writes `data` to `path` via a temp file in the same dir + os.replace."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        # mkstemp makes 0600 files; artifacts get the usual umask permissions.
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    io_lib.write_bytes_atomic(path, data)
 
 
 def write_json(path, obj):

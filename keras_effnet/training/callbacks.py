@@ -7,15 +7,8 @@ import time
 
 import keras
 
+from keras_effnet.io import write_text_atomic  # noqa: F401  (re-exported)
 from keras_effnet.training import recipe
-
-
-def write_text_atomic(path, text):
-    """Writes `text` to `path` through a temporary file and os.replace."""
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def save_model_atomic(model, path):
