@@ -95,11 +95,101 @@ def sigmoid_quantize_config_class():
     return SigmoidQuantizeConfig
 
 
+@functools.lru_cache(maxsize=None)
+def depthwise_quantize_config_class():
+    """`DepthwiseQuantizeConfig`: per-channel depthwise weights in QAT.
+
+    tfmot 0.8 fake-quantizes a depthwise kernel (kh, kw, C, M) along its last
+    axis, i.e. per tensor for M = 1, while the converter stores it per
+    output channel (C * M scales). Channels with small weights then train on
+    a much coarser grid than the one they ship on, and the .tflite differs
+    from the QAT model. This quantizer views the kernel as (kh, kw, 1, C*M)
+    so each output channel gets its own symmetric range, like TFLite (the
+    same reshape trick tfmot uses for Conv2DTranspose).
+    """
+    quant = _tfmot().quantization.keras
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry as registry  # pylint: disable=import-outside-toplevel,line-too-long
+
+    class DepthwisePerChannelQuantizer(quant.quantizers.LastValueQuantizer):
+        """8-bit symmetric narrow-range quantizer per depthwise channel."""
+
+        def __init__(self):
+            super().__init__(num_bits=8, per_axis=True, symmetric=True,
+                             narrow_range=True)
+
+        def build(self, tensor_shape, name, layer):
+            channels = int(tensor_shape[-2]) * int(tensor_shape[-1])
+            return {
+                "min_var": layer.add_weight(
+                    name + "_min", shape=(channels,), trainable=False,
+                    initializer="zeros"),
+                "max_var": layer.add_weight(
+                    name + "_max", shape=(channels,), trainable=False,
+                    initializer="zeros"),
+            }
+
+        def __call__(self, inputs, training, weights, **kwargs):
+            shape = tf.shape(inputs)
+            flat = tf.reshape(inputs, tf.concat(
+                [shape[:2], [1], [shape[2] * shape[3]]], 0))
+            flat = super().__call__(flat, training, weights, **kwargs)
+            return tf.reshape(flat, shape)
+
+        def get_config(self):
+            return {}
+
+    class DepthwiseQuantizeConfig(registry.Default8BitConvQuantizeConfig):
+        """Default depthwise config with per-channel weights."""
+
+        def __init__(self):
+            super().__init__(["depthwise_kernel"], ["activation"], False)
+            self.weight_quantizer = DepthwisePerChannelQuantizer()
+
+        def get_config(self):
+            return {}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls()
+
+    return DepthwiseQuantizeConfig
+
+
+def _scheme(prune_preserve):
+    """tfmot's 8-bit scheme (or its pruning-preserving variant) whose
+    registry hands DepthwiseConv2D our per-channel config. Going through
+    the registry (not an annotation) keeps tfmot's conv + BN transforms."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_scheme as default  # pylint: disable=import-outside-toplevel,line-too-long
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import default_8bit_prune_preserve_quantize_scheme as pps  # pylint: disable=import-outside-toplevel,line-too-long
+    base = (pps.Default8BitPrunePreserveQuantizeScheme if prune_preserve
+            else default.Default8BitQuantizeScheme)
+    depthwise = depthwise_quantize_config_class()
+
+    class _Registry:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def supports(self, layer):
+            return self._inner.supports(layer)
+
+        def get_quantize_config(self, layer):
+            if type(layer).__name__ == "DepthwiseConv2D":
+                return depthwise()
+            return self._inner.get_quantize_config(layer)
+
+    class Scheme(base):
+        def get_quantize_registry(self):
+            return _Registry(super().get_quantize_registry())
+
+    return Scheme()
+
+
 def qat_scope():
     """`quantize_scope` with our custom objects (to load a saved QAT model)."""
     return _tfmot().quantization.keras.quantize_scope(
         {"OutputQuantizeConfig": output_quantize_config_class(),
-         "SigmoidQuantizeConfig": sigmoid_quantize_config_class()})
+         "SigmoidQuantizeConfig": sigmoid_quantize_config_class(),
+         "DepthwiseQuantizeConfig": depthwise_quantize_config_class()})
 
 
 def annotate(tfk_model):
@@ -144,14 +234,10 @@ def quantize(tfk_model, *, prune_preserve=False, input_range=PIXEL_RANGE):
         track the data.
     """
     quant = _tfmot().quantization.keras
-    scheme = None
-    if prune_preserve:
-        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import default_8bit_prune_preserve_quantize_scheme as pps  # pylint: disable=import-outside-toplevel,line-too-long
-        scheme = pps.Default8BitPrunePreserveQuantizeScheme()
     annotated = annotate(tfk_model)
     with qat_scope():
-        kwargs = {"scheme": scheme} if scheme is not None else {}
-        qat_model = quant.quantize_apply(annotated, **kwargs)
+        qat_model = quant.quantize_apply(annotated, scheme=_scheme(
+            prune_preserve))
     translate.refresh_normalization(qat_model)
     if input_range is not None:
         pin_input_range(qat_model, input_range)
