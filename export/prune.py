@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from keras_effnet.export import finetune
-from keras_effnet.export import flatten
+from keras_effnet import graph as flatten
 from keras_effnet.export import translate
 
 SCHEDULES = ("constant", "polynomial")
@@ -182,6 +182,11 @@ def prune_tf_keras(tfk_model, dataset, *, sparsity, epochs=1,
         verbose=verbose, **settings)
     with strategy.scope():
         stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+        # strip_pruning reuses the training model's layer objects (two
+        # graphs per layer then); a clean clone keeps `layer.output` usable.
+        clean = tf_keras.models.clone_model(stripped)
+        clean.set_weights(stripped.get_weights())
+    stripped = clean
     translate.refresh_normalization(stripped)
     report = sparsity_report(stripped, exclude)
     report.update({"target": sparsity, "schedule": schedule,
@@ -217,9 +222,13 @@ def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant",
     Returns:
       (pruned Keras 3 model, `sparsity_report` dict incl. "history").
     """
+    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
     strategy = finetune.resolve_strategy(settings.pop("strategy", None))
+    size = finetune.image_size(model)
+    images, _ = datasets.load_arrays(dataset, "train", (size, size), limit=16,
+                                     data_dir=settings.get("data_dir"))
     with strategy.scope():
-        tfk_model = translate.translate_model(model)
+        tfk_model = translate.translate_model(model, check_inputs=images)
     stripped, report, history = prune_tf_keras(
         tfk_model, dataset, sparsity=sparsity, epochs=epochs,
         schedule=schedule, exclude=exclude, strategy=strategy, **settings)

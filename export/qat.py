@@ -52,10 +52,10 @@ class QATResult:
 
 
 def quantization_aware_training(
-        model, dataset, *, epochs=1, batch_size=32, learning_rate=1e-4,
+        model, dataset, *, epochs=1, batch_size=32, learning_rate=3e-5,
         steps_per_epoch=None, io_type="uint8", strategy=None, data_dir=None,
         augment=None, freeze_bn=True, num_calibration=256, prune=None,
-        prune_epochs=None, seed=0, verbose=0):
+        prune_epochs=None, prune_schedule="constant", seed=0, verbose=0):
     """Keras 3 model -> QAT fine-tuning -> integer-only int8 TFLite bytes.
 
     Args:
@@ -76,6 +76,7 @@ def quantization_aware_training(
       prune: Target sparsity in (0, 1) of Conv2D/Dense kernels: prune first
         (`prune.prune_tf_keras`), strip, then pruning-preserving QAT.
       prune_epochs: Pruning epochs (default: `epochs`).
+      prune_schedule: Sparsity schedule, "constant" or "polynomial".
 
     Returns:
       A `QATResult`.
@@ -84,6 +85,7 @@ def quantization_aware_training(
       ValueError: Bad arguments, a rebuild that does not match the model, or
         a converted model with float ops.
     """
+    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import prune as prune_lib  # pylint: disable=import-outside-toplevel
     if io_type not in IO_TYPES:
         raise ValueError(
@@ -94,24 +96,28 @@ def quantization_aware_training(
                     data_dir=data_dir, augment=augment, seed=seed,
                     verbose=verbose)
     history, pruning = {}, None
+    size = finetune.image_size(model)
+    # Training images: for the rebuild check (random noise is far from the
+    # data and amplifies float rounding past 1e-5) and for init_ranges.
+    images, _ = datasets.load_arrays(
+        dataset, "train", (size, size), limit=max(num_calibration, 16),
+        data_dir=data_dir, shuffle=True, seed=seed)
     with strategy.scope():
-        tfk_model = translate.translate_model(model, split_sigmoid=True)
+        tfk_model = translate.translate_model(
+            model, check_inputs=images[:16], split_sigmoid=True)
     from_logits = not finetune.output_is_probability(tfk_model)
     if prune is not None:
         tfk_model, pruning, history["prune"] = prune_lib.prune_tf_keras(
             tfk_model, dataset, sparsity=prune,
-            epochs=prune_epochs or epochs, **settings)
+            epochs=prune_epochs or epochs, schedule=prune_schedule,
+            **settings)
     if freeze_bn:
         set_batchnorm_trainable(tfk_model, False)
     with strategy.scope():
         qat_model = quantize(tfk_model, prune_preserve=prune is not None)
     if num_calibration:
-        from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
-        size = finetune.image_size(tfk_model)
-        images, _ = datasets.load_arrays(
-            dataset, "train", (size, size), limit=num_calibration,
-            data_dir=data_dir, shuffle=True, seed=seed)
-        init_ranges(qat_model, tfk_model, images, batch_size)
+        init_ranges(qat_model, tfk_model, images[:num_calibration],
+                    batch_size)
     history["qat"] = finetune.fine_tune(qat_model, dataset, epochs=epochs,
                                         from_logits=from_logits, **settings)
     tflite = convert(qat_model, io_type)
@@ -128,19 +134,42 @@ def set_batchnorm_trainable(tfk_model, trainable):
             layer.trainable = trainable
 
 
-def predict_fn(qat_model, batch_size=64):
-    """images (N, H, W, 3) float 0..255 -> float32 outputs of a QAT model."""
+def input_grid(images, io):
+    """`images` as the integer input of a .tflite sees them (dequantized).
+
+    Args:
+      images: Float pixels.
+      io: An input entry of the census ("dtype", "scale", "zero_point"); a
+        float input leaves the images as they are.
+    """
+    images = np.asarray(images, np.float32)
+    if io is None or io.get("scale") is None or io["dtype"] == "float32":
+        return images
+    info = np.iinfo(np.dtype(io["dtype"]))
+    q = np.clip(np.round(images / io["scale"] + io["zero_point"]),
+                info.min, info.max)
+    return ((q - io["zero_point"]) * io["scale"]).astype(np.float32)
+
+
+def predict_fn(qat_model, batch_size=64, io=None):
+    """images (N, H, W, 3) float 0..255 -> float32 outputs of a QAT model.
+
+    With `io` (the .tflite's input description, see `input_grid`) the model
+    gets the pixels the integer-input .tflite gets, so a comparison of the
+    two measures the conversion, not the rounding of the input.
+    """
     def predict(images):
         return np.asarray(qat_model.predict(
-            np.asarray(images, np.float32), batch_size=batch_size,
+            input_grid(images, io), batch_size=batch_size,
             verbose=0), np.float32)
     return predict
 
 
 def export_qat(model, output, *, dataset="digits", epochs=1, prune=None,
-               prune_epochs=None, io_type="uint8", labels=None, data_dir=None,
-               batch_size=32, learning_rate=1e-4, steps_per_epoch=None,
-               strategy=None, test_split="test", test_limit=None, threads=2,
+               prune_epochs=None, prune_schedule="constant", io_type="uint8",
+               labels=None, data_dir=None, batch_size=32, learning_rate=3e-5,
+               steps_per_epoch=None, strategy=None, num_calibration=256,
+               test_split="test", test_limit=None, threads=2,
                latency_runs=50, add_metadata=True, seed=0):
     """QAT export: fine-tune, convert, census, metadata, verify, write.
 
@@ -149,9 +178,9 @@ def export_qat(model, output, *, dataset="digits", epochs=1, prune=None,
       output: Destination .tflite path (report: `<output>.verify.json`).
       dataset: Training and test data: a name, or a {split: (images,
         labels)} dict with "train" and `test_split`.
-      epochs, prune, prune_epochs, io_type, batch_size, learning_rate,
-        steps_per_epoch, strategy, data_dir, seed: See
-        `quantization_aware_training`.
+      epochs, prune, prune_epochs, prune_schedule, io_type, batch_size,
+        learning_rate, steps_per_epoch, strategy, num_calibration, data_dir,
+        seed: See `quantization_aware_training`.
       labels, test_split, test_limit, threads, latency_runs, add_metadata:
         See `finish_qat`.
 
@@ -171,7 +200,8 @@ def export_qat(model, output, *, dataset="digits", epochs=1, prune=None,
         keras_model, train, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
         io_type=io_type, strategy=strategy, data_dir=data_dir, prune=prune,
-        prune_epochs=prune_epochs, seed=seed)
+        prune_epochs=prune_epochs, prune_schedule=prune_schedule,
+        num_calibration=num_calibration, seed=seed)
     settings = {"epochs": epochs, "learning_rate": learning_rate,
                 "batch_size": batch_size}
     return finish_qat(result, keras_model, output, dataset=dataset,
@@ -226,7 +256,9 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
     if result.pruning is not None:
         extra["pruning"] = result.pruning
     report = pipeline.finish_tflite(
-        result.tflite, predict_fn(result.qat_model), output,
+        result.tflite,
+        predict_fn(result.qat_model, io=result.census["io"]["inputs"][0]),
+        output,
         mode="qat" if result.pruning is None else "qat+prune",
         test_data=test, labels=labels, integer_only=True, threads=threads,
         latency_runs=latency_runs, extra=extra, add_metadata=add_metadata)

@@ -51,7 +51,7 @@ def _tflite_row(name, tflite, images, labels, threads, latency_runs):
 
 
 def bench_variant(variant, image_size, *, dataset="digits", model_dir=None,
-                  train_epochs=30, qat_epochs=2, qat_learning_rate=1e-4,
+                  train_epochs=30, qat_epochs=2, qat_learning_rate=3e-5,
                   num_calibration=200, threads=2, latency_runs=50, seed=0):
     """All figures for one variant; trains the float model unless cached.
 

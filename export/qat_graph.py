@@ -239,6 +239,7 @@ def quantize(tfk_model, *, prune_preserve=False, input_range=PIXEL_RANGE):
         qat_model = quant.quantize_apply(annotated, scheme=_scheme(
             prune_preserve))
     translate.refresh_normalization(qat_model)
+    sync_weight_ranges(qat_model)
     if input_range is not None:
         pin_input_range(qat_model, input_range)
     return qat_model
@@ -258,6 +259,24 @@ def pin_input_range(qat_model, input_range=PIXEL_RANGE):
             found += 1
     if not found:
         raise ValueError("qat_model: no input QuantizeLayer to pin")
+
+
+def sync_weight_ranges(qat_model):
+    """Sets every weight quantizer's range from the current weights.
+
+    tfmot's weight quantizers store the range they saw in the last training
+    step, and inference (and so the converter) uses the stored range: right
+    after `quantize_apply` it is tfmot's [-6, 6] placeholder (or zeros), and
+    after fine-tuning it lags the final optimizer update by one step. Running
+    each quantizer once in training mode on its weight fixes both.
+    """
+    count = 0
+    for wrapper in qat_model.layers:
+        for weight, quantizer, variables in getattr(wrapper, "_weight_vars",
+                                                    ()):
+            quantizer(weight, True, variables)
+            count += 1
+    return count
 
 
 def _range_targets(qat_model):
@@ -346,6 +365,7 @@ def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
     if io_type not in IO_TYPES:
         raise ValueError(
             f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
+    sync_weight_ranges(qat_model)
     shape = tuple(qat_model.inputs[0].shape[1:])
     spec = tf.TensorSpec(((None if dynamic_batch else 1),) + shape,
                          tf.float32, name="image")

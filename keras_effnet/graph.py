@@ -1,52 +1,145 @@
-"""Graph utilities: flatten nested blocks into a functional graph of standard layers."""
+"""Flattening a model of composite layers into a graph of standard layers.
+
+Quantization tooling (tfmot, our tf_keras translator) and per-layer profiling
+need a functional graph of built-in layers. Our blocks (`MBConv`,
+`SqueezeExcite`) are Keras 3 layer subclasses whose `call()` only composes
+sublayers, so calling `block.call(x)` on symbolic inputs creates one node per
+sublayer, sharing the sublayers (and their variables) with the original model
+(DESIGN.md §5). `flatten_model` does that generically, for any non-built-in
+layer and nested models, level by level until only built-in layers remain.
+Custom leaf layers that compute with ops (no sublayers) need a registered
+stand-in (`register_replacement`); `StochasticDepth` has one.
+"""
 
 import inspect
 
 import keras
 
-from keras_effnet.layers import MBConv, SqueezeExcite
 
-# Our layers whose call() only composes sublayers; flattening calls `.call`
-# directly so that each sublayer becomes its own node (sharing its variables).
-COMPOSITE_LAYERS = (MBConv, SqueezeExcite)
-
-
-def _is_composite(operation):
-    return isinstance(operation, COMPOSITE_LAYERS)
+def _is_standard(layer):
+    """True for built-in keras layers (not models, not user subclasses)."""
+    module = type(layer).__module__
+    return (module.startswith("keras.src.layers.")
+            and not isinstance(layer, keras.Model))
 
 
-def _expand_once(model, operation_fn):
-    inputs = [
-        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history.operation.name)
-        for t in model.inputs
-    ]
-    outputs = model._run_through_graph(inputs, operation_fn=operation_fn)
-    if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-        outputs = outputs[0]
-    return keras.Model(inputs, outputs, name=model.name)
+def _replace_stochastic_depth(layer):
+    # keras_effnet.layers.StochasticDepth is documented as exactly a
+    # per-sample Dropout; tfmot accepts Dropout(noise_shape) as is.
+    return keras.layers.Dropout(layer.rate, noise_shape=(None, 1, 1, 1),
+                                seed=layer.seed, name=layer.name)
 
 
-def _call_of(operation):
-    """`operation.call` without keyword arguments its signature does not take."""
-    accepted = inspect.signature(operation.call).parameters
+# Leaf custom layers (arbitrary ops, no sublayers) -> an equivalent standard
+# keras layer, keyed by class name. Extend with `register_replacement`.
+_REPLACEMENTS = {"StochasticDepth": _replace_stochastic_depth}
+
+
+def register_replacement(class_name, fn):
+    """Registers `fn(layer) -> standard keras layer` for a leaf custom layer.
+
+    `flatten_model` expands composite layers by tracing their `call()`; a
+    custom layer that computes with ops instead of sublayers needs an
+    equivalent standard layer (same name, same weights) to stand in for it.
+    """
+    _REPLACEMENTS[class_name] = fn
+
+
+def _sublayers(layer):
+    return list(layer._flatten_layers(  # pylint: disable=protected-access
+        include_self=False, recursive=False))
+
+
+def _traced_call(layer):
+    """`layer.call`, dropping call kwargs it does not accept (as __call__)."""
+    params = inspect.signature(layer.call).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return layer.call
 
     def call(*args, **kwargs):
-        return operation.call(*args, **{k: v for k, v in kwargs.items() if k in accepted})
-
+        return layer.call(*args, **{k: v for k, v in kwargs.items()
+                                    if k in params})
     return call
 
 
-def flatten_model(model):
-    """Returns a functional model of standard Keras layers equal to `model`.
+def _flatten_once(model, replaced):
+    """One re-trace; returns (new_model, number_of_layers_expanded)."""
+    expanded = []
 
-    Every MBConv/SqueezeExcite is replaced by its sublayers (the same layer
-    objects, so weights are shared, not copied). The result is what
-    quantization tooling and per-layer profiling need.
+    def operation_fn(op):
+        if isinstance(op, keras.layers.InputLayer):
+            return op
+        if not isinstance(op, keras.layers.Layer):
+            raise ValueError(
+                f"flatten_model: model {model.name!r} contains the raw "
+                f"operation {op.name!r} ({type(op).__name__}); only layer "
+                "calls can be translated. Wrap it in a keras layer.")
+        if _is_standard(op):
+            return op
+        expanded.append(op.name)
+        class_name = type(op).__name__
+        if class_name in _REPLACEMENTS:
+            if op.name not in replaced:
+                replaced[op.name] = _REPLACEMENTS[class_name](op)
+            return replaced[op.name]
+        if not _sublayers(op):
+            raise ValueError(
+                f"flatten_model: layer {op.name!r} ({class_name}) computes "
+                "without sublayers and has no registered replacement; see "
+                "register_replacement")
+        return _traced_call(op)
+
+    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
+              for x in model.inputs]
+    outputs = model._run_through_graph(  # pylint: disable=protected-access
+        inputs, operation_fn=operation_fn)
+    flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs,
+                       name=model.name)
+    return flat, len(expanded)
+
+
+def flatten_model(model, max_depth=8):
+    """Returns a functional model of standard keras layers only.
+
+    Every composite layer is replaced by the nodes its `call()` creates,
+    repeatedly, until only built-in layers remain. Layer objects (and their
+    variables) are shared with `model`; names are theirs.
+
+    Args:
+      model: A built Keras 3 functional model.
+      max_depth: Maximum nesting depth of composite layers to expand.
+
+    Returns:
+      A `keras.Model` whose layers are all standard `keras.layers` classes.
+
+    Raises:
+      ValueError: If `model` is not functional, uses raw `keras.ops` nodes,
+        or nests deeper than `max_depth`.
     """
+    if not hasattr(model, "_run_through_graph") or not model.inputs:
+        raise ValueError(
+            f"flatten_model: model must be a built functional keras.Model, "
+            f"got {type(model).__name__}")
     flat = model
-    while any(_is_composite(layer) for layer in flat.layers):
-        flat = _expand_once(flat, lambda op: _call_of(op) if _is_composite(op) else op)
-    return flat
+    replaced = {}
+    for _ in range(max_depth):
+        flat, count = _flatten_once(flat, replaced)
+        if count == 0:
+            _check_unique_names(flat)
+            return flat
+    raise ValueError(
+        f"flatten_model: composite layers still present after max_depth="
+        f"{max_depth} expansions")
+
+
+def _check_unique_names(model):
+    seen = set()
+    for layer in model.layers:
+        if layer.name in seen:
+            raise ValueError(
+                f"flatten_model: duplicate layer name {layer.name!r}; weights "
+                "are transferred by name, so sublayer names must be unique")
+        seen.add(layer.name)
 
 
 def trace_layers(model):
@@ -63,5 +156,7 @@ def trace_layers(model):
 
         return wrapped
 
-    _expand_once(flat, record)
+    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
+              for x in flat.inputs]
+    flat._run_through_graph(inputs, operation_fn=record)  # pylint: disable=protected-access
     return records

@@ -19,7 +19,7 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "Cache of trained float models.")
 _TRAIN_EPOCHS = flags.DEFINE_integer("train_epochs", 30, "Float epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "QAT epochs.")
-_QAT_LR = flags.DEFINE_float("qat_learning_rate", 1e-4, "QAT learning rate.")
+_QAT_LR = flags.DEFINE_float("qat_learning_rate", 3e-5, "QAT learning rate.")
 _THREADS = flags.DEFINE_integer("threads", 2, "LiteRT threads.")
 _LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 50, "Timed runs.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Results JSON path.")

@@ -1,8 +1,14 @@
 r"""Exports a trained model to SavedModel or TFLite, verified, with metadata.
 
-Example:
+Examples:
     python scripts/export_tflite.py --model=runs/b0/best.keras --mode=int8 \
             --dataset=digits --output=b0_int8.tflite --labels=labels.txt
+    # Quantization-aware training (tensorflow-model-optimization), then int8:
+    python scripts/export_tflite.py --model=runs/b0/best.keras --mode=qat \
+            --qat_epochs=2 --dataset=digits --output=b0_qat.tflite
+    # Magnitude pruning to 50% sparsity, alone (any mode) or with --mode=qat:
+    python scripts/export_tflite.py --model=runs/b0/best.keras --mode=int8 \
+            --prune=0.5 --dataset=digits --output=b0_pruned_int8.tflite
 
 Prints the verification table; the figures go to <output>.verify.json.
 """
@@ -14,7 +20,10 @@ from absl import flags
 
 _MODEL = flags.DEFINE_string("model", None, "Trained .keras model.", required=True)
 _MODE = flags.DEFINE_enum(
-    "mode", "int8", ["savedmodel", "fp32", "fp16", "dynamic", "int8", "int16x8"], "Export mode."
+    "mode",
+    "int8",
+    ["savedmodel", "fp32", "fp16", "dynamic", "int8", "int16x8", "qat"],
+    "Export mode (qat: quantization-aware training, then full-integer int8).",
 )
 _OUTPUT = flags.DEFINE_string(
     "output", None, ".tflite path (a directory for --mode=savedmodel).", required=True
@@ -56,29 +65,85 @@ _LAYER_REPORT = flags.DEFINE_bool(
     "layer_report", False, "int8: write the per-layer quantization error report into the JSON."
 )
 _METADATA = flags.DEFINE_bool("metadata", True, "Write MediaPipe/Android metadata.")
+_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.")
+_QAT_LEARNING_RATE = flags.DEFINE_float(
+    "qat_learning_rate", 3e-5, "qat and --prune: fine-tuning learning rate (Adam)."
+)
+_PRUNE = flags.DEFINE_float(
+    "prune", None, "Magnitude-prune Conv2D/Dense kernels to this sparsity (0 < s < 1) first."
+)
+_PRUNE_EPOCHS = flags.DEFINE_integer(
+    "prune_epochs", None, "Pruning fine-tuning epochs (default: --qat_epochs)."
+)
+_PRUNE_SCHEDULE = flags.DEFINE_enum(
+    "prune_schedule", "constant", ["constant", "polynomial"], "Sparsity schedule."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "qat and --prune: fine-tuning batch size.")
+_STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    None,
+    ["auto", "mirrored", "multi_worker", "one_device", "cpu"],
+    "qat and --prune: distribution strategy of the fine-tuning (as scripts/train.py).",
+)
 
 
 def main(argv):
     del argv
     from keras_effnet import export  # pylint: disable=import-outside-toplevel
 
-    report = export.export_tflite(
-        _MODEL.value,
-        _MODE.value,
-        _OUTPUT.value,
+    common = dict(
         dataset=_DATASET.value,
         labels=_LABELS.value,
-        io_type=_IO_TYPE.value,
         data_dir=_DATA_DIR.value,
-        num_calibration=_NUM_CALIBRATION.value,
         test_limit=_TEST_LIMIT.value,
         threads=_THREADS.value,
         latency_runs=_LATENCY_RUNS.value,
-        dynamic_batch=_DYNAMIC_BATCH.value,
-        max_accuracy_drop=_MAX_ACCURACY_DROP.value,
-        layer_report=_LAYER_REPORT.value,
         add_metadata=_METADATA.value,
     )
+    tuning = dict(
+        batch_size=_BATCH_SIZE.value,
+        learning_rate=_QAT_LEARNING_RATE.value,
+        strategy=_STRATEGY.value,
+    )
+    if _MODE.value == "qat":
+        from keras_effnet.export import qat  # pylint: disable=import-outside-toplevel
+
+        report = qat.export_qat(
+            _MODEL.value,
+            _OUTPUT.value,
+            epochs=_QAT_EPOCHS.value,
+            prune=_PRUNE.value,
+            prune_epochs=_PRUNE_EPOCHS.value,
+            prune_schedule=_PRUNE_SCHEDULE.value,
+            io_type=_IO_TYPE.value or "uint8",
+            num_calibration=_NUM_CALIBRATION.value,
+            **tuning,
+            **common,
+        )
+    else:
+        settings = dict(
+            io_type=_IO_TYPE.value,
+            num_calibration=_NUM_CALIBRATION.value,
+            dynamic_batch=_DYNAMIC_BATCH.value,
+            max_accuracy_drop=_MAX_ACCURACY_DROP.value,
+            layer_report=_LAYER_REPORT.value,
+            **common,
+        )
+        if _PRUNE.value is not None:
+            from keras_effnet.export import prune  # pylint: disable=import-outside-toplevel
+
+            report = prune.export_pruned(
+                _MODEL.value,
+                _MODE.value,
+                _OUTPUT.value,
+                sparsity=_PRUNE.value,
+                prune_epochs=_PRUNE_EPOCHS.value or _QAT_EPOCHS.value,
+                schedule=_PRUNE_SCHEDULE.value,
+                **tuning,
+                **settings,
+            )
+        else:
+            report = export.export_tflite(_MODEL.value, _MODE.value, _OUTPUT.value, **settings)
     print(export.format_table([report]))
     if report.get("search"):
         print("denylist search:", json.dumps(report["search"]["history"]))
