@@ -2,13 +2,16 @@
 
 Works on the flat tf_keras model from `translate.translate_model(...,
 split_sigmoid=True)`; `qat.py` strings the steps together. Quantizers (the
-default 8-bit scheme of tfmot, plus ours; table in docs/drafts/qat.md):
-  * Conv2D / DepthwiseConv2D / Dense: 8-bit symmetric weights (per channel
-    for Conv2D/Dense, per tensor for DepthwiseConv2D), 8-bit output. A
-    following BatchNormalization is not folded during QAT: the conv gets a
-    no-op activation, the BN carries the output quantizer, and the
-    converter folds BN into the conv.
-  * Activation (relu6, ...), Add, GlobalAveragePooling2D: moving-average
+default 8-bit scheme of tfmot, plus ours; table in the README):
+  * Conv2D / Dense: 8-bit symmetric per-channel weights, 8-bit output.
+    DepthwiseConv2D: the same, per channel (`DepthwiseQuantizeConfig`:
+    tfmot's default is per tensor, while the converter stores per-channel
+    weights, so QAT would train against the wrong grid). A following
+    BatchNormalization (and ReLU/ReLU6) is not folded during QAT: the conv
+    gets a no-op activation, the BN or ReLU carries the output quantizer,
+    and the converter folds them into the conv.
+  * ReLU (relu6 is rebuilt as a ReLU layer, see `translate._relu_layer`),
+    Add, GlobalAveragePooling2D: moving-average
     8-bit per-tensor asymmetric output quantizer.
   * Multiply (squeeze-excite gate, and swish = x * sigmoid(x)), Rescaling,
     Normalization: rejected by the default registry; `OutputQuantizeConfig`

@@ -4,8 +4,6 @@
     python scripts/bench_model.py --configs=train:64:64 --repeats=3
 """
 
-import json
-
 from absl import app, flags
 
 _CONFIGS = flags.DEFINE_list(

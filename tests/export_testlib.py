@@ -9,6 +9,7 @@ file reuses it.
 
 import atexit
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -107,3 +108,23 @@ def confident(model, images, margin=0.8):
     probs = np.asarray(model.predict(images, verbose=0))
     top2 = np.sort(probs, axis=-1)[:, -2:]
     return np.flatnonzero(top2[:, 1] - top2[:, 0] > margin)
+
+
+_SCRIPT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "export_tflite.py"
+)
+
+
+def run_export_cli(output, *flags, model="lite0", timeout=840):
+    """Runs scripts/export_tflite.py on a trained model; returns (stdout, report)."""
+    result = subprocess.run(
+        [sys.executable, _SCRIPT, f"--model={trained_model(model)}", f"--output={output}",
+         "--dataset=digits", *flags],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(os.fspath(output)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(export.report_path(output)) as f:
+        return result.stdout, json.load(f)

@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+import export_testlib as lib
 import keras_effnet
 from keras_effnet.export import datasets
-from keras_effnet import graph as flatten
+from keras_effnet import graph
 from keras_effnet.export import prune
 
 SIZE = 32
@@ -57,11 +58,11 @@ def test_pruning_reaches_requested_sparsity_on_conv_and_dense(pruned):
     assert report["num_layers"] > 20
     for name, value in report["layers"].items():
         assert value == pytest.approx(0.5, abs=0.02), name
-    flat = flatten.flatten_model(copy)
+    flat = graph.flatten_model(copy)
     depthwise = flat.get_layer("block1a_dwconv").get_weights()[0]
     assert np.mean(depthwise == 0) < 0.05  # not pruned
     # The caller's model is untouched.
-    assert prune.sparsity_report(flatten.flatten_model(original))[
+    assert prune.sparsity_report(graph.flatten_model(original))[
         "sparsity"] < 0.01
 
 
@@ -101,21 +102,9 @@ def test_bad_sparsity_and_schedule_name_the_argument(train):
 
 @pytest.mark.timeout(900)
 def test_cli_prune_then_dynamic_range_export(tmp_path):
-    import os
-    import subprocess
-    import sys
-    import export_testlib as lib
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = tmp_path / "lite0_pruned.tflite"
-    result = subprocess.run(
-        [sys.executable, os.path.join(repo, "scripts", "export_tflite.py"),
-         f"--model={lib.trained_model('lite0')}", "--mode=dynamic",
-         "--prune=0.5", "--prune_epochs=1", "--dataset=digits",
-         f"--output={out}", "--latency_runs=2", "--test_limit=200"],
-        capture_output=True, text=True, timeout=840, cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(str(out) + ".verify.json") as f:
-        report = json.load(f)
+    _, report = lib.run_export_cli(
+        tmp_path / "lite0_pruned.tflite", "--mode=dynamic", "--prune=0.5",
+        "--prune_epochs=1", "--latency_runs=2", "--test_limit=200")
     assert report["mode"] == "dynamic"
     assert report["pruning"]["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert report["pruning"]["tflite"]["sparsity"] > 0.45

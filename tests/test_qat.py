@@ -7,15 +7,15 @@ import keras
 import numpy as np
 import pytest
 
+import export_testlib as lib
 import keras_effnet
 from keras_effnet.export import datasets
-from keras_effnet import graph as flatten
+from keras_effnet import graph
 from keras_effnet.export import qat
 from keras_effnet.export import translate
 from keras_effnet.export import verification
 from helpers import randomize_batchnorm
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
 INTEGER_OPS = {"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
                "LOGISTIC", "MEAN", "MUL", "QUANTIZE", "DEQUANTIZE", "SOFTMAX",
@@ -68,7 +68,7 @@ def trained_b(digits):
 def test_flatten_leaves_only_builtin_layers_sharing_variables():
     model = keras_effnet.get_model("b0", weights=None,
                                    input_shape=(SIZE, SIZE, 3), classes=10)
-    flat = flatten.flatten_model(model)
+    flat = graph.flatten_model(model)
     kinds = {type(l).__name__ for l in flat.layers}
     assert not kinds & {"MBConv", "SqueezeExcite", "StochasticDepth"}
     assert all(type(l).__module__.startswith("keras.src.layers")
@@ -94,7 +94,7 @@ def test_weight_transfer_is_exact(name, split_sigmoid):
     x = _images()
     diff = np.max(np.abs(np.asarray(tfk_model(x)) - np.asarray(model(x))))
     assert diff < 1e-5
-    flat = flatten.flatten_model(model)
+    flat = graph.flatten_model(model)
     for layer in ("stem_conv", "block1a_dwconv", "block2a_bn", "predictions"):
         expected = flat.get_layer(layer).get_weights()
         actual = tfk_model.get_layer(layer).get_weights()
@@ -120,7 +120,7 @@ def test_check_equivalence_fails_on_different_weights():
 def test_copy_weights_checks_shapes():
     model = _tiny()
     other = _tiny(classes=7)
-    tfk_other = translate.to_tf_keras(flatten.flatten_model(other))
+    tfk_other = translate.to_tf_keras(graph.flatten_model(other))
     with pytest.raises(ValueError, match="predictions/kernel has shape"):
         translate.copy_weights(model, tfk_other)
 
@@ -133,7 +133,7 @@ def test_flatten_rejects_custom_leaf_layer():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, Scale(name="scale")(inputs))
     with pytest.raises(ValueError, match="'scale'.*register_replacement"):
-        flatten.flatten_model(model)
+        graph.flatten_model(model)
 
 
 def test_quantizers_are_placed_as_documented_and_ranges_start_float():
@@ -191,7 +191,6 @@ def test_qat_b_variant_is_integer_only_and_matches_keras(trained_b, digits):
 
 
 def test_qat_lite_variant_matches_its_tflite(digits):
-    import export_testlib as lib
     result = qat.quantization_aware_training(
         lib.loaded_model("lite0"), digits["train"], epochs=1)
     assert "RELU6" not in result.census["ops"]  # fused into the convolutions
@@ -267,20 +266,10 @@ def test_bad_arguments_name_the_argument():
 
 @pytest.mark.timeout(900)
 def test_cli_qat_with_pruning_writes_verified_integer_file(tmp_path):
-    import subprocess
-    import sys
-    import export_testlib as lib
-    out = tmp_path / "lite0_qat.tflite"
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "export_tflite.py"),
-         f"--model={lib.trained_model('lite0')}", "--mode=qat",
-         "--qat_epochs=1", "--prune=0.5", "--dataset=digits",
-         f"--output={out}", "--latency_runs=2", "--test_limit=200"],
-        capture_output=True, text=True, timeout=840, cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "qat+prune" in result.stdout
-    with open(str(out) + ".verify.json") as f:
-        report = json.load(f)
+    stdout, report = lib.run_export_cli(
+        tmp_path / "lite0_qat.tflite", "--mode=qat", "--qat_epochs=1",
+        "--prune=0.5", "--latency_runs=2", "--test_limit=200")
+    assert "qat+prune" in stdout
     assert report["mode"] == "qat+prune"
     assert report["census"]["num_float_ops"] == 0
     # A tiny model pruned to 50% in one epoch (test top-1 ~0.65) has many

@@ -61,7 +61,9 @@ def test_study_writes_documented_tables(tiny_study):
             assert row[column] > 0, column
         assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
         assert row["graph_layers"] > row["tflite_fp32_ops"] / 2
-        for column in ("accuracy", "accuracy_bn_ema", "tflite_fp32_accuracy", "tflite_int8_accuracy"):
+        assert row["train_loss"] > 0
+        for column in ("accuracy", "accuracy_bn_ema", "tflite_fp32_accuracy", "tflite_int8_accuracy",
+                       "train_accuracy"):
             assert 0.0 <= row[column] <= 1.0, column
         # The fp32 .tflite computes the same function as the Keras model.
         assert abs(row["tflite_fp32_accuracy"] - row["accuracy"]) <= 0.02

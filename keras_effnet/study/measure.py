@@ -117,8 +117,6 @@ class _Budget:
 
 
 def _train(model, cell, train_ds, steps_per_epoch, classes):
-    import keras
-
     from keras_effnet.training import recipe
 
     epochs = cell["epochs"]
@@ -134,12 +132,16 @@ def _train(model, cell, train_ds, steps_per_epoch, classes):
                   jit_compile=cell["jit_compile"])
     budget = _Budget.make(cell["budget_seconds"])
     start = time.perf_counter()
-    model.fit(train_ds, epochs=epochs or 10**6, steps_per_epoch=steps_per_epoch,
-              callbacks=[budget], shuffle=False, verbose=0)
+    history = model.fit(train_ds, epochs=epochs or 10**6, steps_per_epoch=steps_per_epoch,
+                        callbacks=[budget], shuffle=False, verbose=0).history
     steps = budget.step_seconds
     steady = statistics.median(steps[1:]) if len(steps) > 1 else None
     return {"fit_seconds": time.perf_counter() - start, "train_steps": len(steps),
             "first_step_seconds": steps[0] if steps else None,
+            # Last epoch, as trained (dropout on): tells "not converged in
+            # the budget" apart from "overfit" when test accuracy is low.
+            "train_loss": history["loss"][-1] if history.get("loss") else None,
+            "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
             "train_images_per_s": batch / steady if steady else None,
             "train_ms_per_image": 1000.0 * steady / batch if steady else None}
 

@@ -63,6 +63,8 @@ BASE_COLUMNS = (
     ("train_epochs_done", "train_steps * batch_size / train split size"),
     ("fit_seconds", "wall time of the budgeted model.fit, first-step tracing included"),
     ("first_step_seconds", "wall time of the first training step (mostly tracing)"),
+    ("train_loss", "training loss of the last epoch, as trained (label smoothing, dropout on)"),
+    ("train_accuracy", "training top-1 of the last epoch, as trained (dropout on)"),
     ("accuracy", "test top-1 of the Keras model after the budget, BN statistics re-estimated "
                  "on training images (precise BN)"),
     ("accuracy_bn_ema", "test top-1 with the BN moving averages as trained (momentum 0.99)"),
