@@ -98,7 +98,8 @@ def bench_variant(variant, image_size, *, dataset="digits", model_dir=None,
     qat_s = time.time() - start
     row, out = _tflite_row("qat_int8", qat_result.tflite, images, labels,
                            threads, latency_runs)
-    keras_qat = qat.predict_fn(qat_result.qat_model)(images)
+    keras_qat = qat.predict_fn(qat_result.qat_model,
+                               io=qat_result.census["io"]["inputs"][0])(images)
     row.update({"qat_keras_top1": float(np.mean(keras_qat.argmax(-1) == labels)),
                 "agreement_with_qat_keras": float(np.mean(
                     keras_qat.argmax(-1) == out.argmax(-1))),

@@ -87,6 +87,8 @@ def main(argv):
               f"{row.get('flops_ratio') or float('nan'):>8.2f}{row['resolution']:>5}"
               f"{row['train_ms_per_image']:>13.2f}{row['accuracy']:>7.3f}"
               f"{row['accuracy_per_train_second']:>8.4f}")
+    for kept, dropped in sorted(result["twins"].items()):
+        print(f"{kept} also stands for {', '.join(dropped)} (same network, trained once)")
     print(f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
           f"{len(result['failed'])} failed")
     if result["chosen_expression"]:

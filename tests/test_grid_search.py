@@ -70,6 +70,26 @@ def test_select_candidates():
         grid.select_candidates(found, -1)
 
 
+def test_twins_build_the_same_network_and_are_trained_once():
+    found = grid.enumerate_candidates(VALUES, tolerance=0.1, extra=[(1.2, 1.1, 1.15)])
+    unique, twins = grid.unique_networks(found, 48, keep=[(1.2, 1.1, 1.15)])
+    assert 0 < len(unique) < len(found)
+    assert sum(len(v) for v in twins.values()) == len(found) - len(unique)
+    # Repeats round up: on B0 every alpha in (1, 1.25] gives the same depth,
+    # so (1.25, 1.1, 1.15) is the paper's network; the paper's point is kept.
+    assert "a1.25-b1.10-g1.15" in twins["a1.20-b1.10-g1.15"]
+    assert (1.2, 1.1, 1.15) in {(c.alpha, c.beta, c.gamma) for c in unique}
+    kwargs = dict(weights=None, input_shape=(55, 55, 3), classes=10)
+    paper = keras_effnet.EfficientNet(phi=1, alpha=1.2, beta=1.1, gamma=1.15, **kwargs)
+    twin = keras_effnet.EfficientNet(phi=1, alpha=1.25, beta=1.1, gamma=1.15, **kwargs)
+    other = keras_effnet.EfficientNet(phi=1, alpha=1.3, beta=1.1, gamma=1.15, **kwargs)
+    assert [w.shape for w in twin.weights] == [w.shape for w in paper.weights]
+    assert other.count_params() != paper.count_params()  # alpha 1.3: one block more
+    config = grid.GridConfig(base_resolution=48, max_candidates=0)
+    trained = {grid.candidate_label(c) for c in config.candidates()}
+    assert trained.isdisjoint(v for dropped in config.twins().values() for v in dropped)
+
+
 def test_chosen_expression_round_trips_into_efficientnet():
     chosen = next(c for c in grid.enumerate_candidates(VALUES, tolerance=0.1)
                   if (c.alpha, c.beta, c.gamma) == (1.25, 1.1, 1.15))

@@ -108,6 +108,41 @@ def select_candidates(candidates, max_candidates=0, order="closest", keep=()):
     return sorted(kept + rest, key=lambda c: (c.alpha, c.beta, c.gamma))
 
 
+def unique_networks(candidates, base_resolution, keep=()):
+    """Drops candidates that build the same network as an earlier one.
+
+    Rounding (repeats up, channels to multiples of 8, resolution to pixels)
+    maps many (alpha, beta, gamma) to one network: on B0 every alpha in
+    (1, 1.25] gives the same depth at phi=1. Training such twins again only
+    measures seed noise, so each network is trained once.
+
+    Args:
+        candidates: `Candidate`s, preferred first (the first of a group stays).
+        base_resolution: the baseline resolution the candidates scale.
+        keep: (alpha, beta, gamma) points that stay in place of their twins.
+
+    Returns:
+        (unique candidates in input order, {kept label: [dropped labels]}).
+    """
+    keep = {tuple(round(float(v), _DECIMALS) for v in p) for p in keep}
+    ordered = sorted(candidates, key=lambda c: (c.alpha, c.beta, c.gamma) not in keep)
+    first, twins = {}, {}
+    for c in ordered:
+        spec = specs.compound_spec(1.0, c.alpha, c.beta, c.gamma, base_resolution)
+        key = specs.architecture_key(spec, specs.native_resolution(spec))
+        if key in first:
+            twins.setdefault(candidate_label(first[key]), []).append(candidate_label(c))
+        else:
+            first[key] = c
+    unique = set(first.values())
+    return [c for c in candidates if c in unique], twins
+
+
+def candidate_label(c):
+    """"a1.20-b1.10-g1.15": the name of a candidate in tables and plots."""
+    return f"a{c.alpha:.2f}-b{c.beta:.2f}-g{c.gamma:.2f}"
+
+
 def coefficients_expression(alpha, beta, gamma, phi=1):
     """The Python expression building the model, e.g. for the chosen candidate."""
     return f"keras_effnet.EfficientNet(phi={phi!r}, alpha={alpha!r}, beta={beta!r}, gamma={gamma!r})"
@@ -160,10 +195,21 @@ class GridConfig(MeasureSettings):
         self.candidates()  # Validates the grid, tolerance, order and limit.
 
     def candidates(self):
+        """The candidates to train: in tolerance, one per network, at most `max_candidates`."""
+        return self._candidates()[0]
+
+    def twins(self):
+        """{trained candidate: [candidates building the same network, not trained]}."""
+        return self._candidates()[1]
+
+    def _candidates(self):
         extra = (PAPER_COEFFICIENTS,) if self.include_paper else ()
         found = enumerate_candidates(grid_values(self.start, self.stop, self.step),
                                      self.target, self.tolerance, extra)
-        return select_candidates(found, self.max_candidates, self.order, keep=extra)
+        unique, twins = unique_networks(found, self.base_resolution, keep=extra)
+        chosen = select_candidates(unique, self.max_candidates, self.order, keep=extra)
+        labels = {candidate_label(c) for c in chosen}
+        return chosen, {k: v for k, v in twins.items() if k in labels}
 
     def jobs(self):
         """[(cell_id, cell)]: the baseline (if any) first, then the candidates."""
@@ -174,7 +220,7 @@ class GridConfig(MeasureSettings):
         for c in self.candidates():
             spec = specs.compound_spec(
                 1.0, c.alpha, c.beta, c.gamma, self.base_resolution,
-                label=f"a{c.alpha:.2f}-b{c.beta:.2f}-g{c.gamma:.2f}")
+                label=candidate_label(c))
             out.append(runner.make_cell(self, spec, specs.native_resolution(spec)))
         return out
 
@@ -230,7 +276,7 @@ def run_grid_search(config, cell_runner=None):
     rows = runner.run_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
     baseline = next((r for r in rows if r["model"] == "baseline"), None)
     ranked = rank_rows([r for r in rows if r["model"] != "baseline"], baseline)
-    out = {"rows": ranked, "baseline": baseline, **summary, "chosen": None,
+    out = {"rows": ranked, "baseline": baseline, **summary, "twins": config.twins(), "chosen": None,
            "chosen_expression": None, "best_accuracy": None, "best_efficiency": None}
     if ranked:
         out["best_accuracy"] = ranked[0]
@@ -242,6 +288,7 @@ def run_grid_search(config, cell_runner=None):
     table_columns = results.columns(config.tflite_modes, GRID_COLUMNS)
     metadata = {"config": dataclasses.asdict(config), "machine": runner.machine_info(),
                 "failed": summary["failed"], "chosen_expression": out["chosen_expression"],
+                "twins": out["twins"],
                 "baseline": baseline}
     table_rows = ([baseline] if baseline else []) + ranked
     out["csv"], out["json"] = results.write_tables(

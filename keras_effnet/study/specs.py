@@ -16,7 +16,7 @@ hold only primitives.
 
 import math
 
-from keras_effnet import scaling, variants
+from keras_effnet import builder, scaling, variants
 
 REFERENCE_MODELS = ("resnet50",)
 # Native resolution of the reference (keras.applications default).
@@ -81,6 +81,25 @@ def scaling_of(spec):
         return None, None
     v = variants.get_variant(spec["name"])
     return v.width, v.depth
+
+
+def architecture_key(spec, resolution):
+    """What the network at `resolution` is made of (for compound specs).
+
+    Two (alpha, beta, gamma) can build the very same network: repeats are
+    rounded up and channels to multiples of 8, so on B0's repeats every
+    alpha in (1, 1.25] gives the same 23 blocks at phi=1. Equal keys mean
+    equal models (same layers, shapes and parameters).
+    """
+    width, depth = scaling_of(spec)
+    lite = spec.get("lite", False)
+    blocks = builder.scale_blocks(variants.B0_STAGES, width, depth, lite=lite)
+    convs = tuple((b.filters_in, b.filters_out, b.kernel_size, b.strides, b.expand_ratio,
+                   b.se_ratio) for b in blocks)
+    stem, head = ((variants.STEM_FILTERS, variants.HEAD_FILTERS) if lite else
+                  (scaling.round_filters(variants.STEM_FILTERS, width),
+                   scaling.round_filters(variants.HEAD_FILTERS, width)))
+    return stem, head, convs, int(resolution)
 
 
 def native_resolution(spec):
