@@ -22,18 +22,10 @@ from keras_effnet.export import verification
 
 def train_briefly(name, size, epochs, *, batch_size=32, seed=0):
     """A variant trained for `epochs` on digits at `size`; returns the model."""
-    import keras_effnet  # pylint: disable=import-outside-toplevel
     from keras_effnet import data  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(seed)
-    model = keras_effnet.get_model(
-        name,
-        weights=None,
-        input_shape=(size, size, 3),
-        classes=10,
-        dropout_rate=0.0,
-        drop_connect_rate=0.0,
-    )
+    model = _build(name, size)
     for layer in model._flatten_layers(
         include_self=False, recursive=True
     ):  # pylint: disable=protected-access
@@ -45,10 +37,11 @@ def train_briefly(name, size, epochs, *, batch_size=32, seed=0):
     return model
 
 
-def _resized(name, model, size):
+def _build(name, size):
+    """The benchmark's variant: 10 classes, no dropout or stochastic depth."""
     import keras_effnet  # pylint: disable=import-outside-toplevel
 
-    other = keras_effnet.get_model(
+    return keras_effnet.get_model(
         name,
         weights=None,
         input_shape=(size, size, 3),
@@ -56,6 +49,10 @@ def _resized(name, model, size):
         dropout_rate=0.0,
         drop_connect_rate=0.0,
     )
+
+
+def _resized(name, model, size):
+    other = _build(name, size)
     other.set_weights(model.get_weights())
     return other
 

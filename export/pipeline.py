@@ -46,9 +46,6 @@ def resolve_labels(labels, dataset, data_dir, classes):
     return labels
 
 
-_labels_for = resolve_labels  # Old name, kept for callers in qat.py.
-
-
 def finish_tflite(
     tflite_bytes,
     reference,

@@ -244,7 +244,7 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
     from keras_effnet.export import prune as prune_lib  # pylint: disable=import-outside-toplevel
     size = converter.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
-    labels = pipeline._labels_for(labels, dataset, data_dir, classes)  # pylint: disable=protected-access
+    labels = pipeline.resolve_labels(labels, dataset, data_dir, classes)
     test = datasets.load_arrays(dataset, test_split, size, limit=test_limit,
                                 data_dir=data_dir)
     float_out = np.asarray(keras_model.predict(test[0], batch_size=64,

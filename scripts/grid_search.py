@@ -13,6 +13,7 @@ import dataclasses
 
 from absl import app, flags
 
+import study_flags
 from keras_effnet.study import GridConfig
 
 _D = {f.name: f.default for f in dataclasses.fields(GridConfig)}
@@ -35,28 +36,9 @@ _INCLUDE_BASELINE = flags.DEFINE_bool("include_baseline", _D["include_baseline"]
                                       "Also train the phi=0 baseline.")
 _RANK_BY = flags.DEFINE_enum("rank_by", _D["rank_by"], ["accuracy", "efficiency"],
                              "Ranking that picks the printed coefficients.")
-_DATASET = flags.DEFINE_string("dataset", _D["dataset"], "digits, an image folder or a TFDS name.")
-_DATA_DIR = flags.DEFINE_string("data_dir", _D["data_dir"], "TFDS data directory.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", _D["batch_size"], "Training batch size.")
-_EPOCHS = flags.DEFINE_integer("epochs", _D["epochs"], "Training epochs (0: --budget_seconds only).")
-_BUDGET_SECONDS = flags.DEFINE_float("budget_seconds", _D["budget_seconds"],
-                                     "Training time budget after tracing (0 = none).")
-_BASE_LR = flags.DEFINE_float("base_lr", _D["base_lr"], "RMSProp learning rate per 256 images.")
-_SEED = flags.DEFINE_integer("seed", _D["seed"], "Seed of init, shuffling, dropout.")
-_BN_IMAGES = flags.DEFINE_integer("bn_images", _D["bn_images"],
-                                  "Training images for BN re-estimation before evaluation (0 = off).")
-_TFLITE_MODES = flags.DEFINE_list("tflite_modes", list(_D["tflite_modes"]),
-                                  "LiteRT modes to convert and time (default none).")
-_TIMING_REPEATS = flags.DEFINE_integer("timing_repeats", _D["timing_repeats"],
-                                       "Keras latency: timed rounds (median).")
-_INTERLEAVED = flags.DEFINE_bool("interleaved", _D["interleaved"],
-                                 "Re-time all candidates in one process in alternating rounds.")
-_INTERLEAVED_REPEATS = flags.DEFINE_integer("interleaved_repeats", _D["interleaved_repeats"],
-                                            "Rounds of the interleaved timing (median).")
-_TIMING_STATISTIC = flags.DEFINE_enum("timing_statistic", _D["timing_statistic"], ["min", "median"],
-                                      "Statistic over the interleaved rounds (min = best round).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", _D["output_dir"], "Output directory.")
-_ISOLATE = flags.DEFINE_bool("isolate", _D["isolate"], "One fresh worker process per cell.")
+
+# --dataset, --epochs, --output_dir, ... (keras_effnet.study.MeasureSettings).
+_MEASURE = study_flags.define(GridConfig)
 
 
 def main(argv):
@@ -69,14 +51,7 @@ def main(argv):
             tolerance=_TOLERANCE.value, max_candidates=_MAX_CANDIDATES.value, order=_ORDER.value,
             include_paper=_INCLUDE_PAPER.value, base_resolution=_BASE_RESOLUTION.value,
             include_baseline=_INCLUDE_BASELINE.value, rank_by=_RANK_BY.value,
-            dataset=_DATASET.value, data_dir=_DATA_DIR.value, batch_size=_BATCH_SIZE.value,
-            epochs=_EPOCHS.value, budget_seconds=_BUDGET_SECONDS.value, base_lr=_BASE_LR.value,
-            seed=_SEED.value, bn_images=_BN_IMAGES.value, tflite_modes=tuple(_TFLITE_MODES.value),
-            timing_repeats=_TIMING_REPEATS.value, interleaved=_INTERLEAVED.value,
-            interleaved_repeats=_INTERLEAVED_REPEATS.value,
-            timing_statistic=_TIMING_STATISTIC.value,
-            output_dir=_OUTPUT_DIR.value,
-            isolate=_ISOLATE.value)
+            **study_flags.values(_MEASURE))
     except ValueError as e:
         raise app.UsageError(str(e))
     result = run_grid_search(config)

@@ -29,8 +29,8 @@ import sys
 import time
 import traceback
 
-from keras_effnet.io import write_bytes_atomic, write_json_atomic
-from keras_effnet.study import memory, specs
+from keras_effnet.io import write_bytes_atomic
+from keras_effnet.study import memory, results, specs
 
 
 def _emit(phase):
@@ -268,27 +268,16 @@ def _accuracy(model, images, labels, batch_size=64):
     return float(np.mean(np.concatenate(predictions) == labels))
 
 
+def _measure_job(job):
+    row = measure_cell(job["cell"], job["id"], job.get("artifacts_dir"))
+    return {"row": {"cell_id": job["id"], **row}}
+
+
 def main(argv=None):
     """Worker entry: measures the cell in argv[0] (JSON), writes argv[1] (JSON)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        raise SystemExit("usage: python -m keras_effnet.study.measure CELL.json OUT.json")
-    with open(argv[0]) as f:
-        job = json.load(f)
-    try:
-        row = measure_cell(job["cell"], job["id"], job.get("artifacts_dir"))
-        record = {"status": "ok", "row": {"cell_id": job["id"], **row}}
-    except Exception:  # Reported to the parent, which keeps going.
-        record = {"status": "error", "error": traceback.format_exc()[-4000:]}
-        print(record["error"], file=sys.stderr)
-    record["cell"] = job["cell"]
-    write_json_atomic(argv[1], record)
-    return 0 if record["status"] == "ok" else 1
+    return results.run_worker("keras_effnet.study.measure", _measure_job, argv)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # The result is on disk; skip TensorFlow's slow teardown.
+    results.exit_worker(main())

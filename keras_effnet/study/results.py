@@ -13,6 +13,8 @@ import hashlib
 import io
 import json
 import os
+import sys
+import traceback
 
 from keras_effnet.io import write_json_atomic, write_text_atomic
 
@@ -170,3 +172,34 @@ def columns_markdown(table_columns):
     lines = ["| column | meaning |", "|---|---|"]
     lines += [f"| `{name}` | {text} |" for name, text in table_columns]
     return "\n".join(lines)
+
+
+def run_worker(module, compute, argv=None):
+    """Entry point of a study worker process: ``python -m <module> JOB.json OUT.json``.
+
+    Reads the job, writes ``{"status": "ok", **compute(job)}`` or, if it
+    raises, ``{"status": "error", "error": <traceback>}`` (also printed) to
+    OUT atomically: the parent reads the record and keeps going either way.
+
+    Returns:
+        The process exit code (0 if ok).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        raise SystemExit(f"usage: python -m {module} JOB.json OUT.json")
+    with open(argv[0]) as f:
+        job = json.load(f)
+    try:
+        record = {"status": "ok", **compute(job)}
+    except Exception:  # Reported to the parent, which keeps going.
+        record = {"status": "error", "error": traceback.format_exc()[-4000:]}
+        print(record["error"], file=sys.stderr)
+    write_json_atomic(argv[1], record)
+    return 0 if record["status"] == "ok" else 1
+
+
+def exit_worker(code):
+    """Ends a worker whose result is on disk, skipping TensorFlow's slow teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # pylint: disable=protected-access

@@ -22,10 +22,8 @@ import hashlib
 import json
 import os
 import statistics
-import sys
-import traceback
 
-from keras_effnet.io import write_json_atomic
+from keras_effnet.study import results
 
 
 def _emit(phase):
@@ -160,23 +158,10 @@ def apply(rows, record, statistic="min"):
 
 def main(argv=None):
     """Worker entry: argv = JOB.json OUT.json."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        raise SystemExit("usage: python -m keras_effnet.study.timing JOB.json OUT.json")
-    with open(argv[0]) as f:
-        job = json.load(f)
-    try:
-        record = {"status": "ok", "rounds": measure_interleaved(job)}
-    except Exception:  # Reported to the parent, which keeps the per-cell figures.
-        record = {"status": "error", "error": traceback.format_exc()[-4000:]}
-        print(record["error"], file=sys.stderr)
-    write_json_atomic(argv[1], record)
-    return 0 if record["status"] == "ok" else 1
+    return results.run_worker("keras_effnet.study.timing",
+                              lambda job: {"rounds": measure_interleaved(job)}, argv)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # The result is on disk; skip TensorFlow's slow teardown.
+    results.exit_worker(main())
