@@ -37,6 +37,7 @@ SPLITS = ("train", "validation", "test")
 _DIGITS_FRACTIONS = (0.70, 0.15)
 _FOLDER_FRACTIONS = (0.80, 0.10)
 _SPLIT_SEED = 1234  # Fixed: the split is part of the dataset, not of the run.
+VALIDATION_FRACTION = 0.1  # Held out from train when a dataset has no validation split.
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -49,7 +50,9 @@ class DatasetInfo:
         kind: "digits", "folder" or "tfds".
         num_classes: number of classes.
         class_names: tuple of class names (index = label).
-        splits: dict split name -> number of examples.
+        splits: dict split name -> number of examples (0 = absent).
+        sources: dict split name -> where the split comes from (recorded in
+            config.json and printed when a run starts).
     """
 
     name: str
@@ -57,6 +60,7 @@ class DatasetInfo:
     num_classes: int
     class_names: tuple
     splits: dict
+    sources: dict = dataclasses.field(default_factory=dict)
 
 
 def _kind(name):
@@ -142,14 +146,34 @@ def _check_images_decode(paths):
 _checked_files = set()
 
 
+def _split_labels(labels, fractions):
+    """{split: indices} of a stratified, seeded split of `labels` by `fractions`."""
+    return {split: _stratified_split(labels, fractions, split) for split in SPLITS}
+
+
+def _class_files(root, classes, present):
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        if name in present:
+            files = _list_files(os.path.join(root, name))
+            paths += files
+            labels += [label] * len(files)
+    return paths, np.array(labels, np.int32)
+
+
 @functools.lru_cache(maxsize=8)
 def _folder_index(root):
-    """(class_names, {split: (paths, labels)}) of an image folder."""
+    """(class_names, {split: (paths, labels)}, {split: source}) of an image folder.
+
+    A missing validation split is held out from train (stratified, seeded
+    with `_SPLIT_SEED`), never taken from test; a missing test split stays
+    empty. A folder without split directories is split 80/10/10 per class.
+    """
     root = os.path.abspath(root)
     top = _list_class_dirs(root)
     if "train" in top and set(top) <= set(SPLITS):
         classes = _list_class_dirs(os.path.join(root, "train"))
-        index = {}
+        index, sources = {}, {}
         for split in top:
             split_classes = _list_class_dirs(os.path.join(root, split))
             extra = sorted(set(split_classes) - set(classes))
@@ -157,31 +181,32 @@ def _folder_index(root):
                 raise ConfigError(
                     f"Split {split!r} has classes absent from 'train': {extra}. Received: dataset={root!r}"
                 )
-            paths, labels = [], []
-            for label, name in enumerate(classes):
-                if name in split_classes:
-                    files = _list_files(os.path.join(root, split, name))
-                    paths += files
-                    labels += [label] * len(files)
-            index[split] = (paths, np.array(labels, np.int32))
-        for split in SPLITS:  # A missing split falls back: test <-> validation.
-            if split not in index:
-                other = "test" if split == "validation" else "validation"
-                index[split] = index.get(other, ([], np.zeros([0], np.int32)))
-        return tuple(classes), index
-    paths, labels = [], []
-    for label, name in enumerate(top):
-        files = _list_files(os.path.join(root, name))
-        if not files:
+            index[split] = _class_files(os.path.join(root, split), classes, split_classes)
+            sources[split] = f"{split}/ folder"
+        if "validation" not in index:
+            paths, labels = index["train"]
+            fraction = VALIDATION_FRACTION
+            parts = _split_labels(labels, (1.0 - fraction, fraction))
+            for split, part in (("train", "train"), ("validation", "validation")):
+                index[split] = ([paths[i] for i in parts[part]], labels[parts[part]])
+            sources["train"] = f"train/ folder minus {fraction:.0%} held out for validation"
+            sources["validation"] = (
+                f"{fraction:.0%} of train/ folder, stratified per class, seed {_SPLIT_SEED}")
+        if "test" not in index:
+            index["test"] = ([], np.zeros([0], np.int32))
+            sources["test"] = "none (the folder has no test/ directory)"
+        return tuple(classes), index, sources
+    for name in top:
+        if not _list_files(os.path.join(root, name)):
             raise ConfigError(f"Class folder {os.path.join(root, name)!r} holds no files.")
-        paths += files
-        labels += [label] * len(files)
-    labels = np.array(labels, np.int32)
-    index = {}
-    for split in SPLITS:
-        chosen = _stratified_split(labels, _FOLDER_FRACTIONS, split)
+    paths, labels = _class_files(root, top, top)
+    index, sources = {}, {}
+    for split, chosen in _split_labels(labels, _FOLDER_FRACTIONS).items():
         index[split] = ([paths[i] for i in chosen], labels[chosen])
-    return tuple(top), index
+    share = dict(zip(SPLITS, (*_FOLDER_FRACTIONS, 1 - sum(_FOLDER_FRACTIONS))))
+    for split in SPLITS:
+        sources[split] = f"{share[split]:.0%} of <root>/<class>/ files, stratified, seed {_SPLIT_SEED}"
+    return tuple(top), index, sources
 
 
 def _tfds_builder(name, data_dir):
@@ -210,16 +235,15 @@ def _tfds_builder(name, data_dir):
 
 
 def _tfds_splits(available):
-    """Maps our three splits to TFDS split strings.
+    """Maps our three splits to TFDS split strings (None = the split is absent).
 
-    Uses train/validation/test when present. Without "test", validation doubles
-    as test (ImageNet style); without "validation", 10 % of train is held out
-    for validation (and 10 % more for test when there is no test split).
+    A missing validation split is the last 10 % of train, never test. With
+    train and validation but no test (ImageNet style) there is no test split.
+    A dataset with only train is sliced 80/10/10.
     """
-    if "validation" in available and "test" in available:
-        return {"train": "train", "validation": "validation", "test": "test"}
     if "validation" in available:
-        return {"train": "train", "validation": "validation", "test": "validation"}
+        return {"train": "train", "validation": "validation",
+                "test": "test" if "test" in available else None}
     if "test" in available:
         return {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
     return {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
@@ -238,46 +262,89 @@ def dataset_info(name, data_dir=None):
     if kind == "digits":
         _, labels = _digits()
         splits = {s: len(_stratified_split(labels, _DIGITS_FRACTIONS, s)) for s in SPLITS}
-        return DatasetInfo(name, kind, 10, tuple(str(i) for i in range(10)), splits)
+        share = dict(zip(SPLITS, (*_DIGITS_FRACTIONS, 1 - sum(_DIGITS_FRACTIONS))))
+        sources = {s: f"{share[s]:.0%} of scikit-learn digits, stratified, seed {_SPLIT_SEED}"
+                   for s in SPLITS}
+        return DatasetInfo(name, kind, 10, tuple(str(i) for i in range(10)), splits, sources)
     if kind == "folder":
-        classes, index = _folder_index(name)
+        classes, index, sources = _folder_index(name)
         splits = {s: len(index[s][0]) for s in SPLITS}
-        return DatasetInfo(name, kind, len(classes), classes, splits)
+        return DatasetInfo(name, kind, len(classes), classes, splits, sources)
     builder = _tfds_builder(name, data_dir)
     label = builder.info.features[builder.info.supervised_keys[1]]
     mapping = _tfds_splits(set(builder.info.splits))
-    splits = {s: builder.info.splits[mapping[s]].num_examples for s in SPLITS}
-    return DatasetInfo(name, kind, label.num_classes, tuple(label.names), splits)
+    splits = {s: builder.info.splits[mapping[s]].num_examples if mapping[s] else 0 for s in SPLITS}
+    sources = {s: f"TFDS split {mapping[s]!r}" if mapping[s] else "none (the dataset has no test split)"
+               for s in SPLITS}
+    return DatasetInfo(name, kind, label.num_classes, tuple(label.names), splits, sources)
 
 
 def _source(name, split, data_dir, shuffle, seed):
     """(dataset of (encoded image or uint8 array, int32 label), is_encoded)."""
     if split not in SPLITS:
         raise ConfigError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
-    kind = _kind(name)
-    if kind == "digits":
-        images, labels = _digits()
-        idx = _stratified_split(labels, _DIGITS_FRACTIONS, split)
-        return tf.data.Dataset.from_tensor_slices((images[idx], labels[idx])), False
-    if kind == "folder":
-        _, index = _folder_index(name)
-        paths, labels = index[split]
-        if not paths:
-            raise ConfigError(f"Image folder split {split!r} is empty. Received: dataset={name!r}")
-        _check_images_decode(paths)
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-        return ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=AUTOTUNE), True
+    table = _indexed_source(name, split)
+    if table is not None:
+        values, labels, encoded = table
+        ds = tf.data.Dataset.from_tensor_slices((values, labels))
+        if encoded:
+            ds = ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=AUTOTUNE)
+        return ds, encoded
     import tensorflow_datasets as tfds
 
     builder = _tfds_builder(name, data_dir)
     image_key, label_key = builder.info.supervised_keys
+    tfds_split = _tfds_splits(set(builder.info.splits))[split]
+    if tfds_split is None:
+        raise ConfigError(f"TFDS dataset {name!r} has no {split!r} split. "
+                          f"Received: dataset={name!r}, split={split!r}")
     ds = builder.as_dataset(
-        split=_tfds_splits(set(builder.info.splits))[split],
+        split=tfds_split,
         decoders={image_key: tfds.decode.SkipDecoding()},
         shuffle_files=shuffle,
         read_config=tfds.ReadConfig(shuffle_seed=seed),
     )
     return ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int32))), True
+
+
+def _indexed_source(name, split):
+    """(values, labels, is_encoded) of an in-memory source (digits, folders); None for TFDS."""
+    kind = _kind(name)
+    if kind == "digits":
+        images, labels = _digits()
+        idx = _stratified_split(labels, _DIGITS_FRACTIONS, split)
+        return images[idx], labels[idx], False
+    if kind == "folder":
+        _, index, sources = _folder_index(name)
+        paths, labels = index[split]
+        if not paths:
+            raise ConfigError(f"Image folder has no {split!r} split ({sources[split]}). "
+                              f"Received: dataset={name!r}, split={split!r}")
+        _check_images_decode(paths)
+        return np.array(paths), labels, True
+    return None
+
+
+def _positional_stream(values, labels, encoded, seed, start):
+    """Endless training stream where example g is a pure function of (seed, g).
+
+    Pass p = g // n visits the examples in the order of a stateless random
+    permutation keyed by (seed, p) (`tf.random.experimental.index_shuffle`),
+    so the stream from position `start` on is the same whether a run started
+    there or got there: resuming is exact. Yields (image or file bytes,
+    label, augmentation seeds).
+    """
+    n = len(labels)
+    values, labels = tf.constant(values), tf.constant(labels)
+
+    def example(g):
+        p, i = g // n, g % n
+        j = tf.random.experimental.index_shuffle(
+            i, seed=tf.stack([tf.cast(seed, tf.int64), p]), max_index=tf.constant(n - 1, tf.int64))
+        x = tf.io.read_file(values[j]) if encoded else values[j]
+        return x, labels[j], tf.stack([[seed, g], [seed + 1, g]])
+
+    return tf.data.Dataset.counter(start=start).map(example, num_parallel_calls=AUTOTUNE)
 
 
 def _random_crop(image, min_area, seed):
@@ -313,10 +380,29 @@ def _preprocess(image_size, encoded, augment, crop_min_area, randaugment):
     return fn
 
 
+def _mixup(alpha, seed):
+    """Batch MixUp (Zhang et al. 2018) with stateless draws keyed by the batch index.
+
+    Each batch is mixed with its own reversal, weight lambda ~ Beta(alpha, alpha)
+    per example (as keras.layers.MixUp), so a resumed stream repeats exactly.
+    """
+
+    def fn(images, labels, index):
+        n = tf.shape(images)[0]
+        key = tf.stack([tf.cast(seed, tf.int64) + 2, index])
+        g1 = tf.random.stateless_gamma([n], key, alpha=alpha)
+        g2 = tf.random.stateless_gamma([n], key + [0, 1 << 40], alpha=alpha)
+        lam = g1 / (g1 + g2)
+        mixed = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * images[::-1]
+        return mixed, lam[:, None] * labels + (1 - lam[:, None]) * labels[::-1]
+
+    return fn
+
+
 def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=False,
                  augment=None, drop_remainder=False, seed=0, cache=True, repeat=False,
                  one_hot=False, num_classes=None, crop_min_area=0.25,
-                 randaugment_magnitude=0.5, mixup_alpha=0.2):
+                 randaugment_magnitude=0.5, mixup_alpha=0.2, skip_examples=0, reshuffle=True):
     """Builds a batched tf.data pipeline.
 
     Args:
@@ -326,7 +412,9 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
         batch_size: batch size of the returned dataset (the global batch
             under a tf.distribute strategy).
         data_dir: TFDS data directory.
-        shuffle: shuffle examples (reshuffled every epoch).
+        shuffle: shuffle examples.
+        reshuffle: with `shuffle`, a new order on every pass (False: every
+            iteration of the dataset yields the same seeded order).
         augment: None, "none" or names from "crop,flip,randaugment,mixup"
             ("auto" is resolved by the training config, not here).
         drop_remainder: drop the last partial batch.
@@ -336,6 +424,12 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
         one_hot: float32 one-hot labels (B, classes); required by "mixup".
         num_classes: classes for `one_hot` (default: from `dataset_info`).
         crop_min_area, randaugment_magnitude, mixup_alpha: augmentation knobs.
+        skip_examples: with `repeat`, start the stream after this many
+            examples (a resumed run passes the examples it already trained
+            on). Shuffling, crops, flips and MixUp are functions of the seed
+            and the example's position in the stream, so the resumed stream
+            equals the uninterrupted one from that point (RandAugment draws
+            from a stateful generator and does not repeat exactly).
 
     Returns:
         A `tf.data.Dataset` of (images, labels).
@@ -350,18 +444,29 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
         raise ConfigError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
-    ds, encoded = _source(name, split, data_dir, shuffle, seed)
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        size = ds.cardinality()
-        buffer = int(size) if 0 < size <= 50_000 else 10_000
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    # Per-example stateless seeds: (seed, position) pairs, so runs repeat.
-    seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([[seed, i], [seed + 1, i]]))
-    ds = tf.data.Dataset.zip(ds, seeds).map(lambda x, s: (*x, s))
+    if skip_examples and not repeat:
+        raise ConfigError(f"`skip_examples` needs repeat=True. Received: skip_examples={skip_examples}")
+    table = _indexed_source(name, split) if shuffle and repeat else None
+    if table is not None:
+        ds, encoded = _positional_stream(*table, seed, skip_examples), table[2]
+    else:
+        ds, encoded = _source(name, split, data_dir, shuffle, seed)
+        if cache:
+            ds = ds.cache()
+        if shuffle:
+            size = ds.cardinality()
+            buffer = int(size) if 0 < size <= 50_000 else 10_000
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=reshuffle)
+        if repeat:
+            ds = ds.repeat()
+        # A streamed (TFDS) source resumes by skipping, before decoding; its
+        # shuffle order depends on how many iterators were made, so a resumed
+        # TFDS run is close to, not equal to, the uninterrupted one.
+        ds = ds.skip(skip_examples)
+        # Per-example stateless seeds: (seed, position) pairs, so runs repeat.
+        seeds = tf.data.Dataset.counter(start=skip_examples).map(
+            lambda i: tf.stack([[seed, i], [seed + 1, i]]))
+        ds = tf.data.Dataset.zip(ds, seeds).map(lambda x, s: (*x, s))
     randaugment = None
     if "randaugment" in augment:
         randaugment = keras.layers.RandAugment(
@@ -373,13 +478,12 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
         classes = num_classes or dataset_info(name, data_dir).num_classes
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes, dtype=tf.float32)))
     if "mixup" in augment:
-        mix = keras.layers.MixUp(alpha=mixup_alpha, seed=seed)
-
-        def mixup(x, y):
-            out = mix({"images": x, "labels": y}, training=True)
-            return out["images"], out["labels"]
-
-        ds = ds.map(mixup, num_parallel_calls=AUTOTUNE)
+        if skip_examples % batch_size:
+            raise ConfigError(f"`skip_examples` must be a multiple of batch_size with MixUp. "
+                              f"Received: skip_examples={skip_examples}, batch_size={batch_size}")
+        batches = tf.data.Dataset.counter(start=skip_examples // batch_size)
+        mix = _mixup(mixup_alpha, seed)
+        ds = tf.data.Dataset.zip(ds, batches).map(lambda xy, i: mix(*xy, i), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     # Sources are in-memory or a few files: shard elements, not files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

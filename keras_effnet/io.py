@@ -31,3 +31,52 @@ def write_text_atomic(path, text):
 def write_json_atomic(path, obj):
     """Writes `obj` as indented JSON to `path` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+TEMP_PREFIX = ".tmp-"  # Every temporary name starts with this (see remove_stale_temp_files).
+
+
+def temp_path(path, suffix=""):
+    """A per-process temporary name beside `path` (same directory, so rename is atomic)."""
+    directory, name = os.path.split(os.fspath(path))
+    return os.path.join(directory or ".", f"{TEMP_PREFIX}{os.getpid()}-{name}{suffix}")
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` through a temporary .keras file in the same directory."""
+    tmp = temp_path(path, ".keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def copy_atomic(src, dst):
+    """Copies `src` to `dst`; readers see the old or the new file, never half of one."""
+    import shutil
+
+    tmp = temp_path(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def remove_stale_temp_files(directory):
+    """Deletes temporary files a killed process left in `directory` (not recursive).
+
+    Returns the names removed. Only names made by `temp_path` or
+    `write_bytes_atomic` (prefix `TEMP_PREFIX`) are touched.
+    """
+    if not os.path.isdir(directory):
+        return []
+    stale = [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX)]
+    for name in stale:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    return stale

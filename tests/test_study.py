@@ -174,18 +174,6 @@ def test_config_errors_name_the_argument(kwargs, message):
         study.StudyConfig(**{**TINY, **kwargs})
 
 
-def test_recalibrate_batch_norm_sets_average_batch_statistics():
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
-    images = np.random.default_rng(0).normal(3.0, 2.0, (96, 4)).astype("float32")
-    assert measure.recalibrate_batch_norm(model, images, batch_size=32) == 1
-    bn = model.layers[-1]
-    batches = images.reshape(3, 32, 4)
-    np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5)
-    np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)
-    assert bn.momentum == 0.99
-
-
 def test_peak_memory_sees_a_phase_allocation():
     with memory.PeakMemory() as mem:
         block = np.ones(200 * 2**20, dtype=np.uint8)

@@ -62,29 +62,6 @@ def _arrays(dataset, limit):
     return np.concatenate(images)[:limit], np.concatenate(labels)[:limit].astype("int32")
 
 
-def recalibrate_batch_norm(model, images, batch_size=64):
-    """Re-estimates every BatchNormalization's moving statistics on `images`.
-
-    The moving mean/variance become the average of per-batch statistics
-    (momentum (i-1)/i on batch i, eager calls so the changing momentum is
-    read each time). Returns the number of BN layers updated.
-    """
-    import keras
-
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-              if isinstance(layer, keras.layers.BatchNormalization)]
-    saved = [layer.momentum for layer in layers]
-    try:
-        for i, start in enumerate(range(0, len(images), batch_size)):
-            for layer in layers:
-                layer.momentum = i / (i + 1.0)  # i = 0: momentum 0 overwrites the old stats.
-            model(images[start:start + batch_size], training=True)
-    finally:
-        for layer, momentum in zip(layers, saved):
-            layer.momentum = momentum
-    return len(layers)
-
-
 class _Budget:
     """Keras callback factory: step durations, first-step time, stop on budget."""
 
@@ -245,7 +222,9 @@ def measure_cell(cell, cell_id=None, artifacts_dir=None):
     _emit("evaluate")
     row["accuracy_bn_ema"] = _accuracy(model, test_x, test_y)
     if cell["bn_images"]:
-        recalibrate_batch_norm(model, calib_x)
+        from keras_effnet.training.modeling import recalibrate_batch_norm
+
+        recalibrate_batch_norm(model, (calib_x[i:i + 64] for i in range(0, len(calib_x), 64)))
     row["accuracy"] = _accuracy(model, test_x, test_y)
 
     save_as = os.path.join(artifacts_dir, cell_id) if artifacts_dir and cell_id else None

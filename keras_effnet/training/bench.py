@@ -1,4 +1,5 @@
-"""Throughput benchmarks: input pipeline vs bare model step, precision and XLA switches.
+"""Training benchmarks: the recipe against a naive baseline on real data, and
+throughput (input pipeline vs bare model step, precision and XLA switches).
 
 The bare step trains on one real batch repeated from memory
 (`Dataset.from_tensors(batch).repeat()`), so it measures the model alone; the
@@ -7,12 +8,14 @@ end-to-end figure trains the same compiled model on the real training pipeline
 input pipeline is not the bottleneck.
 """
 
+import json
 import time
 
 import keras
 import tensorflow as tf
 
 from keras_effnet import data
+from keras_effnet.training import config as config_lib
 from keras_effnet.training import loop
 from keras_effnet.training.strategy import make_strategy, precision_policy
 
@@ -71,7 +74,7 @@ def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
     strategy, info, config, derived = _setup(config)
     with precision_policy(config.run.precision):
         model = _model(config, derived, info, strategy)
-        train_ds, _ = loop._datasets(config, derived, info)
+        train_ds, _, _ = loop._datasets(config, derived, info)
         batch = next(iter(train_ds))
         bare_ds = tf.data.Dataset.from_tensors(batch).repeat()
         gb = derived["global_batch_size"]
@@ -109,7 +112,7 @@ def benchmark_switches(config, steps=20, skip=3,
         cfg = base.replace(run={"precision": precision, "jit_compile": jit})
         with precision_policy(precision):
             model = _model(cfg, derived, info, strategy)
-            train_ds, _ = loop._datasets(cfg, derived, info)
+            train_ds, _, _ = loop._datasets(cfg, derived, info)
             batch_ds = tf.data.Dataset.from_tensors(next(iter(train_ds))).repeat()
             gb = derived["global_batch_size"]
             _images_per_sec(model, batch_ds, skip + 1, 0, gb)
@@ -117,3 +120,62 @@ def benchmark_switches(config, steps=20, skip=3,
         results.append({"precision": precision, "jit_compile": jit, "images_per_sec": rate})
         keras.backend.clear_session()
     return results
+
+
+def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
+    """The naive baseline: keras.applications.EfficientNetB0(weights=None) + Adam(1e-3).
+
+    No augmentation, no schedule, no label smoothing; trained on the same
+    training split as our runs (the held-out validation part is unused) and
+    scored on test. Returns train_accuracy (last epoch), test_top1, wall_s.
+    """
+    keras.utils.set_random_seed(seed)
+    info = data.dataset_info(dataset)
+    common = dict(one_hot=True, num_classes=info.num_classes)
+    train_ds = data.load_dataset(dataset, "train", image_size, batch_size, shuffle=True,
+                                 seed=seed, **common)
+    test_ds = data.load_dataset(dataset, "test", image_size, batch_size, **common)
+    start = time.perf_counter()
+    model = keras.applications.EfficientNetB0(
+        weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes)
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(train_ds, epochs=epochs, verbose=0).history
+    test = model.evaluate(test_ds, verbose=0, return_dict=True)
+    return {"train_accuracy": history["accuracy"][-1], "val_accuracy": None,
+            "test_top1": test["accuracy"], "wall_s": time.perf_counter() - start}
+
+
+def recipe_run(dataset, model, image_size, epochs, seed, model_dir, **overrides):
+    """One run of `train` with the default recipe (plus `overrides`, flag names).
+
+    Returns train_accuracy (last epoch, as trained), val_accuracy (best),
+    test_top1 (best.keras), wall_s and the resolved recipe.
+    """
+    values = {"dataset": dataset, "model": model, "image_size": image_size, "epochs": epochs,
+              "seed": seed, "model_dir": model_dir, "verbose": 0, **overrides}
+    result = loop.train(config_lib.config_from_flags(values))
+    with open(result.config_path) as f:
+        resolved = json.load(f)["config"]
+    return {"train_accuracy": result.history[-1]["accuracy"],
+            "val_accuracy": result.best_val_accuracy, "test_top1": result.metrics["top1"],
+            "wall_s": result.wall_time_s, "recipe": resolved["optimizer"],
+            "augment": resolved["data"]["augment"]}
+
+
+def summarize(rows):
+    """Mean and spread (max - min) per (dataset, method) of `rows` from the runs above."""
+    import numpy as np
+
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["method"]), []).append(row)
+    out = []
+    for (dataset, method), runs in sorted(groups.items()):
+        entry = {"dataset": dataset, "method": method, "seeds": len(runs)}
+        for key in ("test_top1", "train_accuracy", "val_accuracy", "wall_s"):
+            values = [r[key] for r in runs if r.get(key) is not None]
+            if values:
+                entry[key] = float(np.mean(values))
+                entry[key + "_spread"] = float(np.max(values) - np.min(values))
+        out.append(entry)
+    return out

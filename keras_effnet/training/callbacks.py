@@ -1,78 +1,89 @@
-"""Callbacks and atomic file writes that make a run survive being killed."""
+"""Callbacks that make a run survive being killed and evaluate what it saves."""
 
+import csv
+import io as _io
 import json
 import os
-import shutil
 import time
 
 import keras
+import numpy as np
 
-from keras_effnet.io import write_text_atomic  # noqa: F401  (re-exported)
-from keras_effnet.training import recipe
-
-
-def save_model_atomic(model, path):
-    """`model.save(path)` through a temporary .keras file in the same directory."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory or ".", f".{name[:-len('.keras')]}.tmp-{os.getpid()}.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from keras_effnet import io
+from keras_effnet.training import modeling, recipe
 
 
-def copy_atomic(src, dst):
-    tmp = os.path.join(os.path.dirname(dst) or ".", f".{os.path.basename(dst)}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+def seed_generators(model):
+    """Every `keras.random.SeedGenerator` of the model's layers (dropout, stochastic depth)."""
+    found = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        found += [g for g in getattr(layer, "_seed_generators", []) if g not in found]
+    return found
+
+
+def backup_epoch(backup_dir):
+    """Epochs the backup in `backup_dir` has completed (0 = none): where a resumed run starts."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f)["epoch"])
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose two files are each replaced atomically.
+    """`BackupAndRestore` that restores everything a step depends on, atomically.
 
-    Keras writes `latest.weights.h5` (model + optimizer state, so the step
-    counter, LR schedule and EMA resume) and `training_metadata.json` in place:
-    a kill during the write leaves a file that cannot be read. Here both are
-    written to temporary names first; the weights are swapped in before the
-    metadata, so the worst case after a kill between the two renames is one
-    epoch redone, never a corrupt backup.
+    Keras saves the model and optimizer (step counter, so the LR schedule, and
+    the EMA slots) but not the random generators of dropout and stochastic
+    depth, so a resumed run drew other masks than an uninterrupted one. Their
+    states go into the metadata file here; the input stream is resumed by
+    the caller (`data.load_dataset(skip_examples=...)`). Keras also writes
+    both files in place, so a kill during the write left a file that cannot
+    be read: here each goes through a temporary name, weights first, so the
+    worst case after a kill between the renames is one epoch redone.
     """
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        tmp_weights = os.path.join(self.backup_dir, f"tmp-{os.getpid()}.weights.h5")
+        tmp_weights = io.temp_path(self._weights_path, ".weights.h5")
         self.model.save_weights(tmp_weights, overwrite=True)
-        meta = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        tmp_meta = os.path.join(self.backup_dir, f".training_metadata.tmp-{os.getpid()}")
+        meta = {
+            "epoch": self._current_epoch, "batch": self._last_batch_seen,
+            "seed_states": [np.asarray(g.state.numpy()).tolist() for g in seed_generators(self.model)],
+        }
+        tmp_meta = io.temp_path(self._training_metadata_path)
         with open(tmp_meta, "w") as f:
             json.dump(meta, f)
         os.replace(tmp_weights, self._weights_path)
         os.replace(tmp_meta, self._training_metadata_path)
 
+    def _load_model(self):
+        super()._load_model()
+        if not os.path.exists(self._training_metadata_path):
+            return
+        with open(self._training_metadata_path) as f:
+            states = json.load(f).get("seed_states")
+        generators = seed_generators(self.model)
+        if states is not None and len(states) == len(generators):
+            for generator, state in zip(generators, states):
+                generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
+
 
 class ThroughputMeter(keras.callbacks.Callback):
-    """Training images/s per epoch (validation time excluded), added to the logs."""
+    """Training images/s per epoch (evaluation excluded), added to the logs."""
 
     def __init__(self, global_batch_size):
         super().__init__()
         self.global_batch_size = global_batch_size
         self.rates = []
         self._start = None
-        self._elapsed = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._elapsed = time.perf_counter(), None
-
-    def on_test_begin(self, logs=None):
-        if self._start is not None and self._elapsed is None:
-            self._elapsed = time.perf_counter() - self._start
+        self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._elapsed is None:
-            self._elapsed = time.perf_counter() - self._start
-        rate = self.params["steps"] * self.global_batch_size / max(self._elapsed, 1e-9)
+        elapsed = time.perf_counter() - self._start
+        rate = self.params["steps"] * self.global_batch_size / max(elapsed, 1e-9)
         self.rates.append(rate)
         if logs is not None:
             logs["images_per_sec"] = rate
@@ -83,26 +94,38 @@ class ThroughputMeter(keras.callbacks.Callback):
         return sum(rates) / len(rates) if rates else 0.0
 
 
-class EMACheckpoint(keras.callbacks.Callback):
-    """Saves last.keras and best.keras (EMA weights) and a small state file.
+class EvaluateAndCheckpoint(keras.callbacks.Callback):
+    """Evaluates and saves, every epoch, the weights the run will hand over.
 
-    The saved model is `inference_model` (float32, plain BatchNorm, no
-    optimizer) loaded with the training model's EMA weights, so the files are
-    ready to evaluate and export. `best.keras` follows `monitor` (validation
-    accuracy, measured by Keras on the EMA weights via `SwapEMAWeights`).
-    `train_state.json` keeps the best value across restarts.
+    At each epoch end the training model's EMA weights are loaded into
+    `inference_model` (float32, plain BatchNorm, no optimizer), its BatchNorm
+    statistics are re-estimated on `bn_batches` (the moving averages belong
+    to the raw weights, not their average), it is scored on `val_ds`
+    (`val_loss`, `val_accuracy`, `val_top5` go into the epoch's logs) and
+    saved as last.keras; best.keras follows `monitor`. `train_state.json` and
+    `history.csv` are rewritten from the kept history, so an epoch redone
+    after a kill appears once.
     """
 
-    def __init__(self, model_dir, inference_model, write, monitor="val_accuracy"):
+    def __init__(self, model_dir, inference_model, write, val_ds=None, bn_batches=None,
+                 monitor="val_accuracy"):
         super().__init__()
         self.model_dir = model_dir
         self.inference_model = inference_model
         self.write = write
+        self.val_ds = val_ds
+        self.bn_batches = bn_batches
         self.monitor = monitor
         self.last_path = os.path.join(model_dir, "last.keras")
         self.best_path = os.path.join(model_dir, "best.keras")
         self.state_path = os.path.join(model_dir, "train_state.json")
+        self.history_path = os.path.join(model_dir, "history.csv")
         self.state = {"best": None, "best_epoch": None, "epochs_completed": 0, "history": []}
+        # Re-estimation runs the network in training mode (dropout, stochastic
+        # depth): the same masks every epoch, whatever ran before, so a resumed
+        # run re-estimates exactly as an uninterrupted one.
+        self._generators = seed_generators(inference_model)
+        self._initial_states = [np.asarray(g.state.numpy()) for g in self._generators]
 
     def on_train_begin(self, logs=None):
         if os.path.exists(self.state_path):
@@ -117,9 +140,17 @@ class EMACheckpoint(keras.callbacks.Callback):
                 tuple(v.shape) != tuple(t.shape) for v, t in zip(values, targets)):
             raise ValueError("Inference model does not match the training model's weights.")
         self.inference_model.set_weights(values)
+        if self.bn_batches is not None:
+            for generator, state in zip(self._generators, self._initial_states):
+                generator.state.assign(state)
+            modeling.recalibrate_batch_norm(self.inference_model, self.bn_batches)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = logs if logs is not None else {}
+        self.copy_ema_weights()
+        if self.val_ds is not None:
+            scores = self.inference_model.evaluate(self.val_ds, verbose=0, return_dict=True)
+            logs.update({f"val_{k}": float(v) for k, v in scores.items()})
         value = logs.get(self.monitor, logs.get(self.monitor.replace("val_", "")))
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
         history = [h for h in self.state["history"] if h["epoch"] < epoch + 1] + [record]
@@ -129,8 +160,19 @@ class EMACheckpoint(keras.callbacks.Callback):
         self.state.update(epochs_completed=epoch + 1, history=history)
         if not self.write:
             return
-        self.copy_ema_weights()
-        save_model_atomic(self.inference_model, self.last_path)
+        io.save_model_atomic(self.inference_model, self.last_path)
         if improved or not os.path.exists(self.best_path):
-            copy_atomic(self.last_path, self.best_path)
-        write_text_atomic(self.state_path, json.dumps(self.state, indent=2))
+            io.copy_atomic(self.last_path, self.best_path)
+        io.write_text_atomic(self.history_path, history_csv(history))
+        io.write_text_atomic(self.state_path, json.dumps(self.state, indent=2))
+
+
+def history_csv(history):
+    """Per-epoch records as CSV, epochs counted from 0 like Keras' CSVLogger."""
+    keys = sorted({k for h in history for k in h if k != "epoch"})
+    out = _io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for h in history:
+        writer.writerow([h["epoch"] - 1, *(repr(h[k]) if k in h else "" for k in keys)])
+    return out.getvalue()

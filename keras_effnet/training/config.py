@@ -16,7 +16,9 @@ AUGMENTATIONS = ("crop", "flip", "randaugment", "mixup")
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("exponential", "cosine", "constant")
-OPTIMIZERS = ("rmsprop", "sgd")
+OPTIMIZERS = ("adamw", "rmsprop", "sgd")
+RECIPES = ("auto", "scratch", "finetune", "paper")
+AUTO = -1  # Numeric "auto": the recipe decides (see training/recipe.py).
 # Fields that may change between a run and its resumption (where and how fast
 # it runs, not what it computes).
 RUNTIME_FIELDS = (
@@ -82,8 +84,9 @@ class DataConfig:
         augment: "auto", "none" or a comma list of crop, flip, randaugment,
             mixup. "auto" = "none" for digits (they fill their 8x8 frame: a
             crop cuts strokes, a flip makes other digits) and "crop,flip"
-            otherwise.
-        crop_min_area: smallest area fraction of the random crop.
+            otherwise (wrong for digits or text in a folder: pass "crop").
+        crop_min_area: smallest area fraction of the random crop; -1 = auto
+            (0.5: gentle enough for objects that fill the frame).
         randaugment_magnitude: RandAugment `factor` in (0, 1].
         mixup_alpha: MixUp Beta(alpha, alpha) parameter.
         cache: cache the (encoded) examples in memory after the first epoch.
@@ -92,9 +95,9 @@ class DataConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     image_size: int = 0
-    batch_size: int = 32
+    batch_size: int = 64
     augment: str = "auto"
-    crop_min_area: float = 0.25
+    crop_min_area: float = AUTO
     randaugment_magnitude: float = 0.5
     mixup_alpha: float = 0.2
     cache: bool = True
@@ -107,7 +110,8 @@ class DataConfig:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             _fail("batch_size", self.batch_size, "a positive int (per replica)")
         parse_augment(self.augment)
-        _check_range("crop_min_area", self.crop_min_area, 0.0, 1.0, low_open=True)
+        if self.crop_min_area != AUTO:
+            _check_range("crop_min_area", self.crop_min_area, 0.0, 1.0, low_open=True)
         _check_range("randaugment_magnitude", self.randaugment_magnitude, 0.0, 1.0, low_open=True)
         _check_range("mixup_alpha", self.mixup_alpha, 0.0, math.inf, low_open=True, high_open=True)
 
@@ -124,7 +128,8 @@ class ModelConfig:
             layers are matched by name, mismatching shapes (the classifier of
             another dataset) are left at their initial values.
         dropout_rate: dropout before the classifier (-1 = the variant's).
-        drop_connect_rate: stochastic-depth rate of the last block.
+        drop_connect_rate: stochastic-depth rate of the last block; -1 = auto
+            (scaled with the run's length, see recipe.auto_drop_connect).
         sync_bn: synchronize BatchNorm statistics across replicas.
         freeze_bn: keep every BatchNorm layer in inference mode (fine-tuning).
     """
@@ -134,7 +139,7 @@ class ModelConfig:
     depth: float = 0.0
     weights: str | None = None
     dropout_rate: float = -1.0
-    drop_connect_rate: float = 0.2
+    drop_connect_rate: float = AUTO
     sync_bn: bool = False
     freeze_bn: bool = False
 
@@ -147,65 +152,81 @@ class ModelConfig:
         _check_range("depth", self.depth, 0.0, 10.0)
         if self.dropout_rate != -1.0:
             _check_range("dropout_rate", self.dropout_rate, 0.0, 1.0, high_open=True)
-        _check_range("drop_connect_rate", self.drop_connect_rate, 0.0, 1.0, high_open=True)
+        if self.drop_connect_rate != AUTO:
+            _check_range("drop_connect_rate", self.drop_connect_rate, 0.0, 1.0, high_open=True)
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
             _fail("weights", self.weights, 'None, "imagenet" or a file path')
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """The EfficientNet recipe (Tan & Le 2019, tensorflow/tpu efficientnet).
+    """The training recipe. Every "auto" / -1 field is filled by `recipe`.
 
     Attributes:
-        name: "rmsprop" (recipe) or "sgd" (Nesterov momentum).
+        recipe: "auto" ("scratch", or "finetune" when starting from weights),
+            "scratch", "finetune" or "paper" (tensorflow/tpu's 350-epoch
+            ImageNet recipe). See `recipe.RECIPES`.
+        name: "adamw", "rmsprop" (paper) or "sgd" (Nesterov momentum).
         base_lr: learning rate per `lr_batch_size` images; the peak rate is
             base_lr * global_batch / lr_batch_size.
-        lr_batch_size: the batch size `base_lr` refers to.
+        lr_batch_size: the batch size `base_lr` refers to (0 = auto).
         schedule: "exponential" (decay_rate every decay_epochs, staircase),
             "cosine" (to 0 at the last step) or "constant".
         warmup_epochs: linear warmup length; -1 = auto, min(5, epochs / 10).
         decay_rate, decay_epochs: the exponential schedule.
-        rho, momentum, epsilon: RMSProp.
+        rho, momentum, epsilon: RMSProp (momentum also SGD's).
         label_smoothing: categorical label smoothing.
-        weight_decay: L2 penalty `wd * 0.5 * |w|^2` on conv and dense kernels
-            (not BatchNorm, not biases).
-        ema_momentum: weight EMA momentum; -1 = auto (see recipe.ema_momentum),
-            0 = no EMA.
+        weight_decay: AdamW's decoupled decay (lr-scaled, not BatchNorm or
+            biases); RMSProp/SGD: L2 penalty `wd * 0.5 * |w|^2` on kernels.
+        ema_momentum: weight EMA momentum; -1 = auto (window sized to the
+            run, see recipe.auto_ema_momentum), 0 = no EMA.
+        bn_images: training images used to re-estimate BatchNorm statistics
+            of the evaluated weights before every validation and save; -1 =
+            auto (512), 0 = off (keep the moving averages).
     """
 
-    name: str = "rmsprop"
-    base_lr: float = 0.016
-    lr_batch_size: int = 256
-    schedule: str = "exponential"
-    warmup_epochs: float = -1.0
+    recipe: str = "auto"
+    name: str = "auto"
+    base_lr: float = AUTO
+    lr_batch_size: int = 0
+    schedule: str = "auto"
+    warmup_epochs: float = AUTO
     decay_rate: float = 0.97
     decay_epochs: float = 2.4
     rho: float = 0.9
     momentum: float = 0.9
     epsilon: float = 1e-3
-    label_smoothing: float = 0.1
-    weight_decay: float = 1e-5
-    ema_momentum: float = -1.0
+    label_smoothing: float = AUTO
+    weight_decay: float = AUTO
+    ema_momentum: float = AUTO
+    bn_images: int = AUTO
 
     def __post_init__(self):
-        if self.name not in OPTIMIZERS:
-            _fail("optimizer", self.name, f"one of {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            _fail("lr_schedule", self.schedule, f"one of {SCHEDULES}")
-        _check_range("base_lr", self.base_lr, 0.0, math.inf, low_open=True, high_open=True)
-        if not isinstance(self.lr_batch_size, int) or self.lr_batch_size < 1:
-            _fail("lr_batch_size", self.lr_batch_size, "a positive int")
-        if self.warmup_epochs != -1.0:
+        if self.recipe not in RECIPES:
+            _fail("recipe", self.recipe, f"one of {RECIPES}")
+        if self.name not in ("auto",) + OPTIMIZERS:
+            _fail("optimizer", self.name, f'"auto" or one of {OPTIMIZERS}')
+        if self.schedule not in ("auto",) + SCHEDULES:
+            _fail("lr_schedule", self.schedule, f'"auto" or one of {SCHEDULES}')
+        if self.base_lr != AUTO:
+            _check_range("base_lr", self.base_lr, 0.0, math.inf, low_open=True, high_open=True)
+        if not isinstance(self.lr_batch_size, int) or self.lr_batch_size < 0:
+            _fail("lr_batch_size", self.lr_batch_size, "0 (auto) or a positive int")
+        if self.warmup_epochs != AUTO:
             _check_range("warmup_epochs", self.warmup_epochs, 0.0, math.inf, high_open=True)
         _check_range("decay_rate", self.decay_rate, 0.0, 1.0, low_open=True)
         _check_range("decay_epochs", self.decay_epochs, 0.0, math.inf, low_open=True, high_open=True)
         _check_range("rho", self.rho, 0.0, 1.0, high_open=True)
         _check_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_range("epsilon", self.epsilon, 0.0, 1.0, low_open=True)
-        _check_range("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
-        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        if self.ema_momentum != -1.0:
+        if self.label_smoothing != AUTO:
+            _check_range("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
+        if self.weight_decay != AUTO:
+            _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        if self.ema_momentum != AUTO:
             _check_range("ema_momentum", self.ema_momentum, 0.0, 1.0, high_open=True)
+        if not isinstance(self.bn_images, int) or isinstance(self.bn_images, bool) or self.bn_images < AUTO:
+            _fail("bn_images", self.bn_images, "-1 (auto), 0 (off) or a positive int")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +247,8 @@ class RunConfig:
         seed: seed for Keras/TF random ops, shuffling and augmentation.
         verbose: Keras fit verbosity (0 silent, 1 progress bar, 2 one line
             per epoch).
-        eval_split: split evaluated at the end with the best model.
+        eval_split: split evaluated at the end with the best model; "auto" =
+            test, or validation (said so) when the dataset has no test split.
     """
 
     model_dir: str = ""
@@ -238,7 +260,7 @@ class RunConfig:
     jit_compile: bool = False
     seed: int = 0
     verbose: int = 1
-    eval_split: str = "test"
+    eval_split: str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.model_dir, str):
@@ -255,8 +277,8 @@ class RunConfig:
             _fail("precision", self.precision, f"one of {PRECISIONS}")
         if self.verbose not in (0, 1, 2):
             _fail("verbose", self.verbose, "0, 1 or 2")
-        if self.eval_split not in ("train", "validation", "test"):
-            _fail("eval_split", self.eval_split, '"train", "validation" or "test"')
+        if self.eval_split not in ("auto", "train", "validation", "test"):
+            _fail("eval_split", self.eval_split, '"auto", "train", "validation" or "test"')
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "optimizer": OptimizerConfig, "run": RunConfig}
@@ -326,6 +348,7 @@ FLAG_FIELDS = {
     "weights": ("model", "weights"), "dropout_rate": ("model", "dropout_rate"),
     "drop_connect_rate": ("model", "drop_connect_rate"), "sync_bn": ("model", "sync_bn"),
     "freeze_bn": ("model", "freeze_bn"),
+    "recipe": ("optimizer", "recipe"), "bn_images": ("optimizer", "bn_images"),
     "optimizer": ("optimizer", "name"), "base_lr": ("optimizer", "base_lr"),
     "lr_batch_size": ("optimizer", "lr_batch_size"), "lr_schedule": ("optimizer", "schedule"),
     "warmup_epochs": ("optimizer", "warmup_epochs"), "decay_rate": ("optimizer", "decay_rate"),

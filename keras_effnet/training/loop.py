@@ -3,15 +3,19 @@
 A run directory holds:
   config.json        the resolved ExperimentConfig plus derived values
   labels.txt         class names, one per line (index = label)
-  best.keras         EMA weights of the epoch with the best validation accuracy
-  last.keras         EMA weights after the last completed epoch
+  best.keras         EMA weights (BatchNorm re-estimated) of the epoch with the
+                     best validation accuracy; validation is held out from
+                     train when the dataset has none, never taken from test
+  last.keras         the same after the last completed epoch
   train_state.json   best value, epochs completed, per-epoch history
-  history.csv        Keras CSVLogger
+  history.csv        per-epoch metrics (rewritten from train_state.json)
   logs/              TensorBoard
   backup/            BackupAndRestore state (model + optimizer, epoch counter)
   results.json       final evaluation of best.keras on `eval_split`
 Re-running the same command resumes from backup/ (at most the interrupted
-epoch is lost); re-running a finished run only re-evaluates.
+epoch is redone) and continues exactly as the uninterrupted run would have:
+the optimizer, EMA, random generators and the input stream's position are
+all restored. Re-running a finished run only re-evaluates.
 """
 
 import dataclasses
@@ -23,15 +27,16 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_effnet import data, variants
+from keras_effnet import data, io, variants
 from keras_effnet.training import callbacks as cb
 from keras_effnet.training import modeling, recipe
-from keras_effnet.training.config import ConfigError, ExperimentConfig, config_differences
+from keras_effnet.training.config import AUTO, ConfigError, ExperimentConfig, config_differences
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.strategy import (
     make_strategy, precision_policy, split_cpu, strategy_name, task_info)
 
 log = logging.getLogger("keras_effnet.training")
+_BN_SAMPLE_SEED = 4321  # The BatchNorm sample is part of the run's definition, not of its seed.
 
 
 @dataclasses.dataclass
@@ -84,6 +89,10 @@ class TrainResult:
                 f"{self.epochs_completed} epochs | {self.best_model_path}")
 
 
+def _auto(value):
+    return value in (AUTO, "auto")
+
+
 def resolve(config, info, num_replicas):
     """Fills every "auto" value; returns (resolved config, derived values)."""
     variant = variants.get_variant(config.model.name)
@@ -92,6 +101,7 @@ def resolve(config, info, num_replicas):
     if augment == "auto":
         # Digits fill their 8x8 frame: any crop cuts strokes, a flip makes other digits.
         augment = "none" if info.kind == "digits" else "crop,flip"
+    crop_min_area = recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
     global_batch = config.data.batch_size * num_replicas
     train_examples = info.splits["train"]
     steps = config.run.steps_per_epoch or train_examples // global_batch
@@ -102,24 +112,67 @@ def resolve(config, info, num_replicas):
             f"Received: batch_size={config.data.batch_size}")
     total = steps * config.run.epochs
     opt = config.optimizer
-    warmup = opt.warmup_epochs if opt.warmup_epochs >= 0 else recipe.auto_warmup_epochs(config.run.epochs)
-    ema = opt.ema_momentum if opt.ema_momentum >= 0 else recipe.auto_ema_momentum(total)
+    name = recipe.recipe_name(opt.recipe, config.model.weights)
+    table = recipe.RECIPES[name]
+    pick = {key: table[key] if _auto(getattr(opt, key)) else getattr(opt, key)
+            for key in ("name", "base_lr", "schedule", "label_smoothing", "weight_decay")}
+    lr_batch = opt.lr_batch_size or table["lr_batch_size"]
+    warmup = recipe.auto_warmup_epochs(config.run.epochs) if _auto(opt.warmup_epochs) else opt.warmup_epochs
+    ema = (recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
+           if _auto(opt.ema_momentum) else opt.ema_momentum)
+    bn_images = min(recipe.AUTO_BN_IMAGES, train_examples) if _auto(opt.bn_images) else opt.bn_images
     dropout = config.model.dropout_rate if config.model.dropout_rate >= 0 else variant.dropout
+    drop_connect = (recipe.auto_drop_connect(total) if _auto(config.model.drop_connect_rate)
+                    else config.model.drop_connect_rate)
+    if config.run.eval_split != "auto":
+        eval_split = config.run.eval_split
+    else:
+        eval_split = "test" if info.splits["test"] else "validation"
     resolved = config.replace(
-        data={"image_size": image_size, "augment": augment},
-        model={"name": variant.name, "dropout_rate": dropout},
-        optimizer={"warmup_epochs": float(warmup), "ema_momentum": float(round(ema, 6))},
-        run={"model_dir": os.path.abspath(config.run.model_dir)},
+        data={"image_size": image_size, "augment": augment, "crop_min_area": float(crop_min_area)},
+        model={"name": variant.name, "dropout_rate": dropout, "drop_connect_rate": float(drop_connect)},
+        optimizer={"recipe": name, **pick, "lr_batch_size": lr_batch, "warmup_epochs": float(warmup),
+                   "ema_momentum": float(round(ema, 6)), "bn_images": int(bn_images)},
+        run={"model_dir": os.path.abspath(config.run.model_dir), "eval_split": eval_split},
     )
     derived = {
         "num_replicas": num_replicas, "global_batch_size": global_batch,
         "steps_per_epoch": steps, "total_steps": total,
-        "peak_learning_rate": recipe.peak_learning_rate(opt.base_lr, global_batch, opt.lr_batch_size),
+        "peak_learning_rate": recipe.peak_learning_rate(pick["base_lr"], global_batch, lr_batch),
         "warmup_steps": int(round(warmup * steps)),
         "num_classes": info.num_classes, "dataset_kind": info.kind, "splits": info.splits,
+        "split_sources": info.sources,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     return resolved, derived
+
+
+def describe(config, derived, resuming_at):
+    """The run's first lines: data splits and their sources, recipe, augmentation."""
+    d, m, o = config.data, config.model, config.optimizer
+    splits = " | ".join(
+        f"{s} {derived['splits'][s]} ({derived['split_sources'].get(s, '?')})"
+        for s in ("train", "validation", "test"))
+    augment = d.augment if d.augment not in ("", "none") else "none"
+    lines = [
+        f"keras-effnet train: {m.name} at {d.image_size} px on {d.dataset!r} "
+        f"({derived['dataset_kind']}, {derived['num_classes']} classes), {derived['strategy']}",
+        f"  splits: {splits}",
+        f"  final evaluation on: {config.run.eval_split}"
+        + ("" if config.run.eval_split == "test" else
+           "  (NOT a held-out test score: the dataset has no test split)"
+           if not derived["splits"]["test"] else ""),
+        f"  recipe {o.recipe}: {o.name}, peak lr {derived['peak_learning_rate']:.3g} "
+        f"(global batch {derived['global_batch_size']}), {o.schedule} schedule, warmup "
+        f"{o.warmup_epochs:g} epochs, label smoothing {o.label_smoothing:g}, weight decay "
+        f"{o.weight_decay:g}, EMA {o.ema_momentum:g}, dropout {m.dropout_rate:g}, stochastic depth "
+        f"{m.drop_connect_rate:g}, BatchNorm re-estimated on {o.bn_images} images",
+        f"  augment: {augment}" + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
+        + ("  [wrong for digits or text: pass --augment=crop]" if "flip" in augment else ""),
+        f"  {'resuming after epoch ' + str(resuming_at) if resuming_at else 'starting'}: "
+        f"{config.run.epochs} epochs x {derived['steps_per_epoch']} steps",
+    ]
+    return "\n".join(lines)
 
 
 def _check_resume(model_dir, resolved):
@@ -149,7 +202,7 @@ def _build(config, derived, info, image_size):
         copied, skipped = modeling.load_initial_weights(model, config.model.weights, config.model, image_size)
         log.info("Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped)
     modeling.set_batch_norm(model, synchronized=config.model.sync_bn, frozen=config.model.freeze_bn)
-    recipe.apply_weight_decay(model, config.optimizer.weight_decay)
+    recipe.apply_weight_decay(model, config.optimizer.weight_decay, config.optimizer.name)
     schedule = recipe.WarmupSchedule(
         derived["peak_learning_rate"], derived["warmup_steps"], derived["total_steps"],
         derived["steps_per_epoch"], config.optimizer.schedule, config.optimizer.decay_rate,
@@ -192,19 +245,28 @@ def _prepare_multi_worker(model, dataset, strategy):
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 
-def _datasets(config, derived, info):
+def _datasets(config, derived, info, skip_examples=0):
+    """(train stream from `skip_examples` on, validation set, BatchNorm batches)."""
     d = config.data
     common = dict(data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
+    batch = derived["global_batch_size"]
     train_ds = data.load_dataset(
-        d.dataset, "train", d.image_size, derived["global_batch_size"], shuffle=True,
+        d.dataset, "train", d.image_size, batch, shuffle=True,
         augment=d.augment, drop_remainder=True, repeat=True, seed=config.run.seed,
         crop_min_area=d.crop_min_area, randaugment_magnitude=d.randaugment_magnitude,
-        mixup_alpha=d.mixup_alpha, **common)
+        mixup_alpha=d.mixup_alpha, skip_examples=skip_examples, **common)
     val_ds = None
     if info.splits["validation"]:
-        val_ds = data.load_dataset(d.dataset, "validation", d.image_size,
-                                   derived["global_batch_size"], **common)
-    return train_ds, val_ds
+        val_ds = data.load_dataset(d.dataset, "validation", d.image_size, batch, **common)
+    bn_batches = None
+    if config.optimizer.bn_images:
+        # A fixed, seeded sample of training images, preprocessed as for
+        # evaluation: the statistics the saved model will see.
+        bn_batches = data.load_dataset(
+            d.dataset, "train", d.image_size, min(batch, config.optimizer.bn_images), shuffle=True,
+            reshuffle=False, seed=_BN_SAMPLE_SEED, **common).take(
+                max(1, config.optimizer.bn_images // min(batch, config.optimizer.bn_images)))
+    return train_ds, val_ds, bn_batches
 
 
 def train(config, *, extra_callbacks=()):
@@ -229,50 +291,53 @@ def train(config, *, extra_callbacks=()):
     config, derived = resolve(config, info, strategy.num_replicas_in_sync)
     derived["strategy"] = strategy_name(strategy)
     model_dir = config.run.model_dir
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(f"`model_dir` exists and is not a directory. Received: model_dir={model_dir!r}")
     os.makedirs(model_dir, exist_ok=True)
     resuming = _check_resume(model_dir, config)
+    backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
+    for directory in (model_dir, backup_dir):  # Left by a process killed mid-write.
+        io.remove_stale_temp_files(directory)
+    start_epoch = cb.backup_epoch(backup_dir) if resuming else 0
     paths = {name: os.path.join(model_dir, name) for name in
              ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")}
     if is_chief:
-        cb.write_text_atomic(paths["config.json"], json.dumps(
+        io.write_text_atomic(paths["config.json"], json.dumps(
             {"config": config.to_dict(), "derived": derived}, indent=2, sort_keys=True))
-        cb.write_text_atomic(paths["labels.txt"], "".join(f"{n}\n" for n in info.class_names))
-    log.info("%s %s on %s, %s", "Resuming" if resuming else "Starting", config.model.name,
-             config.data.dataset, derived["strategy"])
+        io.write_text_atomic(paths["labels.txt"], "".join(f"{n}\n" for n in info.class_names))
+    if config.run.verbose:
+        print(describe(config, derived, start_epoch), flush=True)
 
     image_size = config.data.image_size
     with precision_policy("float32"):
         inference_model = modeling.build_model(config.model, info.num_classes, image_size)
+        loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
+        inference_model.compile(loss=loss, metrics=metrics)
     with precision_policy(config.run.precision):
         with strategy.scope():
             model = _build(config, derived, info, image_size)
-        train_ds, val_ds = _datasets(config, derived, info)
+        skip = start_epoch * derived["steps_per_epoch"] * derived["global_batch_size"]
+        train_ds, val_ds, bn_batches = _datasets(config, derived, info, skip_examples=skip)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _prepare_multi_worker(model, train_ds, strategy)
-        backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
         meter = cb.ThroughputMeter(derived["global_batch_size"])
-        checkpoint = cb.EMACheckpoint(model_dir, inference_model, write=is_chief,
-                                      monitor="val_accuracy" if val_ds is not None else "accuracy")
-        callbacks = [meter]
-        if config.optimizer.ema_momentum > 0:
-            callbacks.append(keras.callbacks.SwapEMAWeights())
-        callbacks += [checkpoint, cb.AtomicBackupAndRestore(backup_dir, delete_checkpoint=False)]
+        checkpoint = cb.EvaluateAndCheckpoint(
+            model_dir, inference_model, write=is_chief, val_ds=val_ds, bn_batches=bn_batches,
+            monitor="val_accuracy" if val_ds is not None else "accuracy")
+        callbacks = [meter, checkpoint, cb.AtomicBackupAndRestore(backup_dir, delete_checkpoint=False)]
         if is_chief:
-            callbacks += [
-                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False),
-                keras.callbacks.CSVLogger(os.path.join(model_dir, "history.csv"), append=True),
-            ]
+            callbacks.append(
+                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
         callbacks += list(extra_callbacks)
         model.fit(train_ds, epochs=config.run.epochs, steps_per_epoch=derived["steps_per_epoch"],
-                  validation_data=val_ds, callbacks=callbacks, verbose=config.run.verbose,
-                  shuffle=False)
+                  callbacks=callbacks, verbose=config.run.verbose, shuffle=False)
 
     metrics = None
     state = checkpoint.state
     if is_chief:
         if not os.path.exists(paths["best.keras"]):  # Finished run from an older layout.
             checkpoint.copy_ema_weights()
-            cb.save_model_atomic(inference_model, paths["best.keras"])
+            io.save_model_atomic(inference_model, paths["best.keras"])
         metrics = evaluate(paths["best.keras"], config.data.dataset, config.run.eval_split,
                            data_dir=config.data.data_dir, batch_size=derived["global_batch_size"])
     result = TrainResult(
@@ -284,7 +349,7 @@ def train(config, *, extra_callbacks=()):
         wall_time_s=time.perf_counter() - wall_start, num_replicas=strategy.num_replicas_in_sync,
         optimizer_steps=int(model.optimizer.iterations.numpy()), history=state["history"])
     if is_chief:
-        cb.write_text_atomic(paths["results.json"], json.dumps(result.to_dict(), indent=2))
+        io.write_text_atomic(paths["results.json"], json.dumps(result.to_dict(), indent=2))
     if config.run.verbose:
         print(result.summary(), flush=True)
     return result

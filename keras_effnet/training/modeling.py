@@ -116,3 +116,62 @@ def load_initial_weights(model, weights, model_config, image_size):
             f"No layer of {weights!r} matches {model.name} by name and shape. "
             f"Received: weights={weights!r}")
     return copied, skipped
+
+
+def recalibrate_batch_norm(model, batches):
+    """Re-estimates every BatchNorm layer's moving statistics on `batches`.
+
+    The moving mean/variance become the average of the per-batch statistics
+    of the model's current weights ("precise BN"): right for EMA weights,
+    whose statistics the training-time moving averages never saw, and for
+    short runs whose averages still lag (momentum 0.99 remembers ~100 steps).
+
+    Args:
+        model: a Keras model (not under a distribution strategy).
+        batches: iterable of image batches (or (images, labels) pairs).
+
+    Returns:
+        The number of batches used (0 leaves the model unchanged).
+    """
+    import numpy as np
+
+    layers = batch_norm_layers(model)
+    if not layers:
+        return 0
+    saved = [layer.momentum for layer in layers]
+    sums, count = None, 0
+    try:
+        for layer in layers:  # Momentum 0: the moving statistics become the batch's.
+            layer.momentum = 0.0
+        step = _training_forward(model)
+        for batch in batches:
+            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            step(images)
+            values = [(keras.ops.convert_to_numpy(layer.moving_mean),
+                       keras.ops.convert_to_numpy(layer.moving_variance)) for layer in layers]
+            sums = values if sums is None else [
+                (m0 + m1, v0 + v1) for (m0, v0), (m1, v1) in zip(sums, values)]
+            count += 1
+    finally:
+        for layer, momentum in zip(layers, saved):
+            layer.momentum = momentum
+    if count:
+        for layer, (mean, var) in zip(layers, sums):
+            layer.moving_mean.assign(mean / count)
+            layer.moving_variance.assign(var / count)
+    return count
+
+
+def _training_forward(model):
+    """A traced training-mode forward pass, kept on the model (traced once per run).
+
+    BatchNorm reads its momentum when traced, so the function is only ever
+    called with every momentum at 0 (see `recalibrate_batch_norm`).
+    """
+    import tensorflow as tf
+
+    step = getattr(model, "_keras_effnet_bn_forward", None)
+    if step is None:
+        step = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
+        model._keras_effnet_bn_forward = step
+    return step

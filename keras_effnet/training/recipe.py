@@ -1,6 +1,18 @@
-"""The EfficientNet training recipe: optimizer, learning-rate schedule, EMA, decay.
+"""Training recipes: optimizer, learning-rate schedule, EMA, regularization.
 
-Follows tensorflow/tpu `models/official/efficientnet` (the paper's code):
+Three named recipes (`RECIPES`); every "auto" field of an `OptimizerConfig`
+resolves to the recipe's value and is recorded in config.json.
+
+"scratch" (the default without --weights) is built for what users run: 10-50
+epochs on 1k-100k images. AdamW (decoupled weight decay 0.05, not on
+BatchNorm or biases), peak LR 2e-3 per 64 images, linear warmup then cosine
+to zero, label smoothing 0.1, an EMA whose window is 5 % of the run,
+stochastic depth scaled with the run's length, and BatchNorm statistics
+re-estimated for the evaluated (EMA) weights before every validation. "finetune"
+(the default with --weights) is the same at a fifth of the learning rate
+and with a tenth of the decay.
+
+"paper" follows tensorflow/tpu `models/official/efficientnet` (the paper's code):
 RMSProp (rho 0.9, momentum 0.9, epsilon 1e-3, mean-square slots initialized
 to 1 as TF1's RMSPropOptimizer does), peak LR 0.016 per 256 images scaled
 linearly with the global batch, linear warmup then exponential decay 0.97
@@ -13,6 +25,35 @@ import math
 
 import keras
 import tensorflow as tf
+
+# Recipe table: (optimizer, base_lr, lr_batch_size, schedule, label_smoothing,
+# weight_decay, EMA window as a fraction of the run, EMA cap).
+RECIPES = {
+    "scratch": dict(name="adamw", base_lr=2e-3, lr_batch_size=64, schedule="cosine",
+                    label_smoothing=0.1, weight_decay=0.05, ema_fraction=0.05, ema_cap=0.9999),
+    "finetune": dict(name="adamw", base_lr=4e-4, lr_batch_size=64, schedule="cosine",
+                     label_smoothing=0.1, weight_decay=0.005, ema_fraction=0.05, ema_cap=0.9999),
+    "paper": dict(name="rmsprop", base_lr=0.016, lr_batch_size=256, schedule="exponential",
+                  label_smoothing=0.1, weight_decay=1e-5, ema_fraction=0.1, ema_cap=0.9999),
+}
+AUTO_BN_IMAGES = 512
+AUTO_CROP_MIN_AREA = 0.5
+
+
+def recipe_name(recipe, weights):
+    """"auto" -> "finetune" when starting from weights, else "scratch"."""
+    if recipe != "auto":
+        return recipe
+    return "finetune" if weights else "scratch"
+
+
+def auto_drop_connect(total_steps, rate=0.2, full_steps=10_000):
+    """Stochastic depth grows with the run: 0.2 (the paper's) from 10k steps on.
+
+    Short runs under-fit long before they over-fit (a 20-epoch run on 4k
+    images is ~1.2k steps), and dropping blocks slows fitting.
+    """
+    return round(rate * min(1.0, total_steps / full_steps), 4)
 
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
@@ -95,19 +136,25 @@ def auto_warmup_epochs(epochs):
     return min(5.0, epochs / 10.0)
 
 
-def auto_ema_momentum(total_steps, cap=0.9999):
-    """EMA momentum whose averaging window (1 / (1 - m) steps) is ~10% of the run.
+def auto_ema_momentum(total_steps, cap=0.9999, fraction=0.1):
+    """EMA momentum whose averaging window (1 / (1 - m) steps) is `fraction` of the run.
 
-    The recipe's 0.9999 averages over ~10k steps: right for 350 ImageNet epochs,
+    The paper's 0.9999 averages over ~10k steps: right for 350 ImageNet epochs,
     but on a 3-epoch run the average would still be mostly the random initial
-    weights. Long runs get the cap; runs of <= 10 steps get 0 (no EMA).
+    weights. Long runs get the cap; runs of <= 1 / fraction steps get 0 (no EMA).
     """
-    return max(0.0, min(cap, 1.0 - 10.0 / max(1, total_steps)))
+    return max(0.0, min(cap, 1.0 - 1.0 / (fraction * max(1, total_steps))))
 
 
 def make_optimizer(opt_config, schedule, ema_momentum):
     """Builds the optimizer of an `OptimizerConfig` with EMA when momentum > 0."""
     ema = dict(use_ema=ema_momentum > 0, ema_momentum=ema_momentum if ema_momentum > 0 else 0.99)
+    if opt_config.name == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=opt_config.weight_decay, **ema)
+        # BatchNorm scale/offset and biases are not decayed.
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+        return optimizer
     if opt_config.name == "rmsprop":
         return TF1RMSprop(
             learning_rate=schedule, rho=opt_config.rho, momentum=opt_config.momentum,
@@ -130,14 +177,14 @@ class KernelL2:
         return 0.5 * self.weight_decay * tf.reduce_sum(tf.square(tf.cast(value, tf.float32)))
 
 
-def apply_weight_decay(model, weight_decay):
+def apply_weight_decay(model, weight_decay, optimizer_name="rmsprop"):
     """Attaches `KernelL2` to every trainable conv/dense kernel of `model`.
 
     BatchNorm gamma/beta and biases are not decayed (decided: the reference
     decays everything but BatchNorm; biases are a few hundred numbers and
     decaying them buys nothing). Returns the number of decayed variables.
     """
-    if weight_decay <= 0:
+    if weight_decay <= 0 or optimizer_name == "adamw":  # AdamW decays in the optimizer.
         return 0
     count = 0
     for variable in model.trainable_weights:
