@@ -82,9 +82,14 @@ def _stratified_split(labels, fractions, split):
         idx = idx[rng.permutation(len(idx))]
         n_train = int(round(len(idx) * fractions[0]))
         n_val = int(round(len(idx) * fractions[1]))
-        if len(idx) >= 3:  # Every class in every split when possible.
-            n_train = min(max(n_train, 1), len(idx) - 2)
-            n_val = min(max(n_val, 1), len(idx) - n_train - 1)
+        # Every class in every split when possible; fractions summing to 1
+        # make a train/validation split with nothing left for test.
+        reserve = 2 if sum(fractions) < 1 - 1e-9 else 1
+        if len(idx) > reserve:
+            n_train = min(max(n_train, 1), len(idx) - reserve)
+            n_val = min(max(n_val, 1), len(idx) - n_train - (reserve - 1))
+        if reserve == 1:
+            n_val = len(idx) - n_train
         bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val),
                   "test": (n_train + n_val, len(idx))}[split]
         chosen.append(idx[bounds[0]:bounds[1]])
@@ -394,7 +399,7 @@ def _mixup(alpha, seed):
         g2 = tf.random.stateless_gamma([n], key + [0, 1 << 40], alpha=alpha)
         lam = g1 / (g1 + g2)
         mixed = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * images[::-1]
-        return mixed, lam[:, None] * labels + (1 - lam[:, None]) * labels[::-1]
+        return tf.clip_by_value(mixed, 0.0, 255.0), lam[:, None] * labels + (1 - lam[:, None]) * labels[::-1]
 
     return fn
 

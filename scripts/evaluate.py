@@ -6,6 +6,7 @@
 
 import json
 
+import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app, flags
 
 from keras_effnet.training import config as config_lib

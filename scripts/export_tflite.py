@@ -15,6 +15,7 @@ Prints the verification table; the figures go to <output>.verify.json.
 
 import json
 
+import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app
 from absl import flags
 

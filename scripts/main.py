@@ -9,6 +9,7 @@
 import json
 import os
 
+import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app, flags
 
 _MODEL = flags.DEFINE_string("model", "lite0", "Variant: b0..b7, lite0..lite4.")

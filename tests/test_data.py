@@ -122,8 +122,41 @@ def test_image_folder_with_split_subdirectories(tmp_path):
     _make_folder(tmp_path / "train", per_class=4)
     _make_folder(tmp_path / "test", per_class=2)
     info = data.dataset_info(str(tmp_path))
-    # No validation folder: validation falls back to test.
-    assert info.splits == {"train": 12, "validation": 6, "test": 6}
+    # No validation folder: validation is held out from train (stratified,
+    # one image per class here), never taken from test.
+    assert info.splits == {"train": 9, "validation": 3, "test": 6}
+    assert "held out" in info.sources["train"] and info.sources["test"] == "test/ folder"
+    val = set(data._folder_index(str(tmp_path))[1]["validation"][0])
+    train = set(data._folder_index(str(tmp_path))[1]["train"][0])
+    assert not val & train and all("/train/" in p for p in val)
+    assert sorted(data._folder_index(str(tmp_path))[1]["validation"][1]) == [0, 1, 2]
+
+
+def test_folder_without_test_split_has_none(tmp_path):
+    _make_folder(tmp_path / "train", per_class=10)
+    _make_folder(tmp_path / "validation", per_class=2)
+    info = data.dataset_info(str(tmp_path))
+    assert info.splits == {"train": 30, "validation": 6, "test": 0}
+    assert info.sources["test"].startswith("none")
+    with pytest.raises(ConfigError, match="has no 'test' split"):
+        data.load_dataset(str(tmp_path), "test", 32, 8)
+
+
+def test_resumed_training_stream_equals_the_uninterrupted_one():
+    kwargs = dict(shuffle=True, augment="crop,flip,mixup", drop_remainder=True, repeat=True, seed=3,
+                  one_hot=True, num_classes=10)
+    full = iter(data.load_dataset("digits", "train", 32, 16, **kwargs))
+    batches = [next(full) for _ in range(90)]  # > 1 pass (1258 examples): a reshuffle included.
+    resumed = iter(data.load_dataset("digits", "train", 32, 16, skip_examples=85 * 16, **kwargs))
+    for expected in batches[85:]:
+        got = next(resumed)
+        np.testing.assert_array_equal(expected[0].numpy(), got[0].numpy())
+        np.testing.assert_array_equal(expected[1].numpy(), got[1].numpy())
+    # Each pass visits every training example once, in a new order.
+    labels = np.concatenate([b[1].numpy() for b in batches]).argmax(-1)
+    first = labels[:1248]
+    assert not np.array_equal(first[:100], labels[1258:1358])
+    assert np.bincount(first, minlength=10).min() > 90
 
 
 def test_corrupt_file_in_folder_is_an_error_naming_it(tmp_path):

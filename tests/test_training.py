@@ -28,6 +28,9 @@ TINY = config_lib.ModelConfig(name="b0", width=0.25, depth=0.25)
     ({"label_smoothing": 1.5}, "label_smoothing"),
     ({"base_lr": 0.0}, "base_lr"),
     ({"verbose": 3}, "verbose"),
+    ({"recipe": "fast"}, "recipe"),
+    ({"bn_images": -2}, "bn_images"),
+    ({"optimizer": "adam"}, "optimizer"),
     ({"no_such_flag": 1}, "flag"),
 ])
 def test_bad_flags_raise_one_error_naming_the_flag(flags, match):
@@ -229,3 +232,53 @@ def test_input_pipeline_benchmark_reports_both_rates():
     assert result["bare_images_per_sec"] > 0 and result["end_to_end_images_per_sec"] > 0
     assert result["ratio"] == pytest.approx(
         result["end_to_end_images_per_sec"] / result["bare_images_per_sec"])
+
+
+def _resolved(**flags):
+    from keras_effnet import data
+    from keras_effnet.training import loop
+
+    config = config_lib.config_from_flags({"model_dir": "r", **flags})
+    return loop.resolve(config, data.dataset_info("digits"), 1)
+
+
+def test_recipes_resolve_every_auto_value_and_flags_override_them():
+    config, derived = _resolved(epochs=20)
+    o = config.optimizer
+    assert (o.recipe, o.name, o.schedule, o.base_lr, o.lr_batch_size) == ("scratch", "adamw", "cosine", 2e-3, 64)
+    assert o.weight_decay == 0.05 and o.label_smoothing == 0.1 and o.bn_images == 512
+    steps = derived["total_steps"]
+    assert steps == 20 * (1258 // 64)
+    assert o.ema_momentum == pytest.approx(1 - 1 / (0.05 * steps), abs=1e-6)
+    assert config.model.drop_connect_rate == pytest.approx(0.2 * steps / 10_000, abs=1e-4)
+    assert config.run.eval_split == "test" and config.data.crop_min_area == 0.5
+    assert derived["split_sources"]["validation"].startswith("15% of scikit-learn digits")
+    paper, derived = _resolved(epochs=20, recipe="paper")
+    assert (paper.optimizer.name, paper.optimizer.base_lr, paper.optimizer.schedule) == (
+        "rmsprop", 0.016, "exponential")
+    assert derived["peak_learning_rate"] == pytest.approx(0.016 * 64 / 256)
+    tuned, _ = _resolved(epochs=20, weights="x.keras", freeze_bn=True)
+    assert tuned.optimizer.recipe == "finetune" and tuned.optimizer.base_lr == 4e-4
+    assert tuned.optimizer.bn_images == 0  # Frozen BatchNorm keeps the source statistics.
+    mine, _ = _resolved(epochs=20, base_lr=0.01, optimizer="sgd", drop_connect_rate=0.3, bn_images=0)
+    assert (mine.optimizer.base_lr, mine.optimizer.name, mine.model.drop_connect_rate) == (0.01, "sgd", 0.3)
+    assert mine.optimizer.recipe == "scratch" and mine.optimizer.bn_images == 0
+
+
+def test_recalibrated_batch_norm_holds_the_average_batch_statistics():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
+    images = np.random.default_rng(0).normal(3.0, 2.0, (96, 4)).astype("float32")
+    batches = images.reshape(3, 32, 4)
+    assert modeling.recalibrate_batch_norm(model, list(batches)) == 3
+    bn = model.layers[-1]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), batches.mean(1).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batches.var(1).mean(0), rtol=1e-4)
+    assert bn.momentum == 0.99
+
+
+def test_history_csv_lists_each_epoch_once():
+    from keras_effnet.training import callbacks
+
+    text = callbacks.history_csv([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_accuracy": 0.9}])
+    assert text.splitlines() == ["epoch,loss,val_accuracy", "0,0.5,", "1,0.25,0.9"]

@@ -120,7 +120,10 @@ def resolve(config, info, num_replicas):
     warmup = recipe.auto_warmup_epochs(config.run.epochs) if _auto(opt.warmup_epochs) else opt.warmup_epochs
     ema = (recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
            if _auto(opt.ema_momentum) else opt.ema_momentum)
-    bn_images = min(recipe.AUTO_BN_IMAGES, train_examples) if _auto(opt.bn_images) else opt.bn_images
+    if _auto(opt.bn_images):  # Frozen BatchNorm keeps the source model's statistics.
+        bn_images = 0 if config.model.freeze_bn else min(recipe.AUTO_BN_IMAGES, train_examples)
+    else:
+        bn_images = opt.bn_images
     dropout = config.model.dropout_rate if config.model.dropout_rate >= 0 else variant.dropout
     drop_connect = (recipe.auto_drop_connect(total) if _auto(config.model.drop_connect_rate)
                     else config.model.drop_connect_rate)

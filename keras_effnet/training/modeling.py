@@ -19,7 +19,9 @@ def build_model(model_config, num_classes, image_size):
     dropout = variant.dropout if model_config.dropout_rate < 0 else model_config.dropout_rate
     kwargs = dict(
         input_shape=(image_size, image_size, 3), classes=num_classes, weights=None,
-        dropout_rate=dropout, drop_connect_rate=model_config.drop_connect_rate,
+        dropout_rate=dropout,
+        # Unresolved "auto" (-1) builds the paper's rate; `train` resolves it first.
+        drop_connect_rate=0.2 if model_config.drop_connect_rate < 0 else model_config.drop_connect_rate,
     )
     if model_config.width or model_config.depth:
         return keras_effnet.build_efficientnet(
