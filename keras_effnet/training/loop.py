@@ -97,10 +97,6 @@ def resolve(config, info, num_replicas):
     """Fills every "auto" value; returns (resolved config, derived values)."""
     variant = variants.get_variant(config.model.name)
     image_size = config.data.image_size or variant.resolution
-    augment = config.data.augment
-    if augment == "auto":
-        # Digits fill their 8x8 frame: any crop cuts strokes, a flip makes other digits.
-        augment = "none" if info.kind == "digits" else "crop,flip"
     crop_min_area = recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
     global_batch = config.data.batch_size * num_replicas
     train_examples = info.splits["train"]
@@ -111,6 +107,9 @@ def resolve(config, info, num_replicas):
             f"({config.data.batch_size} x {num_replicas} replicas). "
             f"Received: batch_size={config.data.batch_size}")
     total = steps * config.run.epochs
+    augment = config.data.augment
+    if augment == "auto":
+        augment = recipe.auto_augment(info.kind, total)
     opt = config.optimizer
     name = recipe.recipe_name(opt.recipe, config.model.weights)
     table = recipe.RECIPES[name]
