@@ -72,11 +72,9 @@ def is_savedmodel_dir(model):
 def load_model(model):
     """Returns a Keras model from a model object or a `.keras` file path."""
     if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not os.path.isfile(path):
-            raise ValueError(f"model: no such model file {path!r}")
-        # keras_effnet, our parent package, has registered its layers.
-        return keras.saving.load_model(path, compile=False)
+        from keras_effnet import io
+
+        return io.load_model(model)
     if not hasattr(model, "inputs") or not hasattr(model, "export"):
         raise ValueError(
             f"model: expected a Keras model or a .keras path, got {type(model).__name__}"

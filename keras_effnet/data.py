@@ -176,6 +176,10 @@ def _folder_index(root):
     """
     root = os.path.abspath(root)
     top = _list_class_dirs(root)
+    if set(top) <= set(SPLITS) and "train" not in top:
+        raise ConfigError(
+            f"Image folder has split folders ({', '.join(sorted(top))}) but no train/ folder: "
+            f"training and int8 calibration need train/<class>/<image>. Received: dataset={root!r}")
     if "train" in top and set(top) <= set(SPLITS):
         classes = _list_class_dirs(os.path.join(root, "train"))
         index, sources = {}, {}

@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash never leaves a half-written artifact."""
+"""Artifacts on disk: atomic writes (a crash never leaves a half-written file) and model loading."""
 
 import json
 import os
@@ -80,3 +80,35 @@ def remove_stale_temp_files(directory):
         if os.path.isfile(path):
             os.remove(path)
     return stale
+
+
+def load_model(path, argument="model"):
+    """Loads a `.keras` file (ours or any Keras 3 model), with one clear error when it cannot.
+
+    Args:
+        path: the file.
+        argument: the argument or flag name the error message names.
+
+    Raises:
+        ValueError: missing file, or a file that is not a readable .keras
+            archive (truncated, another format).
+    """
+    import zipfile
+
+    import keras
+
+    import keras_effnet  # noqa: F401  (registers our layers for deserialization)
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"`{argument}`: no such file. Received: {argument}={path!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"`{argument}` is not a readable .keras archive (truncated, or not a Keras 3 model "
+            f"file). Received: {argument}={path!r}")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:
+        raise ValueError(
+            f"`{argument}` is not a readable .keras archive ({type(e).__name__}: {e}). "
+            f"Received: {argument}={path!r}") from None

@@ -15,6 +15,8 @@ ImageNet statistics).
 
 import math
 
+import warnings
+
 import keras
 
 from keras_effnet import builder, scaling, variants, weights as weights_lib
@@ -59,6 +61,16 @@ def _validate(weights, include_top, classes, pooling, classifier_activation):
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f'`pooling` must be None, "avg" or "max". Received: pooling={pooling!r}')
+    if include_top and classes == 1 and classifier_activation == "softmax":
+        raise ValueError(
+            "A softmax over one class is always 1.0: use classes >= 2, or "
+            'classifier_activation="sigmoid" (or None) for a single-logit model. '
+            "Received: classes=1, classifier_activation='softmax'")
+    if include_top and pooling is not None:
+        # keras.applications drops `pooling` silently here; the classifier always averages.
+        warnings.warn(
+            f"`pooling` is only used with include_top=False; the classifier head always uses "
+            f"global average pooling. Received: include_top=True, pooling={pooling!r}", stacklevel=3)
     if weights is not None and include_top and classifier_activation not in (None, "softmax"):
         if weights == "imagenet":
             raise ValueError(

@@ -24,6 +24,10 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Training and test resoluti
 _TRAIN_PER_CLASS = flags.DEFINE_integer("train_per_class", 200, "Training images per class (10 % held out).")
 _TEST_PER_CLASS = flags.DEFINE_integer("test_per_class", 100, "Test images per class.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/bench_training", "Datasets, runs and results.")
+_TRANSFER = flags.DEFINE_list(
+    "transfer", [], "SOURCE,TARGET: instead of the comparison, train on SOURCE (--train_per_class "
+    "images per class), then TARGET (--transfer_per_class) from scratch vs fine-tuned, --seeds seeds.")
+_TRANSFER_PER_CLASS = flags.DEFINE_integer("transfer_per_class", 50, "Target training images per class.")
 
 
 def _table(summary):
@@ -42,6 +46,35 @@ def _table(summary):
     return "\n".join(lines)
 
 
+def _transfer(out):
+    import os
+
+    from keras_effnet import io
+    from keras_effnet.training import bench, real_data
+
+    if len(_TRANSFER.value) != 2:
+        raise app.UsageError(f"--transfer takes SOURCE,TARGET. Received: --transfer={_TRANSFER.value}")
+    source_name, target_name = _TRANSFER.value
+    source = real_data.build(source_name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value,
+                             _TEST_PER_CLASS.value)
+    target = real_data.build(target_name, os.path.join(out, "data"), _TRANSFER_PER_CLASS.value,
+                             _TEST_PER_CLASS.value)
+    rows = []
+    for seed in range(_SEEDS.value):
+        runs = bench.transfer_runs(source, target, _MODELS.value[0], _IMAGE_SIZE.value, _EPOCHS.value,
+                                   seed, os.path.join(out, "transfer", f"s{seed}"))
+        for method, row in runs.items():
+            row.update(dataset=source_name if method == "source" else target_name, method=method,
+                       seed=seed)
+            rows.append(row)
+            print(f"{row['dataset']:8s} {method:19s} seed {seed}: test top-1 {row['test_top1']:.4f} "
+                  f"train acc {row['train_accuracy']:.4f}", flush=True)
+        io.write_json_atomic(os.path.join(out, "transfer.json"), {"runs": rows})
+    table = _table(bench.summarize(rows))
+    io.write_text_atomic(os.path.join(out, "transfer.md"), table + "\n")
+    print(table)
+
+
 def main(argv):
     del argv
     import json
@@ -53,6 +86,8 @@ def main(argv):
     from keras_effnet.training import bench, real_data
 
     out = _OUTPUT_DIR.value
+    if _TRANSFER.value:
+        return _transfer(out)
     results_path = os.path.join(out, "results.json")
     rows = []
     if os.path.exists(results_path):

@@ -5,11 +5,11 @@
 """
 
 import json
+import sys
 
 import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app, flags
 
-from keras_effnet.training import config as config_lib
 
 _MODEL_PATH = flags.DEFINE_multi_string(
     "model_path", None, ".keras or .tflite file (repeat to compare).", required=True)
@@ -34,8 +34,9 @@ def main(argv):
                      max_examples=_MAX_EXAMPLES.value or None, num_threads=_NUM_THREADS.value or None)
             for path in _MODEL_PATH.value
         ]
-    except config_lib.ConfigError as e:
-        raise SystemExit(f"evaluate.py: error: {e}") from None
+    except ValueError as e:  # Bad flags, data or model files: one clear line, exit 2.
+        print(f"evaluate.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
     from keras_effnet.training.evaluation import format_table
 
     print(format_table(results))

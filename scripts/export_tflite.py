@@ -14,6 +14,7 @@ Prints the verification table; the figures go to <output>.verify.json.
 """
 
 import json
+import sys
 
 import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app
@@ -90,6 +91,14 @@ _STRATEGY = flags.DEFINE_enum(
 
 def main(argv):
     del argv
+    try:
+        _export()
+    except ValueError as e:  # Bad flags, data, labels or model files: one clear line, exit 2.
+        print(f"export_tflite.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _export():
     from keras_effnet import export  # pylint: disable=import-outside-toplevel
 
     common = dict(

@@ -6,6 +6,8 @@
 Re-running the same command resumes an interrupted run. See docs for every flag.
 """
 
+import sys
+
 import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app, flags
 
@@ -82,8 +84,9 @@ def main(argv):
         config = config_lib.config_from_flags(
             {name: flags.FLAGS[name].value for name in config_lib.FLAG_FIELDS})
         train(config)
-    except config_lib.ConfigError as e:  # Bad flags or data: one clear line, no traceback.
-        raise SystemExit(f"train.py: error: {e}") from None
+    except ValueError as e:  # Bad flags or data (ConfigError included): one clear line, exit 2.
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,24 @@ def summarize(rows):
                 entry[key + "_spread"] = float(np.max(values) - np.min(values))
         out.append(entry)
     return out
+
+
+def transfer_runs(source, target, model, image_size, epochs, seed, out_dir, source_epochs=None):
+    """Fine-tuning from a model trained on `source` vs training `target` from scratch.
+
+    Trains `model` on `source` (default recipe), then on `target` three ways for
+    the same `epochs`: from scratch, fine-tuned from the source's last.keras
+    (recipe "finetune"), and fine-tuned with frozen BatchNorm. Returns
+    {method: row} with the rows of `recipe_run`.
+    """
+    import os
+
+    source_run = os.path.join(out_dir, "source")
+    rows = {"source": recipe_run(source, model, image_size, source_epochs or epochs, seed, source_run)}
+    weights = os.path.join(source_run, "last.keras")
+    for method, extra in (("scratch", {}), ("finetune", {"weights": weights}),
+                          ("finetune_freeze_bn", {"weights": weights, "freeze_bn": True})):
+        keras.backend.clear_session()
+        rows[method] = recipe_run(target, model, image_size, epochs, seed,
+                                  os.path.join(out_dir, method), **extra)
+    return rows

@@ -26,7 +26,9 @@ class _KerasRunner:
         import tensorflow as tf
 
         if isinstance(model, (str, os.PathLike)):
-            model = keras.saving.load_model(model, compile=False)
+            from keras_effnet import io
+
+            model = io.load_model(model, "model_path")
         self.model = model
         self.image_size = model.input_shape[1]
         self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -41,7 +43,13 @@ class _TFLiteRunner:
     def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        if not os.path.isfile(path):
+            raise ConfigError(f"`model_path`: no such file. Received: model_path={str(path)!r}")
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        except ValueError as e:
+            raise ConfigError(f"`model_path` is not a valid .tflite file ({e}). "
+                              f"Received: model_path={str(path)!r}") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         shape = self.input["shape"]

@@ -96,6 +96,11 @@ def _auto(value):
 def resolve(config, info, num_replicas):
     """Fills every "auto" value; returns (resolved config, derived values)."""
     variant = variants.get_variant(config.model.name)
+    if info.num_classes < 2:
+        raise ConfigError(
+            f"A classifier needs at least 2 classes; dataset {config.data.dataset!r} has "
+            f"{info.num_classes} ({', '.join(info.class_names)}): its accuracy would be 1.0 by "
+            f"construction. Received: dataset={config.data.dataset!r}")
     image_size = config.data.image_size or variant.resolution
     crop_min_area = recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
     global_batch = config.data.batch_size * num_replicas

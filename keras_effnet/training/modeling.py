@@ -3,6 +3,7 @@
 import os
 
 import keras
+import numpy as np
 
 import keras_effnet
 from keras_effnet import variants
@@ -24,13 +25,30 @@ def build_model(model_config, num_classes, image_size):
         drop_connect_rate=0.2 if model_config.drop_connect_rate < 0 else model_config.drop_connect_rate,
     )
     if model_config.width or model_config.depth:
-        return keras_effnet.build_efficientnet(
+        model = keras_effnet.build_efficientnet(
             model_config.width or variant.width, model_config.depth or variant.depth,
             variant.resolution, lite=variant.lite,
             name=f"{variant.model_name}_w{model_config.width or variant.width:g}"
                  f"_d{model_config.depth or variant.depth:g}".replace(".", "_"),
             **kwargs)
-    return keras_effnet.get_model(variant.name, **kwargs)
+    else:
+        model = keras_effnet.get_model(variant.name, **kwargs)
+    zero_classifier(model)
+    return model
+
+
+def zero_classifier(model):
+    """Starts the classifier at zero: every class equally likely, loss log(classes).
+
+    keras.applications' classifier initializer (VarianceScaling 1/3, fan_out)
+    is scaled for 1,000 classes; with 10 its initial logits have a standard
+    deviation of ~4 and the first epochs of a short run go into shrinking them
+    (initial loss ~8 instead of 2.3). The first step's gradient reaches the
+    kernel (features x (p - y)), so nothing stays stuck at zero.
+    """
+    layer = next((l for l in model.layers if l.name == "predictions"), None)
+    if layer is not None:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
 
 
 def batch_norm_layers(model):
@@ -78,7 +96,12 @@ def _source_model(weights, model_config, image_size):
     if not os.path.isfile(weights):
         raise ConfigError(f"Weights file not found. Received: weights={weights!r}")
     if weights.endswith(".keras"):
-        return keras.saving.load_model(weights, compile=False)
+        from keras_effnet import io
+
+        try:
+            return io.load_model(weights, "weights")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return None
 
 

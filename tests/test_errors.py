@@ -1,0 +1,94 @@
+"""Bad input gets one clear error that names the argument and the value (CLIs: one line, exit 2)."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import keras_effnet
+from keras_effnet import data
+from keras_effnet.training import config as config_lib
+from keras_effnet.training import evaluate, loop
+from keras_effnet.training.config import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def _cli(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", script), *args], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def broken_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken")
+    model = keras_effnet.build_efficientnet(0.25, 0.25, 224, input_shape=(32, 32, 3), classes=10,
+                                            weights=None, name="tiny")
+    good = root / "good.keras"
+    model.save(good)
+    blob = good.read_bytes()
+    truncated = root / "half.keras"
+    truncated.write_bytes(blob[: len(blob) // 2])
+    text = root / "notes.tflite"
+    text.write_text("this is not a flatbuffer\n")
+    return {"good": good, "truncated": truncated, "text": text}
+
+
+def test_cli_truncated_keras_and_text_tflite_are_named(broken_files):
+    line = _cli("evaluate.py", f"--model_path={broken_files['truncated']}", "--dataset=digits")
+    assert "not a readable .keras archive" in line and "half.keras" in line
+    line = _cli("evaluate.py", f"--model_path={broken_files['text']}", "--dataset=digits")
+    assert "not a valid .tflite file" in line and "notes.tflite" in line
+    line = _cli("export_tflite.py", f"--model={broken_files['truncated']}", "--mode=fp32",
+                f"--output={broken_files['truncated']}.tflite", "--dataset=digits")
+    assert "not a readable .keras archive" in line
+
+
+def test_cli_model_dir_that_is_a_file(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    line = _cli("train.py", f"--model_dir={path}", "--epochs=1")
+    assert "`model_dir` exists and is not a directory" in line and str(path) in line
+    assert path.read_text() == "x"  # Nothing lost.
+
+
+def test_loading_a_truncated_keras_file_in_the_library(broken_files):
+    with pytest.raises(ValueError, match="not a readable .keras archive"):
+        evaluate(str(broken_files["truncated"]), "digits", "test")
+    with pytest.raises(ValueError, match="not found"):
+        evaluate(str(broken_files["good"]) + ".missing.keras", "digits", "test")
+
+
+def test_split_folders_without_train(tmp_path):
+    (tmp_path / "test" / "cat").mkdir(parents=True)
+    (tmp_path / "test" / "cat" / "a.png").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"split folders \(test\) but no train/ folder.*calibration"):
+        data.dataset_info(str(tmp_path))
+
+
+def test_one_class_dataset_is_refused():
+    info = data.DatasetInfo("one", "folder", 1, ("cat",), {"train": 100, "validation": 10, "test": 10})
+    config = config_lib.config_from_flags({"model_dir": "r", "dataset": "one"})
+    with pytest.raises(ConfigError, match=r"at least 2 classes.*has 1 \(cat\)"):
+        loop.resolve(config, info, 1)
+
+
+def test_single_softmax_class_and_ignored_pooling():
+    with pytest.raises(ValueError, match="softmax over one class.*classes=1"):
+        keras_effnet.EfficientNetB0(weights=None, classes=1, input_shape=(32, 32, 3))
+    model = keras_effnet.EfficientNetB0(weights=None, classes=1, classifier_activation="sigmoid",
+                                        input_shape=(32, 32, 3))
+    assert model.output.shape == (None, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_effnet.EfficientNetB0(weights=None, pooling="max", input_shape=(32, 32, 3))
+    assert any("only used with include_top=False" in str(w.message) for w in caught)
+    assert np.isfinite(model.count_params())
