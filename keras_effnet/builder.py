@@ -63,3 +63,32 @@ def scale_blocks(stages, width, depth, drop_connect_rate=0.2, lite=False, diviso
                 )
             )
     return blocks
+
+
+def block_parameters(args):
+    """Parameters of one MBConv block (expand, depthwise, squeeze-excite, project, BatchNorms)."""
+    expanded = args.filters_in * args.expand_ratio
+    count = 0
+    if args.expand_ratio != 1:
+        count += args.filters_in * expanded + 4 * expanded
+    count += args.kernel_size ** 2 * expanded + 4 * expanded
+    if 0 < args.se_ratio <= 1:
+        squeezed = max(1, int(args.filters_in * args.se_ratio))
+        count += expanded * squeezed + squeezed + squeezed * expanded + expanded
+    return count + expanded * args.filters_out + 4 * args.filters_out
+
+
+def plan_parameters(blocks, stem_filters, head_filters, classes=1000, include_top=True,
+                    include_preprocessing=True):
+    """Parameters of the network a plan describes, without building it.
+
+    Counts what `models.build_efficientnet` builds (BatchNorm's 4 per channel,
+    the in-graph Normalization's 7), so a model too large to build can be
+    refused up front.
+    """
+    count = 27 * stem_filters + 4 * stem_filters
+    count += sum(block_parameters(b) for b in blocks)
+    count += blocks[-1].filters_out * head_filters + 4 * head_filters
+    if include_top:
+        count += head_filters * classes + classes
+    return count + (7 if include_preprocessing else 0)

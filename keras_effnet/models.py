@@ -79,6 +79,23 @@ def _validate(weights, include_top, classes, pooling, classifier_activation):
             )
 
 
+# Twice EfficientNet-B7 (66,658,687 parameters with its 1000-class top).
+MAX_PARAMETERS = 2 * 66_658_687
+
+
+def _check_size(blocks, stem_head_filters, classes, include_top, include_preprocessing, width, depth):
+    """Refuses, before building anything, a network larger than `MAX_PARAMETERS`."""
+    count = builder.plan_parameters(
+        blocks, stem_head_filters(variants.STEM_FILTERS), stem_head_filters(variants.HEAD_FILTERS),
+        classes, include_top, include_preprocessing)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"This network would have {count:,} parameters ({count * 4 / 2**30:.1f} GiB of float32 "
+            f"weights, {len(blocks)} blocks), more than twice EfficientNet-B7's 66.7M; building it "
+            f"would likely exhaust memory. Pass allow_large=True to build it anyway. "
+            f"Received: width={width:g}, depth={depth:g}")
+
+
 def _batch_norm(name):
     return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
@@ -102,6 +119,7 @@ def build_efficientnet(
     include_preprocessing=True,
     name="efficientnet",
     weights_name=None,
+    allow_large=False,
 ):
     """Builds an EfficientNet from scaling coefficients.
 
@@ -118,6 +136,8 @@ def build_efficientnet(
             classifier_activation: as in keras.applications.
         include_preprocessing: include Rescaling(1/255) + Normalization.
         name: model name.
+        allow_large: build networks with more than `MAX_PARAMETERS`
+            parameters (counted from the plan first, and refused otherwise).
         weights_name: key of the official ImageNet files ("b0".."b7").
 
     Returns:
@@ -161,6 +181,8 @@ def build_efficientnet(
     if lite:
         # Lite keeps the stem at 32 channels whatever the width.
         blocks[0] = _with_filters_in(blocks[0], stem_head_filters(variants.STEM_FILTERS))
+    if not allow_large:
+        _check_size(blocks, stem_head_filters, classes, include_top, include_preprocessing, width, depth)
     for args in blocks:
         x = MBConv(
             args.filters_in, args.filters_out, kernel_size=args.kernel_size,
@@ -306,7 +328,7 @@ def EfficientNet(
         name: model name (default "efficientnet_phi<phi>").
         **kwargs: include_top, weights (None or a path), input_tensor,
             input_shape, pooling, classes, classifier_activation,
-            include_preprocessing, drop_connect_rate.
+            include_preprocessing, drop_connect_rate, allow_large.
 
     Returns:
         A `keras.Model`.

@@ -92,3 +92,30 @@ def test_single_softmax_class_and_ignored_pooling():
         keras_effnet.EfficientNetB0(weights=None, pooling="max", input_shape=(32, 32, 3))
     assert any("only used with include_top=False" in str(w.message) for w in caught)
     assert np.isfinite(model.count_params())
+
+
+@pytest.mark.parametrize("name", ["b0", "b3", "b7", "lite0", "lite4"])
+def test_plan_parameters_equal_the_built_model(name):
+    from keras_effnet import builder, variants
+
+    v = variants.get_variant(name)
+    model = keras_effnet.get_model(name, weights=None)
+    width = 1.0 if v.lite else v.width
+    blocks = builder.scale_blocks(variants.B0_STAGES, v.width, v.depth, lite=v.lite)
+    if v.lite:
+        import dataclasses
+
+        blocks[0] = dataclasses.replace(blocks[0], filters_in=32)
+    stem = 32 if v.lite else keras_effnet.scaling.round_filters(32, width)
+    head = 1280 if v.lite else keras_effnet.scaling.round_filters(1280, width)
+    assert builder.plan_parameters(blocks, stem, head) == model.count_params()
+
+
+def test_a_model_too_large_to_build_is_refused_before_building():
+    # phi=60 once ran for 15 minutes and took all 23 GB before it was killed.
+    with pytest.raises(ValueError, match=r"would have [\d,]+ parameters .* more than twice "
+                                         r"EfficientNet-B7.*allow_large=True.*width="):
+        keras_effnet.EfficientNet(phi=60, weights=None)
+    with pytest.raises(ValueError, match="allow_large"):
+        keras_effnet.build_efficientnet(4.0, 2.0, 224, weights=None)
+    assert keras_effnet.EfficientNet(phi=0.5, weights=None, input_shape=(64, 64, 3)).count_params() > 0
