@@ -18,6 +18,9 @@ from keras_effnet.export import metadata as metadata_lib
 from keras_effnet.export import verification as verify_lib
 
 
+# int8 files may lose at most this many top-1 points on validation (issue: int8 collapse).
+DEFAULT_MAX_ACCURACY_DROP = 1.0
+
 def report_path(output):
     """Where the verification JSON of `output` goes: `<output>.verify.json`."""
     return os.fspath(output).rstrip("/\\") + ".verify.json"
@@ -126,7 +129,7 @@ def export_tflite(
     threads=2,
     latency_runs=50,
     dynamic_batch=False,
-    max_accuracy_drop=None,
+    max_accuracy_drop="auto",
     layer_report=False,
     search_split="validation",
     search_limit=500,
@@ -151,9 +154,13 @@ def export_tflite(
         test_split, test_limit: Held-out data for verification.
         threads, latency_runs: LiteRT verification settings.
         dynamic_batch: Keep the batch dimension open (default static batch 1).
-        max_accuracy_drop: int8 only: keep the worst layers (quantization
-            debugger ranking) in float until top-1 loss on `search_split` is at
-            most this many points.
+        max_accuracy_drop: int8 only: the largest top-1 loss (points, on
+            `search_split`, never test) an int8 file may have. "auto" = 1.0 for
+            int8 (the guard is on by default) and None otherwise. Beyond it,
+            the worst layers (quantization debugger ranking) are kept in float
+            until the loss is small enough; if no such file is found, nothing
+            is written and a ValueError gives the figures and the remedies.
+            None: write the plain int8 file whatever it scores.
         layer_report: int8 only: put the per-layer error report in the JSON.
         search_split, search_limit: Data for the denylist search.
         add_metadata: Write MediaPipe/Android metadata (TFLite modes).
@@ -163,6 +170,8 @@ def export_tflite(
     """
     convert_lib.check_mode(mode)
     io_type = convert_lib.resolve_io_type(mode, io_type)
+    if max_accuracy_drop == "auto":
+        max_accuracy_drop = DEFAULT_MAX_ACCURACY_DROP if mode == "int8" else None
     if max_accuracy_drop is not None and mode != "int8":
         raise ValueError(f"max_accuracy_drop: only for mode 'int8', got mode {mode!r}")
     if max_accuracy_drop is not None and max_accuracy_drop < 0:
@@ -249,12 +258,18 @@ def _debugged_int8(
     size,
     threads,
 ):
-    """int8 through the quantization debugger; returns (bytes, report part)."""
+    """int8 checked against the float model; returns (bytes, report part).
+
+    The plain int8 file is scored on `search_split` first; only when it loses
+    more than `max_accuracy_drop` points does the quantization debugger rank
+    the layers and the denylist search keep the worst in float. If that still
+    misses, a ValueError with the figures is raised and nothing is written.
+    """
     calibrated = convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
-    rows = debug.layer_report(calibrated, calibration[:64])
-    more = {"layer_report": rows if layer_report else rows[:10]}
+    plain = convert_lib.quantize_calibrated(calibrated, io_type)
     if max_accuracy_drop is None:
-        return convert_lib.quantize_calibrated(calibrated, io_type), more
+        rows = debug.layer_report(calibrated, calibration[:64])
+        return plain, {"layer_report": rows if layer_report else rows[:10]}
     images, targets = datasets.load_arrays(
         dataset, search_split, size, limit=search_limit, data_dir=data_dir
     )
@@ -265,13 +280,32 @@ def _debugged_int8(
         out = verify_lib.run_tflite(tflite, images, threads=threads)
         return float((out.argmax(-1) == targets).mean())
 
-    found = debug.search_denylist(
-        calibrated, rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
-    )
+    plain_top1 = evaluate(plain)
+    plain_drop = 100.0 * (reference_top1 - plain_top1)
+    needs_search = plain_drop > max_accuracy_drop
+    rows = debug.layer_report(calibrated, calibration[:64]) if needs_search or layer_report else []
+    more = {"layer_report": rows if layer_report else rows[:10]}
+    if needs_search:
+        found = debug.search_denylist(
+            calibrated, rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
+        )
+    else:
+        found = {"tflite": plain, "denylist": [], "accuracy_drop_pt": plain_drop, "met": True,
+                 "history": [{"denylisted": 0, "top1": plain_top1, "drop_pt": plain_drop}]}
+    if not found["met"]:
+        raise ValueError(
+            f"int8 export refused: on the {search_split!r} split ({len(targets)} images) the int8 "
+            f"file scores top-1 {plain_top1:.4f} against {reference_top1:.4f} for the float model "
+            f"({plain_drop:.1f} pt lost), and keeping up to {found['history'][-1]['denylisted']} "
+            f"of the worst layers in float still loses {found['accuracy_drop_pt']:.1f} pt. "
+            "Use --mode=qat (quantization-aware training), a Lite variant (no squeeze-excite, "
+            "ReLU6: robust to int8), or --max_accuracy_drop=none to write it anyway. "
+            f"Received: mode='int8', max_accuracy_drop={max_accuracy_drop}")
     more.update(
         {
             "denylist": list(found["denylist"]),
             "max_accuracy_drop": max_accuracy_drop,
+            "float_fallback": bool(found["denylist"]),
             "search": {
                 "split": search_split,
                 "num_examples": int(len(targets)),

@@ -57,11 +57,12 @@ _TEST_LIMIT = flags.DEFINE_integer("test_limit", None, "Verify on at most this m
 _DYNAMIC_BATCH = flags.DEFINE_bool(
     "dynamic_batch", False, "Keep the batch dimension open (default 1)."
 )
-_MAX_ACCURACY_DROP = flags.DEFINE_float(
+_MAX_ACCURACY_DROP = flags.DEFINE_string(
     "max_accuracy_drop",
-    None,
-    "int8: keep the worst layers in float until "
-    "the top-1 loss (points, validation split) is at most this.",
+    "auto",
+    "int8: the largest top-1 loss in points (validation split) the file may have; beyond it the "
+    "worst layers stay float, and if that misses nothing is written (exit 2). auto = 1.0; "
+    "none = write whatever it scores.",
 )
 _LAYER_REPORT = flags.DEFINE_bool(
     "layer_report", False, "int8: write the per-layer quantization error report into the JSON."
@@ -96,6 +97,20 @@ def main(argv):
     except ValueError as e:  # Bad flags, data, labels or model files: one clear line, exit 2.
         print(f"export_tflite.py: error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def _accuracy_drop(value):
+    """--max_accuracy_drop: "auto", "none" or a number of points."""
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if text == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f'`max_accuracy_drop` must be "auto", "none" or a number of points. '
+                         f"Received: max_accuracy_drop={value!r}") from None
 
 
 def _export():
@@ -135,7 +150,7 @@ def _export():
             io_type=_IO_TYPE.value,
             num_calibration=_NUM_CALIBRATION.value,
             dynamic_batch=_DYNAMIC_BATCH.value,
-            max_accuracy_drop=_MAX_ACCURACY_DROP.value,
+            max_accuracy_drop=_accuracy_drop(_MAX_ACCURACY_DROP.value),
             layer_report=_LAYER_REPORT.value,
             **common,
         )

@@ -188,3 +188,28 @@ def test_cli_exports_int8_with_labels(tmp_path):
     with open(str(out) + ".verify.json") as f:
         report = json.load(f)
     assert report["top1_agreement"] >= 0.95 and report["census"]["num_float_ops"] == 0
+
+
+def test_int8_that_collapses_is_not_written(tmp_path, monkeypatch):
+    # An int8 file that answers the same class for every image (what B0's
+    # post-training int8 did in the scaling study) must not be written as if
+    # it were fine: the guard (on by default, 1 pt) tries the float fallback,
+    # then refuses with the figures and the remedies.
+    from keras_effnet.export import pipeline
+
+    real = pipeline.verify_lib.run_tflite
+
+    def collapsed(tflite, images, **kwargs):
+        out = real(tflite, images, **kwargs)
+        out[:] = 0.0
+        out[:, 0] = 1.0
+        return out
+
+    monkeypatch.setattr(pipeline.verify_lib, "run_tflite", collapsed)
+    out = tmp_path / "m.tflite"
+    with pytest.raises(ValueError, match=r"int8 export refused: .* float model .*pt lost.*"
+                                         r"--mode=qat.*Lite variant.*--max_accuracy_drop=none") as e:
+        export.export_tflite(lib.loaded_model("lite0"), "int8", str(out), dataset=_splits(),
+                             latency_runs=0)
+    assert "'validation' split" in str(e.value)
+    assert not out.exists() and not os.path.exists(export.report_path(str(out)))
