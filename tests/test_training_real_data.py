@@ -12,7 +12,7 @@ from keras_effnet.training import ExperimentConfig, real_data, train
 def test_photo_patches_are_real_colour_images_without_train_test_overlap(tmp_path):
     root = real_data.build("photos", str(tmp_path), train_per_class=8, test_per_class=4)
     info = data.dataset_info(root)
-    assert info.num_classes == 10 and info.splits == {"train": 72, "validation": 8, "test": 40}
+    assert info.num_classes == 10 and info.splits == {"train": 70, "validation": 10, "test": 40}
     assert info.sources["validation"].startswith("10% of train/")
     images, _ = next(iter(data.load_dataset(root, "test", 32, 40)))
     images = images.numpy()
