@@ -119,3 +119,19 @@ def test_a_model_too_large_to_build_is_refused_before_building():
     with pytest.raises(ValueError, match="allow_large"):
         keras_effnet.build_efficientnet(4.0, 2.0, 224, weights=None)
     assert keras_effnet.EfficientNet(phi=0.5, weights=None, input_shape=(64, 64, 3)).count_params() > 0
+
+
+def test_cli_wrong_label_count_is_one_line(broken_files, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\nbird\n")
+    out = tmp_path / "m.tflite"
+    line = _cli("export_tflite.py", f"--model={broken_files['good']}", "--mode=fp32",
+                f"--output={out}", "--dataset=digits", f"--labels={labels}")
+    assert "3 labels" in line and "10 classes" in line
+    assert not out.exists()
+
+
+def test_cli_bad_max_accuracy_drop(broken_files, tmp_path):
+    line = _cli("export_tflite.py", f"--model={broken_files['good']}", "--mode=int8",
+                f"--output={tmp_path / 'm.tflite'}", "--dataset=digits", "--max_accuracy_drop=lots")
+    assert "`max_accuracy_drop` must be" in line and "'lots'" in line
