@@ -22,7 +22,6 @@ def _to_probabilities(outputs):
 
 class _KerasRunner:
     def __init__(self, model):
-        import keras
         import tensorflow as tf
 
         if isinstance(model, (str, os.PathLike)):

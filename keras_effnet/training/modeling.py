@@ -158,8 +158,6 @@ def recalibrate_batch_norm(model, batches):
     Returns:
         The number of batches used (0 leaves the model unchanged).
     """
-    import numpy as np
-
     layers = batch_norm_layers(model)
     if not layers:
         return 0
