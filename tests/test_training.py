@@ -258,7 +258,7 @@ def test_recipes_resolve_every_auto_value_and_flags_override_them():
         "rmsprop", 0.016, "exponential")
     assert derived["peak_learning_rate"] == pytest.approx(0.016 * 64 / 256)
     tuned, _ = _resolved(epochs=20, weights="x.keras", freeze_bn=True)
-    assert tuned.optimizer.recipe == "finetune" and tuned.optimizer.base_lr == 4e-4
+    assert tuned.optimizer.recipe == "finetune" and tuned.optimizer.weight_decay == 0.005
     assert tuned.optimizer.bn_images == 0  # Frozen BatchNorm keeps the source statistics.
     mine, _ = _resolved(epochs=20, base_lr=0.01, optimizer="sgd", drop_connect_rate=0.3, bn_images=0)
     assert (mine.optimizer.base_lr, mine.optimizer.name, mine.model.drop_connect_rate) == (0.01, "sgd", 0.3)

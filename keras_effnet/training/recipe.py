@@ -9,8 +9,9 @@ BatchNorm or biases), peak LR 2e-3 per 64 images, linear warmup then cosine
 to zero, label smoothing 0.1, an EMA whose window is 5 % of the run,
 stochastic depth scaled with the run's length, and BatchNorm statistics
 re-estimated for the evaluated (EMA) weights before every validation. "finetune"
-(the default with --weights) is the same at a fifth of the learning rate
-and with a tenth of the decay.
+(the default with --weights) is the same with a tenth of the decay (so the
+copied weights are not pulled to zero); a fifth of the learning rate was
+measured and under-fit short fine-tuning runs (README, "Fine-tuning").
 
 "paper" follows tensorflow/tpu `models/official/efficientnet` (the paper's code):
 RMSProp (rho 0.9, momentum 0.9, epsilon 1e-3, mean-square slots initialized
@@ -31,7 +32,7 @@ import tensorflow as tf
 RECIPES = {
     "scratch": dict(name="adamw", base_lr=2e-3, lr_batch_size=64, schedule="cosine",
                     label_smoothing=0.1, weight_decay=0.05, ema_fraction=0.05, ema_cap=0.9999),
-    "finetune": dict(name="adamw", base_lr=4e-4, lr_batch_size=64, schedule="cosine",
+    "finetune": dict(name="adamw", base_lr=2e-3, lr_batch_size=64, schedule="cosine",
                      label_smoothing=0.1, weight_decay=0.005, ema_fraction=0.05, ema_cap=0.9999),
     "paper": dict(name="rmsprop", base_lr=0.016, lr_batch_size=256, schedule="exponential",
                   label_smoothing=0.1, weight_decay=1e-5, ema_fraction=0.1, ema_cap=0.9999),
