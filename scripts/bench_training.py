@@ -19,9 +19,9 @@ from absl import app, flags
 _DATASETS = flags.DEFINE_list("datasets", ["mnist5k", "fashion", "photos"], "Datasets to build and train.")
 _MODELS = flags.DEFINE_list("models", ["lite0", "b0"], "Our variants, trained with the default recipe.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (dataset, method).")
-_EPOCHS = flags.DEFINE_integer("epochs", 15, "Epochs for every method.")
+_EPOCHS = flags.DEFINE_integer("epochs", 12, "Epochs for every method.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Training and test resolution.")
-_TRAIN_PER_CLASS = flags.DEFINE_integer("train_per_class", 200, "Training images per class (10 % held out).")
+_TRAIN_PER_CLASS = flags.DEFINE_integer("train_per_class", 150, "Training images per class (10 % held out).")
 _TEST_PER_CLASS = flags.DEFINE_integer("test_per_class", 100, "Test images per class.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/bench_training", "Datasets, runs and results.")
 _TRANSFER = flags.DEFINE_list(
