@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_effnet import data
-from keras_effnet.training.config import ConfigError
+from keras_effnet import data, sources
+from keras_effnet.errors import ConfigError
 
 
 def _batches(ds):
@@ -20,8 +20,8 @@ def test_digits_info_and_deterministic_disjoint_splits():
     assert info.num_classes == 10 and info.class_names == tuple("0123456789")
     assert sum(info.splits.values()) == 1797
     assert info.splits["train"] > 4 * info.splits["test"] > 0
-    _, labels = data._digits()
-    parts = [set(data._stratified_split(labels, data._DIGITS_FRACTIONS, s)) for s in data.SPLITS]
+    _, labels = sources._digits()
+    parts = [set(sources._stratified_split(labels, sources._DIGITS_FRACTIONS, s)) for s in data.SPLITS]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert len(set.union(*parts)) == 1797
     # Every class appears in every split.
@@ -126,10 +126,10 @@ def test_image_folder_with_split_subdirectories(tmp_path):
     # one image per class here), never taken from test.
     assert info.splits == {"train": 9, "validation": 3, "test": 6}
     assert "held out" in info.sources["train"] and info.sources["test"] == "test/ folder"
-    val = set(data._folder_index(str(tmp_path))[1]["validation"][0])
-    train = set(data._folder_index(str(tmp_path))[1]["train"][0])
+    val = set(sources._folder_index(str(tmp_path))[1]["validation"][0])
+    train = set(sources._folder_index(str(tmp_path))[1]["train"][0])
     assert not val & train and all("/train/" in p for p in val)
-    assert sorted(data._folder_index(str(tmp_path))[1]["validation"][1]) == [0, 1, 2]
+    assert sorted(sources._folder_index(str(tmp_path))[1]["validation"][1]) == [0, 1, 2]
 
 
 def test_folder_without_test_split_has_none(tmp_path):
@@ -214,3 +214,14 @@ def test_tfds_dataset_by_name_with_carved_splits(tmp_path):
     assert x.shape == (32, 32, 32, 3) and y.dtype == np.int32
     np.testing.assert_array_equal(np.argmax(x[:, 10, 10, :], axis=-1), y)
     assert os.path.isdir(tmp_path / "keras_effnet_test_colors")
+
+
+def test_config_error_is_one_class_wherever_it_is_imported():
+    from keras_effnet import errors
+    from keras_effnet.training import config as config_lib
+
+    assert config_lib.ConfigError is errors.ConfigError is ConfigError
+    assert config_lib.parse_augment is data.parse_augment
+    assert data.parse_augment("mixup, crop") == ("crop", "mixup") and data.parse_augment("none") == ()
+    with pytest.raises(ConfigError, match="`augment` must be.*Received: augment='zoom'"):
+        data.parse_augment("zoom")

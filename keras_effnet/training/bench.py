@@ -54,7 +54,7 @@ def _setup(config):
 
 def _model(config, derived, info, strategy):
     with strategy.scope():
-        return loop._build(config, derived, info, config.data.image_size)
+        return loop.build_training_model(config, derived, info, config.data.image_size)
 
 
 def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
@@ -74,7 +74,7 @@ def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
     strategy, info, config, derived = _setup(config)
     with precision_policy(config.run.precision):
         model = _model(config, derived, info, strategy)
-        train_ds, _, _ = loop._datasets(config, derived, info)
+        train_ds, _, _ = loop.make_datasets(config, derived, info)
         batch = next(iter(train_ds))
         bare_ds = tf.data.Dataset.from_tensors(batch).repeat()
         gb = derived["global_batch_size"]
@@ -112,7 +112,7 @@ def benchmark_switches(config, steps=20, skip=3,
         cfg = base.replace(run={"precision": precision, "jit_compile": jit})
         with precision_policy(precision):
             model = _model(cfg, derived, info, strategy)
-            train_ds, _, _ = loop._datasets(cfg, derived, info)
+            train_ds, _, _ = loop.make_datasets(cfg, derived, info)
             batch_ds = tf.data.Dataset.from_tensors(next(iter(train_ds))).repeat()
             gb = derived["global_batch_size"]
             _images_per_sec(model, batch_ds, skip + 1, 0, gb)

@@ -11,8 +11,9 @@ import json
 import math
 
 from keras_effnet import variants
+from keras_effnet.data import AUGMENTATIONS, parse_augment  # noqa: F401  (re-exported)
+from keras_effnet.errors import ConfigError  # noqa: F401  (the same class, kept importable here)
 
-AUGMENTATIONS = ("crop", "flip", "randaugment", "mixup")
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("exponential", "cosine", "constant")
@@ -24,13 +25,6 @@ AUTO = -1  # Numeric "auto": the recipe decides (see training/recipe.py).
 RUNTIME_FIELDS = (
     "run.strategy", "run.cpu_devices", "run.verbose", "run.jit_compile", "data.data_dir",
 )
-
-
-class ConfigError(ValueError):
-    """A bad argument, flag, dataset or run directory (user error, not a bug).
-
-    Scripts print these as one line; anything else keeps its traceback.
-    """
 
 
 def _fail(name, value, expected):
@@ -45,30 +39,6 @@ def _check_range(name, value, low, high, low_open=False, high_open=False):
     if too_low or too_high:
         left, right = "(" if low_open else "[", ")" if high_open else "]"
         _fail(name, value, f"in {left}{low}, {high}{right}")
-
-
-def parse_augment(augment):
-    """Normalizes an augmentation spec to a tuple of names.
-
-    Args:
-        augment: None, "none", "auto", a comma-separated string such as
-            "crop,flip,mixup", or a sequence of names from `AUGMENTATIONS`.
-
-    Returns:
-        ("auto",) for "auto", otherwise a tuple of names in canonical order.
-    """
-    if augment is None:
-        return ()
-    names = augment.split(",") if isinstance(augment, str) else list(augment)
-    names = [str(n).strip().lower() for n in names if str(n).strip()]
-    if names in (["none"], []):
-        return ()
-    if names == ["auto"]:
-        return ("auto",)
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        _fail("augment", augment, f'"auto", "none" or a comma list of {AUGMENTATIONS}')
-    return tuple(n for n in AUGMENTATIONS if n in names)
 
 
 @dataclasses.dataclass(frozen=True)

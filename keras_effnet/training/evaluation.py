@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from keras_effnet import data
-from keras_effnet.training.config import ConfigError
+from keras_effnet.errors import ConfigError
 
 
 def _to_probabilities(outputs):

@@ -30,7 +30,8 @@ import tensorflow as tf
 from keras_effnet import data, io, variants
 from keras_effnet.training import callbacks as cb
 from keras_effnet.training import modeling, recipe
-from keras_effnet.training.config import AUTO, ConfigError, ExperimentConfig, config_differences
+from keras_effnet.errors import ConfigError
+from keras_effnet.training.config import AUTO, ExperimentConfig, config_differences
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.strategy import (
     make_strategy, precision_policy, split_cpu, strategy_name, task_info)
@@ -199,7 +200,7 @@ def _check_resume(model_dir, resolved):
     return True
 
 
-def _build(config, derived, info, image_size):
+def build_training_model(config, derived, info, image_size):
     """The compiled training model (call inside the strategy scope)."""
     model = modeling.build_model(config.model, info.num_classes, image_size)
     if config.run.precision != "float32":  # Loss and metrics in float32 (top-k needs it).
@@ -252,7 +253,7 @@ def _prepare_multi_worker(model, dataset, strategy):
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 
-def _datasets(config, derived, info, skip_examples=0):
+def make_datasets(config, derived, info, skip_examples=0):
     """(train stream from `skip_examples` on, validation set, BatchNorm batches)."""
     d = config.data
     common = dict(data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
@@ -322,9 +323,9 @@ def train(config, *, extra_callbacks=()):
         inference_model.compile(loss=loss, metrics=metrics)
     with precision_policy(config.run.precision):
         with strategy.scope():
-            model = _build(config, derived, info, image_size)
+            model = build_training_model(config, derived, info, image_size)
         skip = start_epoch * derived["steps_per_epoch"] * derived["global_batch_size"]
-        train_ds, val_ds, bn_batches = _datasets(config, derived, info, skip_examples=skip)
+        train_ds, val_ds, bn_batches = make_datasets(config, derived, info, skip_examples=skip)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _prepare_multi_worker(model, train_ds, strategy)
         meter = cb.ThroughputMeter(derived["global_batch_size"])

@@ -7,7 +7,7 @@ import numpy as np
 
 import keras_effnet
 from keras_effnet import variants
-from keras_effnet.training.config import ConfigError
+from keras_effnet.errors import ConfigError
 
 
 def build_model(model_config, num_classes, image_size):

@@ -10,7 +10,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_effnet.training.config import ConfigError
+from keras_effnet.errors import ConfigError
 
 
 def split_cpu(count):
