@@ -1,4 +1,4 @@
-"""keras-effnet: EfficientNet B0-B7 and Lite0-4 for Keras 3.
+"""keras-effnet: EfficientNet B0-B7, Lite0-4 and EfficientNetV2 for Keras 3.
 
 Quick start::
 
@@ -22,6 +22,13 @@ from keras_effnet.models import (
     EfficientNetLite2,
     EfficientNetLite3,
     EfficientNetLite4,
+    EfficientNetV2B0,
+    EfficientNetV2B1,
+    EfficientNetV2B2,
+    EfficientNetV2B3,
+    EfficientNetV2L,
+    EfficientNetV2M,
+    EfficientNetV2S,
     build_efficientnet,
     get_model,
 )

@@ -5,23 +5,28 @@ Used exactly like keras.applications::
     model = keras_effnet.EfficientNetB1(weights=None)
     model = keras_effnet.EfficientNetLite0(classes=10, input_shape=(128, 128, 3))
     model = keras_effnet.EfficientNet(phi=2.5)  # compound scaling, any phi
+    model = keras_effnet.EfficientNetV2S(weights=None)
 
-Preprocessing contract (one for every model): inputs are RGB pixels in
-[0, 255] (float). With `include_preprocessing=True` (default) the model
-rescales by 1/255 and applies a `Normalization` layer in-graph; its mean and
-variance are 0 and 1 until weights set them (the ImageNet files carry the
-ImageNet statistics).
+Preprocessing contract: every model takes RGB pixels in [0, 255] (float).
+With `include_preprocessing=True` (default) the model maps them in-graph the
+way its reference does (README "EfficientNetV2"):
+  * EfficientNet B0-B7 and Lite: rescale by 1/255, then a `Normalization`
+    layer whose mean and variance are weights (0 and 1 until weights set them;
+    the ImageNet files carry the ImageNet statistics);
+  * EfficientNetV2 B0-B3: rescale by 1/255, then constant ImageNet mean/std;
+  * EfficientNetV2 S, M, L: x / 128 - 1 (range [-1, 0.992]).
+With `include_preprocessing=False` the caller applies that mapping.
 """
 
+import dataclasses
 import math
-
 import warnings
 
 import keras
 
 from keras_effnet import builder, scaling, variants, weights as weights_lib
-from keras_effnet.layers import MBConv
-from keras_effnet.layers.common import BN_EPSILON, BN_MOMENTUM, CONV_KERNEL_INITIALIZER
+from keras_effnet.layers import FusedMBConv, MBConv
+from keras_effnet.layers.common import BN_EPSILON, CONV_KERNEL_INITIALIZER
 from keras_effnet.layers.common import DENSE_KERNEL_INITIALIZER, check_activation
 
 MIN_SIZE = 32
@@ -29,6 +34,7 @@ MIN_SIZE = 32
 # its square root) after Normalization; keras.applications compensates with
 # one extra Rescaling when weights="imagenet" (tensorflow/tensorflow#49930).
 IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 
 
 def _input_shape(input_shape, input_tensor, default_size, include_top, weights):
@@ -83,21 +89,54 @@ def _validate(weights, include_top, classes, pooling, classifier_activation):
 MAX_PARAMETERS = 2 * 66_658_687
 
 
-def _check_size(blocks, stem_head_filters, classes, include_top, include_preprocessing, width, depth):
+def _check_size(plan, classes, include_top, include_preprocessing, width, depth):
     """Refuses, before building anything, a network larger than `MAX_PARAMETERS`."""
-    count = builder.plan_parameters(
-        blocks, stem_head_filters(variants.STEM_FILTERS), stem_head_filters(variants.HEAD_FILTERS),
-        classes, include_top, include_preprocessing)
+    count = plan.parameters(classes, include_top, include_preprocessing)
     if count > MAX_PARAMETERS:
         raise ValueError(
             f"This network would have {count:,} parameters ({count * 4 / 2**30:.1f} GiB of float32 "
-            f"weights, {len(blocks)} blocks), more than twice EfficientNet-B7's 66.7M; building it "
-            f"would likely exhaust memory. Pass allow_large=True to build it anyway. "
+            f"weights, {len(plan.blocks)} blocks), more than twice EfficientNet-B7's 66.7M; "
+            f"building it would likely exhaust memory. Pass allow_large=True to build it anyway. "
             f"Received: width={width:g}, depth={depth:g}")
 
 
-def _batch_norm(name):
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _batch_norm(name, momentum):
+    return keras.layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
+
+
+def _preprocess(x, kind, weights):
+    """In-graph preprocessing of [0, 255] pixels (`variants.PREPROCESSING`)."""
+    if kind == "symmetric":
+        # keras.applications EfficientNetV2-S/M/L: x / 128 - 1, in [-1, 0.992].
+        return keras.layers.Rescaling(1.0 / 128.0, offset=-1.0, name="rescaling")(x)
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+    if kind == "imagenet":
+        # keras.applications EfficientNetV2-B0..B3: constant ImageNet mean/std.
+        return keras.layers.Normalization(
+            axis=-1, mean=IMAGENET_MEAN_RGB, variance=[s**2 for s in IMAGENET_STDDEV_RGB],
+            name="normalization")(x)
+    x = keras.layers.Normalization(axis=-1, name="normalization")(x)
+    if weights == "imagenet":
+        x = keras.layers.Rescaling(
+            [1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_imagenet_std"
+        )(x)
+    return x
+
+
+def _block(args, plan):
+    if args.fused:
+        return FusedMBConv(
+            args.filters_in, args.filters_out, kernel_size=args.kernel_size,
+            strides=args.strides, expand_ratio=args.expand_ratio, se_ratio=args.se_ratio,
+            drop_rate=args.drop_rate, activation=plan.activation,
+            bn_momentum=plan.bn_momentum, name=args.name,
+        )
+    return MBConv(
+        args.filters_in, args.filters_out, kernel_size=args.kernel_size,
+        strides=args.strides, expand_ratio=args.expand_ratio, se_ratio=args.se_ratio,
+        drop_rate=args.drop_rate, activation=plan.activation, bn_momentum=plan.bn_momentum,
+        depthwise_name=plan.depthwise_name, name=args.name,
+    )
 
 
 def build_efficientnet(
@@ -108,7 +147,8 @@ def build_efficientnet(
     dropout_rate=0.2,
     drop_connect_rate=0.2,
     lite=False,
-    stages=variants.B0_STAGES,
+    baseline="v1",
+    stages=None,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -121,7 +161,7 @@ def build_efficientnet(
     weights_name=None,
     allow_large=False,
 ):
-    """Builds an EfficientNet from scaling coefficients.
+    """Builds an EfficientNet (V1, Lite or V2) from scaling coefficients.
 
     Args:
         width: width coefficient.
@@ -131,14 +171,19 @@ def build_efficientnet(
         drop_connect_rate: stochastic-depth rate of the last block.
         lite: EfficientNet-Lite switches (no SE, relu6, stem/head fixed at
             32/1280 channels, first and last stage not repeated).
-        stages: baseline stage spec (`variants.StageArgs`).
+        baseline: the scaled baseline: "v1" (EfficientNet B0), "v2-b",
+            "v2-s", "v2-m", "v2-l" (EfficientNetV2), or a `variants.Baseline`.
+        stages: optional stage spec (`variants.StageArgs`) replacing the
+            baseline's.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in keras.applications.
-        include_preprocessing: include Rescaling(1/255) + Normalization.
+        include_preprocessing: include the baseline's in-graph preprocessing
+            of [0, 255] pixels (see the module docstring).
         name: model name.
         allow_large: build networks with more than `MAX_PARAMETERS`
             parameters (counted from the plan first, and refused otherwise).
-        weights_name: key of the official ImageNet files ("b0".."b7").
+        weights_name: key of the official ImageNet files ("b0".."b7",
+            "v2b0".."v2b3", "v2s", "v2m", "v2l").
 
     Returns:
         A `keras.Model`.
@@ -147,7 +192,13 @@ def build_efficientnet(
     weights_lib.check_weights_argument(weights, weights_name)
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate}")
-    activation = check_activation("relu6" if lite else "swish")
+    base = variants.get_baseline(baseline)
+    if stages is not None:
+        base = dataclasses.replace(base, stages=tuple(stages))
+    plan = builder.build_plan(width, depth, drop_connect_rate, lite=lite, baseline=base)
+    if not allow_large:
+        _check_size(plan, classes, include_top, include_preprocessing, width, depth)
+    activation = check_activation(plan.activation)
     shape = _input_shape(input_shape, input_tensor, default_size, include_top, weights)
     if input_tensor is None:
         inputs = keras.Input(shape=shape, name="input_layer")
@@ -158,43 +209,22 @@ def build_efficientnet(
 
     x = inputs
     if include_preprocessing:
-        x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
-        x = keras.layers.Normalization(axis=-1, name="normalization")(x)
-        if weights == "imagenet":
-            x = keras.layers.Rescaling(
-                [1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_imagenet_std"
-            )(x)
-
-    def stem_head_filters(filters):
-        return filters if lite else scaling.round_filters(filters, width)
-
+        x = _preprocess(x, plan.preprocessing, weights)
     # Stride-2 "same" padding equals keras.applications' correct_pad + "valid"
     # (see layers.MBConv) and stays right for dynamic odd sizes.
     x = keras.layers.Conv2D(
-        stem_head_filters(variants.STEM_FILTERS), 3, strides=2, padding="same", use_bias=False,
+        plan.stem_filters, 3, strides=2, padding="same", use_bias=False,
         kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem_conv",
     )(x)
-    x = _batch_norm("stem_bn")(x)
+    x = _batch_norm("stem_bn", plan.bn_momentum)(x)
     x = keras.layers.Activation(activation, name="stem_activation")(x)
-
-    blocks = builder.scale_blocks(stages, width, depth, drop_connect_rate, lite=lite)
-    if lite:
-        # Lite keeps the stem at 32 channels whatever the width.
-        blocks[0] = _with_filters_in(blocks[0], stem_head_filters(variants.STEM_FILTERS))
-    if not allow_large:
-        _check_size(blocks, stem_head_filters, classes, include_top, include_preprocessing, width, depth)
-    for args in blocks:
-        x = MBConv(
-            args.filters_in, args.filters_out, kernel_size=args.kernel_size,
-            strides=args.strides, expand_ratio=args.expand_ratio, se_ratio=args.se_ratio,
-            drop_rate=args.drop_rate, activation=activation, name=args.name,
-        )(x)
-
+    for args in plan.blocks:
+        x = _block(args, plan)(x)
     x = keras.layers.Conv2D(
-        stem_head_filters(variants.HEAD_FILTERS), 1, padding="same", use_bias=False,
+        plan.head_filters, 1, padding="same", use_bias=False,
         kernel_initializer=CONV_KERNEL_INITIALIZER, name="top_conv",
     )(x)
-    x = _batch_norm("top_bn")(x)
+    x = _batch_norm("top_bn", plan.bn_momentum)(x)
     x = keras.layers.Activation(activation, name="top_activation")(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -216,17 +246,12 @@ def build_efficientnet(
     return model
 
 
-def _with_filters_in(args, filters_in):
-    import dataclasses
-
-    return dataclasses.replace(args, filters_in=filters_in)
-
-
 _COMMON_DOC = """
     Args:
         include_top: include the classifier (avg pool, dropout, Dense).
-        weights: None, "imagenet" (B0-B7 only: keras.applications' official
-            files, downloaded once, md5-checked, cached under ~/.keras/models),
+        weights: None, "imagenet" (EfficientNet B0-B7 and EfficientNetV2:
+            keras.applications' official files, downloaded once, md5-checked,
+            cached under ~/.keras/models; not Lite),
             or a path: an official-format legacy `.h5` (loaded by layer name)
             or a `.weights.h5` saved from a keras-effnet model.
         input_tensor: optional Keras tensor to use as the image input.
@@ -236,7 +261,8 @@ _COMMON_DOC = """
         pooling: None, "avg" or "max" when `include_top=False`.
         classes: number of classes of the classifier.
         classifier_activation: activation of the classifier ("softmax", None).
-        include_preprocessing: rescale [0, 255] pixels in-graph.
+        include_preprocessing: map [0, 255] pixels in-graph as the reference
+            does (see the `keras_effnet.models` docstring).
         dropout_rate: dropout before the classifier (None = the variant's).
         drop_connect_rate: stochastic-depth rate of the last block.
         name: model name (defaults to the keras.applications name).
@@ -265,7 +291,7 @@ def _variant_constructor(key):
         return build_efficientnet(
             variant.width, variant.depth, variant.resolution,
             dropout_rate=variant.dropout if dropout_rate is None else dropout_rate,
-            drop_connect_rate=drop_connect_rate, lite=variant.lite,
+            drop_connect_rate=drop_connect_rate, lite=variant.lite, baseline=variant.baseline,
             include_top=include_top, weights=weights, input_tensor=input_tensor,
             input_shape=input_shape, pooling=pooling, classes=classes,
             classifier_activation=classifier_activation,
@@ -274,12 +300,9 @@ def _variant_constructor(key):
             weights_name=None if variant.lite else variant.name,
         )
 
-    label = variant.model_name.replace("efficientnet_", "EfficientNet-").replace(
-        "efficientnet", "EfficientNet-").replace("-b", "-B").replace("-lite", "-Lite")
-    constructor.__name__ = "EfficientNet" + key.capitalize() if not variant.lite else (
-        "EfficientNetLite" + key[4:])
+    constructor.__name__ = variant.constructor_name
     constructor.__doc__ = (
-        f"Instantiates {label} (width {variant.width}, depth {variant.depth}, "
+        f"Instantiates {variant.label} (width {variant.width}, depth {variant.depth}, "
         f"native resolution {variant.resolution}).\n" + _COMMON_DOC
     )
     return constructor
@@ -298,6 +321,13 @@ EfficientNetLite1 = _variant_constructor("lite1")
 EfficientNetLite2 = _variant_constructor("lite2")
 EfficientNetLite3 = _variant_constructor("lite3")
 EfficientNetLite4 = _variant_constructor("lite4")
+EfficientNetV2B0 = _variant_constructor("v2b0")
+EfficientNetV2B1 = _variant_constructor("v2b1")
+EfficientNetV2B2 = _variant_constructor("v2b2")
+EfficientNetV2B3 = _variant_constructor("v2b3")
+EfficientNetV2S = _variant_constructor("v2s")
+EfficientNetV2M = _variant_constructor("v2m")
+EfficientNetV2L = _variant_constructor("v2l")
 
 
 def EfficientNet(
@@ -350,6 +380,7 @@ _CONSTRUCTORS = {v: _variant_constructor(v) for v in variants.VARIANTS}
 
 
 def get_model(name, **kwargs):
-    """Builds a named variant ("b0".."b7", "lite0".."lite4"); kwargs as the constructors."""
+    """Builds a named variant ("b0".."b7", "lite0".."lite4", "v2b0".."v2b3", "v2s", "v2m",
+    "v2l"); kwargs as the constructors."""
     variant = variants.get_variant(name)
     return _CONSTRUCTORS[variant.name](**kwargs)

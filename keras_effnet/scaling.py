@@ -33,11 +33,13 @@ class Coefficients:
     flops_factor: float
 
 
-def round_filters(filters, width, divisor=8):
+def round_filters(filters, width, divisor=8, guard=True):
     """Scales a channel count by `width`, rounded to a multiple of `divisor`.
 
-    Never goes below `divisor`, and never drops more than 10% below the exact
-    scaled value (the reference implementation's guard).
+    Never goes below `divisor`. With `guard` (EfficientNet), never drops more
+    than 10% below the exact scaled value (the reference implementation's
+    guard); EfficientNetV2's reference rounds without it (16 channels at width
+    1.2 stay 16 instead of 24).
     """
     if filters <= 0:
         raise ValueError(f"`filters` must be positive. Received: filters={filters}")
@@ -47,7 +49,7 @@ def round_filters(filters, width, divisor=8):
         raise ValueError(f"`divisor` must be positive. Received: divisor={divisor}")
     scaled = filters * width
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
+    if guard and rounded < 0.9 * scaled:
         rounded += divisor
     return int(rounded)
 

@@ -1,9 +1,12 @@
 """Loading weights: official keras.applications files, legacy h5 by name, our own files.
 
-The official EfficientNet ImageNet files are Keras-2 `save_weights` HDF5 files
-(root attribute `layer_names`, one group per layer with `weight_names`). Our
-blocks nest the same layers under MBConv layers with the same names, so the
-files load by layer name into the nested layers.
+The official EfficientNet and EfficientNetV2 ImageNet files are Keras-2
+`save_weights` HDF5 files (root attribute `layer_names`, one group per layer
+with `weight_names`). Our blocks nest the same layers under MBConv /
+FusedMBConv layers with the same names (V2's depthwise conv keeps its
+`<block>_dwconv2` name), so the files load by layer name into the nested
+layers. keras.applications' EfficientNetV2 keeps its preprocessing constants
+out of the weights, so its files have no normalization layer.
 """
 
 import os
@@ -12,6 +15,8 @@ import re
 import numpy as np
 
 BASE_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
+V2_BASE_WEIGHTS_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/")
 # md5 of efficientnet{b}.h5 and efficientnet{b}_notop.h5 (the hashes keras.applications publishes).
 IMAGENET_WEIGHTS_HASHES = {
     "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
@@ -22,6 +27,14 @@ IMAGENET_WEIGHTS_HASHES = {
     "b5": ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
     "b6": ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
     "b7": ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+    # efficientnetv2-{b0..b3,s,m,l}.h5 and _notop.h5 (keras.applications.efficientnet_v2).
+    "v2b0": ("21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff"),
+    "v2b1": ("069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37"),
+    "v2b2": ("424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb"),
+    "v2b3": ("1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856"),
+    "v2s": ("e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
+    "v2m": ("a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
+    "v2l": ("27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"),
 }
 # Variable names that differ between Keras 2 files and Keras 3 layers.
 _NAME_ALIASES = {"depthwise_kernel": "kernel"}
@@ -34,7 +47,8 @@ def check_weights_argument(weights, weights_name):
     if weights == "imagenet":
         if weights_name not in IMAGENET_WEIGHTS_HASHES:
             raise ValueError(
-                'weights="imagenet" exists only for EfficientNetB0-B7 (keras.applications files). '
+                'weights="imagenet" exists only for EfficientNetB0-B7 and EfficientNetV2 '
+                "(keras.applications files). "
                 f"Received: weights={weights!r} for a model without official weights"
             )
         return
@@ -47,14 +61,18 @@ def check_weights_argument(weights, weights_name):
 
 
 def imagenet_weights_path(weights_name, include_top):
-    """Downloads (once) and returns the official ImageNet file for "b0".."b7"."""
+    """Downloads (once) and returns the official ImageNet file ("b0".."b7", "v2b0".."v2l")."""
     import keras
 
     top_hash, notop_hash = IMAGENET_WEIGHTS_HASHES[weights_name]
-    file_name = f"efficientnet{weights_name}{'' if include_top else '_notop'}.h5"
+    if weights_name.startswith("v2"):
+        stem, base_url = f"efficientnetv2-{weights_name[2:]}", V2_BASE_WEIGHTS_URL
+    else:
+        stem, base_url = f"efficientnet{weights_name}", BASE_WEIGHTS_URL
+    file_name = f"{stem}{'' if include_top else '_notop'}.h5"
     return keras.utils.get_file(
         file_name,
-        BASE_WEIGHTS_URL + file_name,
+        base_url + file_name,
         cache_subdir="models",
         file_hash=top_hash if include_top else notop_hash,
     )

@@ -2,25 +2,17 @@
 
 import keras
 
-from keras_effnet.layers.common import (
-    BN_EPSILON,
-    BN_MOMENTUM,
-    CONV_KERNEL_INITIALIZER,
-    build_chain,
-    check_activation,
-)
+from keras_effnet.layers.block import InvertedResidual, batch_norm, output_shape
+from keras_effnet.layers.common import BN_MOMENTUM, CONV_KERNEL_INITIALIZER
 from keras_effnet.layers.squeeze_excite import SqueezeExcite
-from keras_effnet.layers.stochastic_depth import StochasticDepth
 
-
-def _batch_norm(name):
-    return keras.layers.BatchNormalization(
-        axis=-1, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
-    )
+# Kept for callers of the former module-level helper.
+build_output_shape = output_shape
+DEPTHWISE_NAMES = ("dwconv", "dwconv2")
 
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
-class MBConv(keras.layers.Layer):
+class MBConv(InvertedResidual):
     """MBConv: expand -> depthwise -> squeeze-excite -> project (+ skip).
 
     Structure and sublayer names equal keras.applications' EfficientNet block
@@ -33,7 +25,8 @@ class MBConv(keras.layers.Layer):
     static size that equals keras.applications' `ZeroPadding2D(correct_pad)` +
     "valid" (pad total k - 1 - (n - 1) % 2, the smaller half first); unlike
     `correct_pad`, it is also right for odd sizes when the spatial shape is
-    dynamic (`None`), and it saves a PAD op in TFLite.
+    dynamic (`None`), and it saves a PAD op in TFLite. EfficientNetV2 uses
+    "same" padding itself.
 
     Args:
         filters_in: input channels.
@@ -48,6 +41,11 @@ class MBConv(keras.layers.Layer):
         drop_rate: stochastic-depth rate of the residual branch (only used
             when the skip exists).
         activation: activation name ("swish" for B0-B7, "relu6" for Lite).
+        bn_momentum: BatchNormalization momentum (0.99 in EfficientNet, 0.9
+            in EfficientNetV2, as in keras.applications).
+        depthwise_name: suffix of the depthwise conv's name: keras.applications
+            calls it "dwconv" in EfficientNet and "dwconv2" in EfficientNetV2;
+            keeping each family's name lets its official files load by name.
     """
 
     def __init__(
@@ -61,28 +59,17 @@ class MBConv(keras.layers.Layer):
         id_skip=True,
         drop_rate=0.0,
         activation="swish",
+        bn_momentum=BN_MOMENTUM,
+        depthwise_name="dwconv",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        for arg, value in (("filters_in", filters_in), ("filters_out", filters_out),
-                           ("kernel_size", kernel_size), ("expand_ratio", expand_ratio)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
-        if strides not in (1, 2):
-            raise ValueError(f"`strides` must be 1 or 2. Received: strides={strides!r}")
-        if not 0 <= se_ratio <= 1:
-            raise ValueError(f"`se_ratio` must be in [0, 1]. Received: se_ratio={se_ratio!r}")
-        self.filters_in = filters_in
-        self.filters_out = filters_out
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.expand_ratio = expand_ratio
-        self.se_ratio = float(se_ratio)
-        self.id_skip = bool(id_skip)
-        self.drop_rate = float(drop_rate)
-        self.activation = check_activation(activation)
-
-        prefix = self.name
+        super().__init__(filters_in, filters_out, kernel_size, strides, expand_ratio, se_ratio,
+                         id_skip, drop_rate, activation, bn_momentum, **kwargs)
+        if depthwise_name not in DEPTHWISE_NAMES:
+            raise ValueError(f"`depthwise_name` must be one of {DEPTHWISE_NAMES}. "
+                             f"Received: depthwise_name={depthwise_name!r}")
+        self.depthwise_name = depthwise_name
+        prefix, momentum = self.name, self.bn_momentum
         filters = filters_in * expand_ratio
         self.expand_layers = []
         if expand_ratio != 1:
@@ -91,15 +78,15 @@ class MBConv(keras.layers.Layer):
                     filters, 1, padding="same", use_bias=False,
                     kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_expand_conv",
                 ),
-                _batch_norm(f"{prefix}_expand_bn"),
+                batch_norm(f"{prefix}_expand_bn", momentum),
                 keras.layers.Activation(activation, name=f"{prefix}_expand_activation"),
             ]
         self.depthwise_layers = [
             keras.layers.DepthwiseConv2D(
                 kernel_size, strides=strides, padding="same", use_bias=False,
-                depthwise_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_dwconv",
+                depthwise_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_{depthwise_name}",
             ),
-            _batch_norm(f"{prefix}_bn"),
+            batch_norm(f"{prefix}_bn", momentum),
             keras.layers.Activation(activation, name=f"{prefix}_activation"),
         ]
         self.se_layers = []
@@ -111,61 +98,16 @@ class MBConv(keras.layers.Layer):
                 filters_out, 1, padding="same", use_bias=False,
                 kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_project_conv",
             ),
-            _batch_norm(f"{prefix}_project_bn"),
+            batch_norm(f"{prefix}_project_bn", momentum),
         ]
-        self.has_skip = self.id_skip and strides == 1 and filters_in == filters_out
-        self.skip_layers = []
-        if self.has_skip:
-            if self.drop_rate > 0:
-                self.project_layers.append(StochasticDepth(self.drop_rate, name=f"{prefix}_drop"))
-            self.skip_layers = [keras.layers.Add(name=f"{prefix}_add")]
+        self._add_skip(self.project_layers)
 
     @property
     def branch_layers(self):
         """The residual branch's sublayers in call order."""
         return self.expand_layers + self.depthwise_layers + self.se_layers + self.project_layers
 
-    def build(self, input_shape):
-        if input_shape[-1] != self.filters_in:
-            raise ValueError(
-                f"Layer {self.name!r} expects {self.filters_in} input channels. "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        shape = build_chain(self.branch_layers, input_shape)
-        for layer in self.skip_layers:
-            layer.build([shape, input_shape])
-        self.built = True
-
-    def call(self, inputs, training=None):
-        x = inputs
-        for layer in self.branch_layers:
-            x = layer(x, training=training)
-        for layer in self.skip_layers:
-            x = layer([x, inputs])
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return build_output_shape(input_shape, self.strides, self.filters_out)
-
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "filters_in": self.filters_in,
-                "filters_out": self.filters_out,
-                "kernel_size": self.kernel_size,
-                "strides": self.strides,
-                "expand_ratio": self.expand_ratio,
-                "se_ratio": self.se_ratio,
-                "id_skip": self.id_skip,
-                "drop_rate": self.drop_rate,
-                "activation": self.activation,
-            }
-        )
+        config["depthwise_name"] = self.depthwise_name
         return config
-
-
-def build_output_shape(input_shape, strides, filters):
-    """Output shape of a "same"-padded conv with `strides` and `filters` channels."""
-    spatial = [None if d is None else -(-d // strides) for d in input_shape[1:3]]
-    return (input_shape[0], *spatial, filters)
