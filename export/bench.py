@@ -271,3 +271,45 @@ def run(
         if output:  # Written after each variant, so a long run keeps its progress.
             atomic.write_json(output, results)
     return results
+
+
+def ptq_run(name, seed, model_dir, *, image_size=64, epochs=10, num_calibration=200,
+            report_layers=8, **train_overrides):
+    """Post-training int8 of a variant trained with the default recipe on digits.
+
+    Trains `name` with `keras_effnet.training` (the recipe users get, plus
+    `train_overrides` in flag names) into `model_dir`, then converts its
+    best.keras to plain int8 (no float fallback) and scores both on the
+    validation and test splits.
+
+    Returns:
+        A dict: model, seed, float/int8 top-1 on validation and test, their
+        drops in points, test top-1 agreement, train_seconds, and the
+        `report_layers` worst layers of the quantization debugger.
+    """
+    from keras_effnet.export import debug  # pylint: disable=import-outside-toplevel
+    from keras_effnet.training import bench as train_bench  # pylint: disable=import-outside-toplevel
+
+    run = train_bench.recipe_run("digits", name, image_size, epochs, seed, model_dir,
+                                 **train_overrides)
+    model = converter.load_model(f"{model_dir}/best.keras")
+    size = (image_size, image_size)
+    calib = datasets.load_arrays("digits", "train", size, limit=num_calibration, shuffle=True,
+                                 seed=seed)[0]
+    calibrated = converter.calibrate(model, calib)
+    plain = converter.quantize_calibrated(calibrated, "uint8")
+    row = {"model": name, "seed": seed, "image_size": image_size, "epochs": epochs,
+           "train_seconds": run["wall_s"], "train_accuracy": run["train_accuracy"],
+           "overrides": train_overrides}
+    for split in ("validation", "test"):
+        images, labels = datasets.load_arrays("digits", split, size)
+        compared = verification.compare(verification.reference_fn(model)(images),
+                                        verification.run_tflite(plain, images), labels)
+        row[f"{split}_float_top1"] = compared["keras_top1"]
+        row[f"{split}_int8_top1"] = compared["tflite_top1"]
+        row[f"{split}_drop_pt"] = 100.0 * (compared["keras_top1"] - compared["tflite_top1"])
+        row[f"{split}_agreement"] = compared["top1_agreement"]
+    rows = debug.layer_report(calibrated, calib[:64])
+    row["worst_layers"] = [{k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}
+                           for r in rows[:report_layers]]
+    return row

@@ -210,20 +210,25 @@ def export_tflite(
             dataset, "train", size, limit=num_calibration, data_dir=data_dir, shuffle=True
         )
     if mode == "int8" and (max_accuracy_drop is not None or layer_report):
-        tflite, more = _debugged_int8(
+        search = None
+        if max_accuracy_drop is not None:
+            search = datasets.load_arrays(
+                dataset, search_split, size, limit=search_limit, data_dir=data_dir
+            )
+        tflite, more = guarded_int8(
             keras_model,
             calibration,
-            io_type,
-            dynamic_batch,
+            search,
             max_accuracy_drop,
-            layer_report,
-            dataset,
-            search_split,
-            search_limit,
-            data_dir,
-            size,
-            threads,
+            io_type=io_type,
+            dynamic_batch=dynamic_batch,
+            layer_report=layer_report,
+            threads=threads,
         )
+        if search is not None:
+            more["search"]["split"] = search_split
+        if not more["search"].get("met", True):
+            raise refusal(more["search"], search_split, max_accuracy_drop)
         extra.update(more)
     else:
         tflite = convert_lib.convert(
@@ -244,35 +249,45 @@ def export_tflite(
     )
 
 
-def _debugged_int8(
+def guarded_int8(
     keras_model,
     calibration,
-    io_type,
-    dynamic_batch,
+    search_data,
     max_accuracy_drop,
-    layer_report,
-    dataset,
-    search_split,
-    search_limit,
-    data_dir,
-    size,
-    threads,
+    *,
+    io_type="uint8",
+    dynamic_batch=False,
+    layer_report=False,
+    threads=2,
 ):
     """int8 checked against the float model; returns (bytes, report part).
 
-    The plain int8 file is scored on `search_split` first; only when it loses
-    more than `max_accuracy_drop` points does the quantization debugger rank
-    the layers and the denylist search keep the worst in float. If that still
-    misses, a ValueError with the figures is raised and nothing is written.
+    The plain int8 file is scored on `search_data` (held-out images, never
+    test) first; only when it loses more than `max_accuracy_drop` points does
+    the quantization debugger rank the layers and the denylist search keep the
+    worst in float. The report part says whether that was needed
+    (`float_fallback`, `denylist`) and whether the target was met
+    (`search["met"]`); the caller decides what a miss means (`export_tflite`
+    refuses to write, the study records it).
+
+    Args:
+        keras_model: The float reference.
+        calibration: float32 (N, H, W, 3) 0..255 representative images.
+        search_data: (images, labels) to score on, or None with
+            `max_accuracy_drop=None` (plain int8, no check).
+        max_accuracy_drop: Largest allowed top-1 loss in points, or None.
+        io_type, dynamic_batch: As for `converter.convert`.
+        layer_report: Put the whole per-layer report in the result (else the
+            worst 10 rows, when the debugger ran).
+        threads: LiteRT threads for scoring.
     """
     calibrated = convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
     plain = convert_lib.quantize_calibrated(calibrated, io_type)
     if max_accuracy_drop is None:
         rows = debug.layer_report(calibrated, calibration[:64])
-        return plain, {"layer_report": rows if layer_report else rows[:10]}
-    images, targets = datasets.load_arrays(
-        dataset, search_split, size, limit=search_limit, data_dir=data_dir
-    )
+        return plain, {"layer_report": rows if layer_report else rows[:10], "denylist": [],
+                       "search": {}}
+    images, targets = search_data
     reference = verify_lib.reference_fn(keras_model)(images).argmax(-1)
     reference_top1 = float((reference == targets).mean())
 
@@ -292,24 +307,16 @@ def _debugged_int8(
     else:
         found = {"tflite": plain, "denylist": [], "accuracy_drop_pt": plain_drop, "met": True,
                  "history": [{"denylisted": 0, "top1": plain_top1, "drop_pt": plain_drop}]}
-    if not found["met"]:
-        raise ValueError(
-            f"int8 export refused: on the {search_split!r} split ({len(targets)} images) the int8 "
-            f"file scores top-1 {plain_top1:.4f} against {reference_top1:.4f} for the float model "
-            f"({plain_drop:.1f} pt lost), and keeping up to {found['history'][-1]['denylisted']} "
-            f"of the worst layers in float still loses {found['accuracy_drop_pt']:.1f} pt. "
-            "Use --mode=qat (quantization-aware training), a Lite variant (no squeeze-excite, "
-            "ReLU6: robust to int8), or --max_accuracy_drop=none to write it anyway. "
-            f"Received: mode='int8', max_accuracy_drop={max_accuracy_drop}")
     more.update(
         {
             "denylist": list(found["denylist"]),
             "max_accuracy_drop": max_accuracy_drop,
             "float_fallback": bool(found["denylist"]),
             "search": {
-                "split": search_split,
                 "num_examples": int(len(targets)),
                 "keras_top1": reference_top1,
+                "plain_top1": plain_top1,
+                "plain_drop_pt": plain_drop,
                 "accuracy_drop_pt": found["accuracy_drop_pt"],
                 "met": found["met"],
                 "history": found["history"],
@@ -317,3 +324,15 @@ def _debugged_int8(
         }
     )
     return found["tflite"], more
+
+
+def refusal(search, split, max_accuracy_drop):
+    """The ValueError of an int8 file that misses the accuracy target (`guarded_int8`)."""
+    return ValueError(
+        f"int8 export refused: on the {split!r} split ({search['num_examples']} images) the int8 "
+        f"file scores top-1 {search['plain_top1']:.4f} against {search['keras_top1']:.4f} for the "
+        f"float model ({search['plain_drop_pt']:.1f} pt lost), and keeping up to "
+        f"{search['history'][-1]['denylisted']} of the worst layers in float still loses "
+        f"{search['accuracy_drop_pt']:.1f} pt. Use --mode=qat (quantization-aware training), a "
+        "Lite variant (no squeeze-excite, ReLU6: robust to int8), or --max_accuracy_drop=none "
+        f"to write it anyway. Received: mode='int8', max_accuracy_drop={max_accuracy_drop}")

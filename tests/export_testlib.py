@@ -128,3 +128,22 @@ def run_export_cli(output, *flags, model="lite0", timeout=840):
     assert result.returncode == 0, result.stderr[-3000:]
     with open(export.report_path(output)) as f:
         return result.stdout, json.load(f)
+
+
+def collapse_int8(monkeypatch):
+    """Makes every LiteRT run of the export answer class 0 for every image.
+
+    What B0's post-training int8 once did in the scaling study: the accuracy
+    guard must see it, whatever the real file scores.
+    """
+    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+
+    real = pipeline.verify_lib.run_tflite
+
+    def collapsed(tflite, images, **kwargs):
+        out = real(tflite, images, **kwargs)
+        out[:] = 0.0
+        out[:, 0] = 1.0
+        return out
+
+    monkeypatch.setattr(pipeline.verify_lib, "run_tflite", collapsed)

@@ -195,17 +195,7 @@ def test_int8_that_collapses_is_not_written(tmp_path, monkeypatch):
     # post-training int8 did in the scaling study) must not be written as if
     # it were fine: the guard (on by default, 1 pt) tries the float fallback,
     # then refuses with the figures and the remedies.
-    from keras_effnet.export import pipeline
-
-    real = pipeline.verify_lib.run_tflite
-
-    def collapsed(tflite, images, **kwargs):
-        out = real(tflite, images, **kwargs)
-        out[:] = 0.0
-        out[:, 0] = 1.0
-        return out
-
-    monkeypatch.setattr(pipeline.verify_lib, "run_tflite", collapsed)
+    lib.collapse_int8(monkeypatch)
     out = tmp_path / "m.tflite"
     with pytest.raises(ValueError, match=r"int8 export refused: .* float model .*pt lost.*"
                                          r"--mode=qat.*Lite variant.*--max_accuracy_drop=none") as e:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
@@ -222,3 +221,28 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
     assert new[1] == rows[1] and timing.apply(rows, {"status": "error"}) == rows
     with pytest.raises(ValueError, match="timing_statistic"):
         timing.apply(rows, record, "mean")
+
+
+@pytest.mark.timeout(600)
+def test_study_records_int8_fallback_and_keeps_a_miss(monkeypatch):
+    # The study converts int8 through the export's accuracy guard: a file that
+    # collapses (every image answered as class 0, what B0's int8 once did in the
+    # study) is recorded with its fallback and the miss, not refused or hidden.
+    import export_testlib as lib
+
+    model = lib.loaded_model("lite0")
+    calib = lib.arrays("train", 64)[0]
+    test_x, test_y = lib.arrays("test", 100)
+    search = lib.arrays("validation", 100)
+    cell = {"tflite_modes": ["int8"], "threads": 2, "latency_runs": 2}
+    row = measure._tflite(model, cell, calib, test_x, test_y, search=search)
+    assert row["tflite_int8_guard_met"] is True
+    assert row["tflite_int8_float_layers"] == 0  # This model quantizes well (>= 0.8 test top-1).
+    assert row["tflite_int8_accuracy"] >= 0.8
+    lib.collapse_int8(monkeypatch)
+    row = measure._tflite(model, cell, calib, test_x, test_y, search=search)
+    assert row["tflite_int8_guard_met"] is False
+    # Every candidate scores the same here, so the best tried is the plain file.
+    assert row["tflite_int8_float_layers"] == 0
+    assert row["tflite_int8_plain_val_accuracy"] == pytest.approx(np.mean(search[1] == 0))
+    assert "tflite_errors" not in row

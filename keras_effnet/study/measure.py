@@ -11,8 +11,9 @@ Order of the phases (see `memory` for why the order matters):
      re-estimating BN statistics on training images (precise BN: momentum
      0.99 needs hundreds of steps, a 2-epoch budget would otherwise measure the
      lag of the averages rather than the model);
-  5. per TFLite mode: convert (keras_effnet.export.convert), LiteRT latency at
-     batch 1 on `threads` threads, file size and test accuracy.
+  5. per TFLite mode: convert (keras_effnet.export.convert; int8 through the
+     export's accuracy guard, see `_tflite`), LiteRT latency at batch 1 on
+     `threads` threads, file size and test accuracy.
 
 Training throughput comes from phase 3 itself: the median duration of the
 training steps after the first (which traces), i.e. the compiled step as
@@ -123,17 +124,35 @@ def _train(model, cell, train_ds, steps_per_epoch, classes):
             "train_ms_per_image": 1000.0 * steady / batch if steady else None}
 
 
-def _tflite(model, cell, representative, test_x, test_y, save_as=None):
+def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=None):
+    """Per-mode LiteRT figures; int8 goes through the export's accuracy guard.
+
+    With `search` (held-out validation images and labels), int8 is the file
+    `keras_effnet.export.export_tflite` would write: plain int8 if it loses at
+    most `cell["max_accuracy_drop"]` points (default 1.0) on `search`, else with
+    the worst layers kept in float. The row records whether that fallback was
+    needed and whether it met the target; a miss is kept and recorded, not
+    refused (the study reports what happens).
+    """
     import numpy as np
 
     from keras_effnet import export
+    from keras_effnet.export import pipeline
 
     row, errors = {}, {}
     for mode in cell["tflite_modes"]:
         _emit(f"tflite {mode}")
         try:
             needs_data = mode in ("int8", "int16x8")
-            flatbuffer = export.convert(model, mode, representative if needs_data else None)
+            if mode == "int8" and search is not None:
+                flatbuffer, guard = pipeline.guarded_int8(
+                    model, representative, search, cell.get("max_accuracy_drop", 1.0),
+                    threads=cell["threads"])
+                row.update(tflite_int8_plain_val_accuracy=guard["search"]["plain_top1"],
+                           tflite_int8_float_layers=len(guard["denylist"]),
+                           tflite_int8_guard_met=guard["search"]["met"])
+            else:
+                flatbuffer = export.convert(model, mode, representative if needs_data else None)
             timing = export.latency(flatbuffer, threads=cell["threads"],
                                     runs=cell["latency_runs"], warmup=10)
             outputs = export.run_tflite(flatbuffer, test_x, threads=cell["threads"])
@@ -188,6 +207,10 @@ def measure_cell(cell, cell_id=None, artifacts_dir=None):
                                  drop_remainder=train_size >= batch, repeat=True, **load)
     test_x, test_y = _arrays(data.load_dataset(cell["dataset"], "test", res, 64, **load),
                              info.splits["test"])
+    search = None
+    if info.splits.get("validation"):  # Never test: the int8 guard's held-out images.
+        search = _arrays(data.load_dataset(cell["dataset"], "validation", res, 64, **load),
+                         info.splits["validation"])
     calib_x, _ = _arrays(data.load_dataset(cell["dataset"], "train", res, 64, shuffle=True,
                                            seed=seed + 1, **load), cell["bn_images"])
     _emit("build")
@@ -228,7 +251,7 @@ def measure_cell(cell, cell_id=None, artifacts_dir=None):
     row["accuracy"] = _accuracy(model, test_x, test_y)
 
     save_as = os.path.join(artifacts_dir, cell_id) if artifacts_dir and cell_id else None
-    row.update(_tflite(model, cell, calib_x, test_x, test_y, save_as))
+    row.update(_tflite(model, cell, calib_x, test_x, test_y, save_as, search))
 
     row.update(load_avg_end=memory.load_average(), cell_seconds=time.perf_counter() - started,
                finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -92,6 +92,15 @@ def tflite_columns(modes):
             (f"tflite_{mode}_ops", f"operators in the {mode} .tflite graph"),
             (f"tflite_{mode}_accuracy", f"test top-1 of the {mode} .tflite"),
         ]
+        if mode == "int8":
+            columns += [
+                ("tflite_int8_plain_val_accuracy", "validation top-1 of plain int8 (all layers "
+                                                   "quantized), before any float fallback"),
+                ("tflite_int8_float_layers", "layers kept in float by the int8 accuracy guard "
+                                             "(0 = plain int8 was within max_accuracy_drop)"),
+                ("tflite_int8_guard_met", "whether the int8 file is within max_accuracy_drop "
+                                          "of float on validation (False: fallback missed)"),
+            ]
     return tuple(columns)
 
 

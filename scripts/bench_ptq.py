@@ -1,0 +1,80 @@
+"""Post-training int8 of B0-B3 trained with the default recipe, several seeds.
+
+    python scripts/bench_ptq.py                          # README figures
+    python scripts/bench_ptq.py --models=b0 --seeds=1 --epochs=4
+
+For each model and seed it trains on the bundled digits at --image_size with
+every training flag at its default (keras_effnet.training), converts best.keras
+to plain int8 (every op quantized, no float fallback: the default export's
+first candidate), and scores float and int8 on the validation and test splits.
+It also keeps the quantization debugger's worst layers of each file. Results
+are kept per run in --output_dir/results.json (re-running skips finished
+runs) and the table in --output_dir/table.md.
+"""
+
+import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
+from absl import app, flags
+
+_MODELS = flags.DEFINE_list("models", ["b0", "b1", "b2", "b3"], "Variants to train and quantize.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model.")
+_EPOCHS = flags.DEFINE_integer("epochs", 8, "Training epochs.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Training and export resolution.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/bench_ptq", "Runs and results.")
+
+
+def _table(rows):
+    lines = ["| model | seed | float val | int8 val | drop val (pt) | float test | int8 test | "
+             "drop test (pt) | test agreement | worst layer (noise ratio) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        worst = r["worst_layers"][0]
+        name = worst["tensor"].split(";")[0].split("/")[-2 if "/" in worst["tensor"] else 0]
+        lines.append(
+            f"| {r['model']} | {r['seed']} | {100 * r['validation_float_top1']:.1f} | "
+            f"{100 * r['validation_int8_top1']:.1f} | {r['validation_drop_pt']:+.1f} | "
+            f"{100 * r['test_float_top1']:.1f} | {100 * r['test_int8_top1']:.1f} | "
+            f"{r['test_drop_pt']:+.1f} | {100 * r['test_agreement']:.1f} | "
+            f"{worst['op']} {name} ({worst['noise_ratio']:.3f}) |")
+    drops = [r["test_drop_pt"] for r in rows]
+    lines.append(f"\nworst test drop {max(drops):+.2f} pt over {len(rows)} runs; "
+                 f"within 1 pt: {sum(d <= 1.0 for d in drops)}/{len(rows)}")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    import json
+    import os
+
+    import keras
+
+    from keras_effnet.export import bench
+    from keras_effnet.io import write_json_atomic, write_text_atomic
+
+    os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+    store = os.path.join(_OUTPUT_DIR.value, "results.json")
+    rows = []
+    if os.path.exists(store):
+        with open(store) as f:
+            rows = json.load(f)
+    done = {(r["model"], r["seed"], r["epochs"], r["image_size"]) for r in rows}
+    # Seed-major order: an interrupted run still covers every model.
+    for seed in range(_SEEDS.value):
+        for model in _MODELS.value:
+            if (model, seed, _EPOCHS.value, _IMAGE_SIZE.value) in done:
+                continue
+            keras.backend.clear_session()
+            row = bench.ptq_run(model, seed, os.path.join(_OUTPUT_DIR.value, f"{model}-s{seed}"),
+                                image_size=_IMAGE_SIZE.value, epochs=_EPOCHS.value)
+            rows.append(row)
+            write_json_atomic(store, rows)
+            print(f"{model} seed {seed}: float test {row['test_float_top1']:.4f}, int8 "
+                  f"{row['test_int8_top1']:.4f} ({row['test_drop_pt']:+.2f} pt), "
+                  f"{row['train_seconds']:.0f} s", flush=True)
+    table = _table([r for r in rows if r["model"] in _MODELS.value])
+    write_text_atomic(os.path.join(_OUTPUT_DIR.value, "table.md"), table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    app.run(main)
