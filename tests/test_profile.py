@@ -16,7 +16,8 @@ def profiler_flops(model):
     return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops
 
 
-@pytest.mark.parametrize("name,shape", [("b0", None), ("b3", None), ("lite0", (160, 160, 3))])
+@pytest.mark.parametrize("name,shape", [("b0", None), ("b3", None), ("lite0", (160, 160, 3)),
+                                        ("v2b0", None), ("v2s", (193, 193, 3))])
 def test_flops_within_three_percent_of_tf_profiler(name, shape):
     kwargs = {"input_shape": shape} if shape else {}
     model = keras_effnet.get_model(name, **kwargs)
@@ -29,6 +30,15 @@ def test_flops_within_three_percent_of_tf_profiler(name, shape):
 def test_b0_macs_match_paper():
     profile = keras_effnet.model_profile(keras_effnet.EfficientNetB0())
     assert 0.38e9 < profile["macs"] < 0.40e9  # paper: 0.39B FLOPs (multiply-adds)
+
+
+def test_v2_profile_counts_fused_blocks():
+    model = keras_effnet.EfficientNetV2B0(include_top=False, input_shape=(64, 64, 3))
+    rows = {r["layer"]: r for r in keras_effnet.model_profile(model, per_layer=True)["layers"]}
+    # block2a is a Fused-MBConv: 3x3 conv 16 -> 64 at stride 2 (32x32 -> 16x16), then 1x1 -> 32.
+    assert rows["block2a_expand_conv"]["macs"] == 16 * 16 * 9 * 16 * 64
+    assert rows["block2a_project_conv"]["macs"] == 16 * 16 * 64 * 32
+    assert "block2a_dwconv2" not in rows and rows["block4a_dwconv2"]["macs"] == 4 * 4 * 9 * 192
 
 
 def test_profile_needs_static_shape():

@@ -1,8 +1,8 @@
 """Model specs of the study: what to build, as JSON-friendly dicts.
 
 A spec is one of
-  * ``{"name": "b0"}`` ... ``{"name": "lite4"}``: a named variant
-    (`keras_effnet.get_model`);
+  * ``{"name": "b0"}`` ... ``{"name": "lite4"}``, ``{"name": "v2b0"}`` ...
+    ``{"name": "v2l"}``: a named variant (`keras_effnet.get_model`);
   * ``{"name": "resnet50"}``: keras.applications ResNet50 (weights=None), the
     reference the paper compares against, behind an in-graph
     ``Rescaling(1/127.5, offset=-1)`` so that it takes the same 0..255 pixels;
@@ -63,12 +63,15 @@ def label(spec):
 
 
 def family(spec):
-    """"efficientnet", "efficientnet-lite", "compound" or the reference name."""
+    """"efficientnet", "efficientnet-lite", "efficientnetv2", "compound" or the reference name."""
     if is_compound(spec):
         return "compound-lite" if spec.get("lite") else "compound"
     if spec["name"] in REFERENCE_MODELS:
         return spec["name"]
-    return "efficientnet-lite" if variants.get_variant(spec["name"]).lite else "efficientnet"
+    v = variants.get_variant(spec["name"])
+    if v.baseline != "v1":
+        return "efficientnetv2"
+    return "efficientnet-lite" if v.lite else "efficientnet"
 
 
 def scaling_of(spec):
@@ -83,23 +86,29 @@ def scaling_of(spec):
     return v.width, v.depth
 
 
+def plan(spec):
+    """The `builder.Plan` of an EfficientNet spec (the network without building it)."""
+    if not is_compound(spec) and spec["name"] in REFERENCE_MODELS:
+        raise ValueError(f"{spec['name']!r} is not an EfficientNet. Received: spec={spec!r}")
+    width, depth = scaling_of(spec)
+    if is_compound(spec):
+        return builder.build_plan(width, depth, lite=spec.get("lite", False))
+    v = variants.get_variant(spec["name"])
+    return builder.build_plan(width, depth, lite=v.lite, baseline=v.baseline)
+
+
 def architecture_key(spec, resolution):
-    """What the network at `resolution` is made of (for compound specs).
+    """What the network at `resolution` is made of (for EfficientNet specs).
 
     Two (alpha, beta, gamma) can build the very same network: repeats are
     rounded up and channels to multiples of 8, so on B0's repeats every
     alpha in (1, 1.25] gives the same 23 blocks at phi=1. Equal keys mean
     equal models (same layers, shapes and parameters).
     """
-    width, depth = scaling_of(spec)
-    lite = spec.get("lite", False)
-    blocks = builder.scale_blocks(variants.B0_STAGES, width, depth, lite=lite)
+    p = plan(spec)
     convs = tuple((b.filters_in, b.filters_out, b.kernel_size, b.strides, b.expand_ratio,
-                   b.se_ratio) for b in blocks)
-    stem, head = ((variants.STEM_FILTERS, variants.HEAD_FILTERS) if lite else
-                  (scaling.round_filters(variants.STEM_FILTERS, width),
-                   scaling.round_filters(variants.HEAD_FILTERS, width)))
-    return stem, head, convs, int(resolution)
+                   b.se_ratio, b.fused) for b in p.blocks)
+    return p.stem_filters, p.head_filters, convs, p.activation, int(resolution)
 
 
 def native_resolution(spec):
