@@ -25,6 +25,13 @@ _CROP_MIN_AREA = flags.DEFINE_float(
 _RANDAUGMENT_MAGNITUDE = flags.DEFINE_float("randaugment_magnitude", 0.5, "RandAugment factor in (0, 1].")
 _MIXUP_ALPHA = flags.DEFINE_float("mixup_alpha", 0.2, "MixUp Beta(alpha, alpha).")
 _CACHE = flags.DEFINE_bool("cache", True, "Cache encoded examples in memory (--nocache for large datasets).")
+_PROGRESSIVE = flags.DEFINE_enum(
+    "progressive", "auto", ["auto", "on", "off"],
+    "Progressive learning (EfficientNetV2): image size, dropout, RandAugment and MixUp grow over "
+    "--progressive_stages stages to their targets. auto = on from 64 px with >= 2 epochs per stage.")
+_PROGRESSIVE_STAGES = flags.DEFINE_integer("progressive_stages", 0, "Stages of --progressive; 0 = auto (4).")
+_PROGRESSIVE_START_SIZE = flags.DEFINE_integer(
+    "progressive_start_size", 0, "First stage's image size; 0 = auto (half the target, multiple of 8, >= 32).")
 
 _MODEL = flags.DEFINE_string("model", "lite0", "Variant: b0..b7, lite0..lite4.")
 _WIDTH = flags.DEFINE_float("width", 0.0, "Width coefficient override (0 = variant's).")

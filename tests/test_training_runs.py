@@ -69,9 +69,17 @@ def _kill_when(cmd, ready, deadline_s=300):
 
 
 def _metrics(path):
-    """history.csv rows without the wall-clock column."""
+    """history.csv rows without the wall-clock columns."""
     with open(path) as f:
-        return [{k: v for k, v in row.items() if k != "images_per_sec"} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k != "images_per_sec" and not k.endswith("_time_s")}
+                for row in csv.DictReader(f)]
+
+
+def _assert_same_metrics(got_rows, want_rows):
+    assert len(got_rows) == len(want_rows)
+    for got, want in zip(got_rows, want_rows):
+        for key in want:
+            assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (key, got, want)
 
 
 def _backup_epoch(run):
@@ -118,10 +126,7 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     assert after[:len(before)] == before  # Epochs finished before a kill are kept as written.
     # A resumed run is the uninterrupted run: same metrics every epoch (input
     # stream, dropout masks, optimizer, EMA and BatchNorm sample all restored).
-    expected = _metrics(clean / "history.csv")
-    for got, want in zip(after, expected):
-        for key in want:
-            assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (key, got, want)
+    _assert_same_metrics(after, _metrics(clean / "history.csv"))
     clean_top1 = _json(clean / "results.json")["metrics"]["top1"]
     assert abs(result["metrics"]["top1"] - clean_top1) <= 0.02
     for directory in (run, run / "backup"):  # Stale temporary files were removed on restart.
@@ -171,6 +176,40 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     assert not np.array_equal(source.get_layer("predictions").get_weights()[0],
                               target.get_layer("predictions").get_weights()[0])
     assert {layer.dtype_policy.name for layer in target.layers} == {"float32"}
+
+
+@pytest.mark.timeout(900)
+def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
+    # Two stages of two epochs: 32 px (dropout 0.1, no MixUp), then 64 px at the targets.
+    args = ["--epochs=4", "--steps_per_epoch=10", "--strategy=cpu", "--augment=crop,flip,mixup",
+            "--image_size=64", "--progressive=on", "--progressive_stages=2"]
+    clean = tmp_path / "clean"
+    clean_out = _run(_train_cmd(clean, *args))
+    assert "progressive: 2 stages, 32 -> 64 px" in clean_out and "stage 2/2: 64 px" in clean_out
+    run = tmp_path / "run"
+    cmd = _train_cmd(run, *args)
+    # Killed after the first stage (epoch 2 backed up), inside the second one.
+    _kill_when(cmd, lambda: _backup_epoch(run) >= 2 and time.sleep(1.0) is None)
+    done = _backup_epoch(run)
+    assert 2 <= done < 4
+    assert _json(run / "backup" / "training_metadata.json")["progressive_stage"]["image_size"] == (
+        32 if done == 2 else 64)
+    last_out = _run(cmd)
+    assert _epochs_run(last_out) == list(range(done + 1, 5))
+    assert "stage 1/2" not in last_out and "stage 2/2: 64 px, dropout 0.2" in last_out
+    after = _metrics(run / "history.csv")
+    assert [int(float(r["image_size"])) for r in after] == [32, 32, 64, 64]
+    _assert_same_metrics(after, _metrics(clean / "history.csv"))
+    result = _json(run / "results.json")
+    assert result["optimizer_steps"] == 40 and result["initial_epoch"] == done
+    assert result["metrics"]["top1"] == pytest.approx(_json(clean / "results.json")["metrics"]["top1"],
+                                                      abs=0.02)
+    config = _json(run / "config.json")
+    assert config["config"]["data"]["progressive"] == "on"
+    assert [s["image_size"] for s in config["derived"]["progressive"]["stages"]] == [32, 64]
+    for name in ("best.keras", "last.keras"):  # Saved at the final size.
+        model, probs = _load_and_predict(str(run / name), size=64)
+        assert model.input_shape == (None, 64, 64, 3) and probs.shape == (3, 10)
 
 
 @pytest.mark.timeout(420)

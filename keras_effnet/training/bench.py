@@ -1,4 +1,5 @@
-"""Training benchmarks: the recipe against a naive baseline on real data, and
+"""Training benchmarks: the recipe against a naive baseline on real data,
+progressive learning on and off (wall time to a validation accuracy), and
 throughput (input pipeline vs bare model step, precision and XLA switches).
 
 The bare step trains on one real batch repeated from memory
@@ -8,6 +9,7 @@ end-to-end figure trains the same compiled model on the real training pipeline
 input pipeline is not the bottleneck.
 """
 
+import io as _io
 import json
 import time
 
@@ -16,7 +18,7 @@ import tensorflow as tf
 
 from keras_effnet import data
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import loop
+from keras_effnet.training import builders, loop
 from keras_effnet.training.strategy import make_strategy, precision_policy
 
 
@@ -54,7 +56,7 @@ def _setup(config):
 
 def _model(config, derived, info, strategy):
     with strategy.scope():
-        return loop.build_training_model(config, derived, info, config.data.image_size)
+        return builders.build_training_model(config, derived, info, config.data.image_size)
 
 
 def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
@@ -74,7 +76,7 @@ def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
     strategy, info, config, derived = _setup(config)
     with precision_policy(config.run.precision):
         model = _model(config, derived, info, strategy)
-        train_ds, _, _ = loop.make_datasets(config, derived, info)
+        train_ds, _, _ = builders.make_datasets(config, derived, info)
         batch = next(iter(train_ds))
         bare_ds = tf.data.Dataset.from_tensors(batch).repeat()
         gb = derived["global_batch_size"]
@@ -112,7 +114,7 @@ def benchmark_switches(config, steps=20, skip=3,
         cfg = base.replace(run={"precision": precision, "jit_compile": jit})
         with precision_policy(precision):
             model = _model(cfg, derived, info, strategy)
-            train_ds, _, _ = loop.make_datasets(cfg, derived, info)
+            train_ds, _, _ = builders.make_datasets(cfg, derived, info)
             batch_ds = tf.data.Dataset.from_tensors(next(iter(train_ds))).repeat()
             gb = derived["global_batch_size"]
             _images_per_sec(model, batch_ds, skip + 1, 0, gb)
@@ -149,7 +151,8 @@ def recipe_run(dataset, model, image_size, epochs, seed, model_dir, **overrides)
     """One run of `train` with the default recipe (plus `overrides`, flag names).
 
     Returns train_accuracy (last epoch, as trained), val_accuracy (best),
-    test_top1 (best.keras), wall_s and the resolved recipe.
+    test_top1 (best.keras), wall_s, the resolved recipe, the progressive
+    stages and the per-epoch history.
     """
     values = {"dataset": dataset, "model": model, "image_size": image_size, "epochs": epochs,
               "seed": seed, "model_dir": model_dir, "verbose": 0, **overrides}
@@ -159,7 +162,8 @@ def recipe_run(dataset, model, image_size, epochs, seed, model_dir, **overrides)
     return {"train_accuracy": result.history[-1]["accuracy"],
             "val_accuracy": result.best_val_accuracy, "test_top1": result.metrics["top1"],
             "wall_s": result.wall_time_s, "recipe": resolved["optimizer"],
-            "augment": resolved["data"]["augment"]}
+            "augment": resolved["data"]["augment"], "progressive": resolved["data"]["progressive"],
+            "history": result.history}
 
 
 def summarize(rows):
@@ -200,3 +204,100 @@ def transfer_runs(source, target, model, image_size, epochs, seed, out_dir, sour
         rows[method] = recipe_run(target, model, image_size, epochs, seed,
                                   os.path.join(out_dir, method), **extra)
     return rows
+
+
+def elapsed_by_epoch(history):
+    """Wall seconds from the start of `train` to the end of each epoch's validation.
+
+    Everything counts: model building, tracing, stage changes, training,
+    BatchNorm re-estimation and validation (`elapsed_time_s` of the history;
+    a run must not have been resumed, or the clock restarted).
+    """
+    return [record["elapsed_time_s"] for record in history]
+
+
+def time_to_accuracy(history, target):
+    """Seconds until validation accuracy first reaches `target` (None if it never does)."""
+    for seconds, record in zip(elapsed_by_epoch(history), history):
+        if record.get("val_accuracy", -1.0) >= target:
+            return seconds
+    return None
+
+
+def progressive_runs(dataset, model, image_size, epochs, seed, out_dir, **overrides):
+    """The default recipe with progressive learning off, then on; same data, seed and epochs.
+
+    Returns {"off": row, "on": row} with the rows of `recipe_run`.
+    """
+    import os
+
+    rows = {}
+    for mode in ("off", "on"):
+        keras.backend.clear_session()
+        rows[mode] = recipe_run(dataset, model, image_size, epochs, seed,
+                                os.path.join(out_dir, mode), progressive=mode, **overrides)
+    return rows
+
+
+def progressive_summary(rows, target=None):
+    """Per (dataset, model, seed): time to a common validation accuracy with progressive off and on.
+
+    `target` None takes, per (dataset, model), the best validation accuracy
+    the weaker mode reached over its seeds' minimum, floored to a whole
+    percent: the highest accuracy every run of both modes reached.
+    """
+    import math
+
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["model"]), []).append(row)
+    out = []
+    for (dataset, model), runs in sorted(groups.items()):
+        goal = target if target else math.floor(100 * min(r["val_accuracy"] for r in runs)) / 100
+        for row in sorted(runs, key=lambda r: (r["seed"], r["progressive"])):
+            out.append({
+                "dataset": dataset, "model": model, "seed": row["seed"],
+                "progressive": row["progressive"], "target_val_accuracy": goal,
+                "time_to_target_s": time_to_accuracy(row["history"], goal),
+                "all_epochs_s": elapsed_by_epoch(row["history"])[-1], "wall_s": row["wall_s"],
+                "best_val_accuracy": row["val_accuracy"], "test_top1": row["test_top1"],
+            })
+    return out
+
+
+def plot_progressive(rows, summary, path):
+    """Validation accuracy against wall seconds since the run started, off vs on.
+
+    One panel per (dataset, model); one line per run; the dashed line is the
+    target of `progressive_summary`. Written atomically (PNG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from keras_effnet import io
+
+    panels = sorted({(r["dataset"], r["model"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    colors = {"off": "tab:blue", "on": "tab:orange"}
+    for ax, (dataset, model) in zip(axes[0], panels):
+        for row in (r for r in rows if (r["dataset"], r["model"]) == (dataset, model)):
+            label = f"progressive {row['progressive']}, seed {row['seed']}"
+            ax.plot(elapsed_by_epoch(row["history"]), [h["val_accuracy"] for h in row["history"]],
+                    marker="o", ms=3, color=colors[row["progressive"]], label=label,
+                    alpha=1.0 if row["seed"] == 0 else 0.55)
+        goal = next(s["target_val_accuracy"] for s in summary
+                    if (s["dataset"], s["model"]) == (dataset, model))
+        ax.axhline(goal, ls="--", color="gray", lw=1)
+        ax.set_title(f"{dataset}, {model}")
+        ax.set_xlabel("wall seconds since start (2 shared CPU cores)")
+        ax.set_ylabel("validation accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    io.write_bytes_atomic(path, buffer.getvalue())
+

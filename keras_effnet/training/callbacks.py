@@ -21,13 +21,18 @@ def seed_generators(model):
     return found
 
 
-def backup_epoch(backup_dir):
-    """Epochs the backup in `backup_dir` has completed (0 = none): where a resumed run starts."""
+def backup_metadata(backup_dir):
+    """The backup's metadata (epoch, generator states, extra state); {} when there is none."""
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(path):
-        return 0
+        return {}
     with open(path) as f:
-        return int(json.load(f)["epoch"])
+        return json.load(f)
+
+
+def backup_epoch(backup_dir):
+    """Epochs the backup in `backup_dir` has completed (0 = none): where a resumed run starts."""
+    return int(backup_metadata(backup_dir).get("epoch", 0))
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -41,7 +46,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     both files in place, so a kill during the write left a file that cannot
     be read: here each goes through a temporary name, weights first, so the
     worst case after a kill between the renames is one epoch redone.
+
+    Args:
+        extra_state: optional callable returning a JSON-able dict saved in the
+            metadata with each backup (the progressive stage of the epoch).
+        Others: as `keras.callbacks.BackupAndRestore`.
     """
+
+    def __init__(self, backup_dir, *, extra_state=None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.extra_state = extra_state
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -50,6 +64,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         meta = {
             "epoch": self._current_epoch, "batch": self._last_batch_seen,
             "seed_states": [np.asarray(g.state.numpy()).tolist() for g in seed_generators(self.model)],
+            **(self.extra_state() if self.extra_state else {}),
         }
         tmp_meta = io.temp_path(self._training_metadata_path)
         with open(tmp_meta, "w") as f:
@@ -70,7 +85,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class ThroughputMeter(keras.callbacks.Callback):
-    """Training images/s per epoch (evaluation excluded), added to the logs."""
+    """Training images/s and seconds per epoch (evaluation excluded), added to the logs."""
 
     def __init__(self, global_batch_size):
         super().__init__()
@@ -86,7 +101,7 @@ class ThroughputMeter(keras.callbacks.Callback):
         rate = self.params["steps"] * self.global_batch_size / max(elapsed, 1e-9)
         self.rates.append(rate)
         if logs is not None:
-            logs["images_per_sec"] = rate
+            logs.update(images_per_sec=rate, train_time_s=elapsed)
 
     def steady_rate(self):
         """Mean rate, leaving out the first epoch (graph tracing) when possible."""
@@ -102,14 +117,19 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     statistics are re-estimated on `bn_batches` (the moving averages belong
     to the raw weights, not their average), it is scored on `val_ds`
     (`val_loss`, `val_accuracy`, `val_top5` go into the epoch's logs) and
-    saved as last.keras; best.keras follows `monitor`. `train_state.json` and
+    saved as last.keras; best.keras follows `monitor`. The seconds this took
+    before the save go into `eval_time_s`, and the seconds since `clock_start`
+    (`time.perf_counter()` when the process started the run) into
+    `elapsed_time_s`: wall time to each validation score, set-up, tracing and
+    stage changes included. `train_state.json` and
     `history.csv` are rewritten from the kept history, so an epoch redone
     after a kill appears once.
     """
 
     def __init__(self, model_dir, inference_model, write, val_ds=None, bn_batches=None,
-                 monitor="val_accuracy"):
+                 monitor="val_accuracy", clock_start=None):
         super().__init__()
+        self.clock_start = time.perf_counter() if clock_start is None else clock_start
         self.model_dir = model_dir
         self.inference_model = inference_model
         self.write = write
@@ -147,10 +167,13 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        start = time.perf_counter()
         self.copy_ema_weights()
         if self.val_ds is not None:
             scores = self.inference_model.evaluate(self.val_ds, verbose=0, return_dict=True)
             logs.update({f"val_{k}": float(v) for k, v in scores.items()})
+        logs["eval_time_s"] = time.perf_counter() - start
+        logs["elapsed_time_s"] = time.perf_counter() - self.clock_start
         value = logs.get(self.monitor, logs.get(self.monitor.replace("val_", "")))
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
         history = [h for h in self.state["history"] if h["epoch"] < epoch + 1] + [record]
@@ -176,3 +199,16 @@ def history_csv(history):
     for h in history:
         writer.writerow([h["epoch"] - 1, *(repr(h[k]) if k in h else "" for k in keys)])
     return out.getvalue()
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, reusable across the `fit` calls of a progressive run.
+
+    Keras closes its summary writers at the end of `fit` but keeps them, so a
+    second `fit` with the same callback writes to a closed writer; here each
+    `fit` opens new ones (same directories: TensorBoard reads them as one run).
+    """
+
+    def on_train_begin(self, logs=None):
+        self._writers = {}
+        super().on_train_begin(logs)

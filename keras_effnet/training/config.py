@@ -31,6 +31,10 @@ def _fail(name, value, expected):
     raise ConfigError(f"`{name}` must be {expected}. Received: {name}={value!r}")
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_range(name, value, low, high, low_open=False, high_open=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         _fail(name, value, "a number")
@@ -60,6 +64,14 @@ class DataConfig:
         randaugment_magnitude: RandAugment `factor` in (0, 1].
         mixup_alpha: MixUp Beta(alpha, alpha) parameter.
         cache: cache the (encoded) examples in memory after the first epoch.
+        progressive: "auto", "on" or "off": progressive learning (EfficientNetV2,
+            Algorithm 1), image size and regularization (dropout,
+            RandAugment, MixUp) growing over `progressive_stages` stages to
+            the targets above; see `training.progressive`. "auto" = on from
+            64 px and 2 epochs per stage.
+        progressive_stages: number of stages M; 0 = auto (4).
+        progressive_start_size: the first stage's image size; 0 = auto (half
+            the target, a multiple of 8, at least 32).
     """
 
     dataset: str = "digits"
@@ -71,6 +83,9 @@ class DataConfig:
     randaugment_magnitude: float = 0.5
     mixup_alpha: float = 0.2
     cache: bool = True
+    progressive: str = "auto"
+    progressive_stages: int = 0
+    progressive_start_size: int = 0
 
     def __post_init__(self):
         if not isinstance(self.dataset, str) or not self.dataset:
@@ -84,6 +99,13 @@ class DataConfig:
             _check_range("crop_min_area", self.crop_min_area, 0.0, 1.0, low_open=True)
         _check_range("randaugment_magnitude", self.randaugment_magnitude, 0.0, 1.0, low_open=True)
         _check_range("mixup_alpha", self.mixup_alpha, 0.0, math.inf, low_open=True, high_open=True)
+        if self.progressive not in ("auto", "on", "off"):
+            _fail("progressive", self.progressive, '"auto", "on" or "off"')
+        if not _is_int(self.progressive_stages) or self.progressive_stages < 0:
+            _fail("progressive_stages", self.progressive_stages, "0 (auto) or a positive int")
+        if not _is_int(self.progressive_start_size) or 0 < self.progressive_start_size < 32 or (
+                self.progressive_start_size < 0):
+            _fail("progressive_start_size", self.progressive_start_size, "0 (auto) or an int >= 32")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +336,8 @@ FLAG_FIELDS = {
     "augment": ("data", "augment"), "crop_min_area": ("data", "crop_min_area"),
     "randaugment_magnitude": ("data", "randaugment_magnitude"),
     "mixup_alpha": ("data", "mixup_alpha"), "cache": ("data", "cache"),
+    "progressive": ("data", "progressive"), "progressive_stages": ("data", "progressive_stages"),
+    "progressive_start_size": ("data", "progressive_start_size"),
     "model": ("model", "name"), "width": ("model", "width"), "depth": ("model", "depth"),
     "weights": ("model", "weights"), "dropout_rate": ("model", "dropout_rate"),
     "drop_connect_rate": ("model", "drop_connect_rate"), "sync_bn": ("model", "sync_bn"),

@@ -28,16 +28,16 @@ import keras
 import tensorflow as tf
 
 from keras_effnet import data, io, variants
-from keras_effnet.training import callbacks as cb
-from keras_effnet.training import modeling, recipe
 from keras_effnet.errors import ConfigError
+from keras_effnet.training import callbacks as cb
+from keras_effnet.training import modeling, progressive, recipe
+from keras_effnet.training.builders import build_training_model, make_datasets, make_train_stream
 from keras_effnet.training.config import AUTO, ExperimentConfig, config_differences
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.strategy import (
     make_strategy, precision_policy, split_cpu, strategy_name, task_info)
 
 log = logging.getLogger("keras_effnet.training")
-_BN_SAMPLE_SEED = 4321  # The BatchNorm sample is part of the run's definition, not of its seed.
 
 
 @dataclasses.dataclass
@@ -136,8 +136,11 @@ def resolve(config, info, num_replicas):
         eval_split = config.run.eval_split
     else:
         eval_split = "test" if info.splits["test"] else "validation"
+    stages = progressive.resolve_stages(config.data, config.run.epochs, image_size, dropout)
     resolved = config.replace(
-        data={"image_size": image_size, "augment": augment, "crop_min_area": float(crop_min_area)},
+        data={"image_size": image_size, "augment": augment, "crop_min_area": float(crop_min_area),
+              "progressive": "on" if len(stages[0]) > 1 else "off",
+              "progressive_stages": len(stages[0]), "progressive_start_size": stages[0][0].image_size},
         model={"name": variant.name, "dropout_rate": dropout, "drop_connect_rate": float(drop_connect)},
         optimizer={"recipe": name, **pick, "lr_batch_size": lr_batch, "warmup_epochs": float(warmup),
                    "ema_momentum": float(round(ema, 6)), "bn_images": int(bn_images)},
@@ -150,6 +153,7 @@ def resolve(config, info, num_replicas):
         "warmup_steps": int(round(warmup * steps)),
         "num_classes": info.num_classes, "dataset_kind": info.kind, "splits": info.splits,
         "split_sources": info.sources,
+        "progressive": {"reason": stages[1], "stages": [s.to_dict() for s in stages[0]]},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     return resolved, derived
@@ -177,6 +181,8 @@ def describe(config, derived, resuming_at):
         f"{m.drop_connect_rate:g}, BatchNorm re-estimated on {o.bn_images} images",
         f"  augment: {augment}" + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
         + ("  [wrong for digits or text: pass --augment=crop]" if "flip" in augment else ""),
+        f"  progressive: {progressive.describe(progressive.stages_of(derived))} "
+        f"({derived['progressive']['reason']})",
         f"  {'resuming after epoch ' + str(resuming_at) if resuming_at else 'starting'}: "
         f"{config.run.epochs} epochs x {derived['steps_per_epoch']} steps",
     ]
@@ -198,27 +204,6 @@ def _check_resume(model_dir, resolved):
             f"({'; '.join(diffs)}). Use a new --model_dir (start from its weights with "
             f"--weights={os.path.join(model_dir, 'last.keras')}) or delete the old one.")
     return True
-
-
-def build_training_model(config, derived, info, image_size):
-    """The compiled training model (call inside the strategy scope)."""
-    model = modeling.build_model(config.model, info.num_classes, image_size)
-    if config.run.precision != "float32":  # Loss and metrics in float32 (top-k needs it).
-        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.output)
-        model = keras.Model(model.inputs, outputs, name=model.name)
-    if config.model.weights:
-        copied, skipped = modeling.load_initial_weights(model, config.model.weights, config.model, image_size)
-        log.info("Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped)
-    modeling.set_batch_norm(model, synchronized=config.model.sync_bn, frozen=config.model.freeze_bn)
-    recipe.apply_weight_decay(model, config.optimizer.weight_decay, config.optimizer.name)
-    schedule = recipe.WarmupSchedule(
-        derived["peak_learning_rate"], derived["warmup_steps"], derived["total_steps"],
-        derived["steps_per_epoch"], config.optimizer.schedule, config.optimizer.decay_rate,
-        config.optimizer.decay_epochs)
-    optimizer = recipe.make_optimizer(config.optimizer, schedule, config.optimizer.ema_momentum)
-    loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile)
-    return model
 
 
 def _prepare_multi_worker(model, dataset, strategy):
@@ -253,28 +238,45 @@ def _prepare_multi_worker(model, dataset, strategy):
     tf_trainer.reduce_per_replica = reduce_per_replica
 
 
-def make_datasets(config, derived, info, skip_examples=0):
-    """(train stream from `skip_examples` on, validation set, BatchNorm batches)."""
-    d = config.data
-    common = dict(data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
-    batch = derived["global_batch_size"]
-    train_ds = data.load_dataset(
-        d.dataset, "train", d.image_size, batch, shuffle=True,
-        augment=d.augment, drop_remainder=True, repeat=True, seed=config.run.seed,
-        crop_min_area=d.crop_min_area, randaugment_magnitude=d.randaugment_magnitude,
-        mixup_alpha=d.mixup_alpha, skip_examples=skip_examples, **common)
-    val_ds = None
-    if info.splits["validation"]:
-        val_ds = data.load_dataset(d.dataset, "validation", d.image_size, batch, **common)
-    bn_batches = None
-    if config.optimizer.bn_images:
-        # A fixed, seeded sample of training images, preprocessed as for
-        # evaluation: the statistics the saved model will see.
-        bn_batches = data.load_dataset(
-            d.dataset, "train", d.image_size, min(batch, config.optimizer.bn_images), shuffle=True,
-            reshuffle=False, seed=_BN_SAMPLE_SEED, **common).take(
-                max(1, config.optimizer.bn_images // min(batch, config.optimizer.bn_images)))
-    return train_ds, val_ds, bn_batches
+def _fit_stages(model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log):
+    """Trains the stages from `start_epoch` on, one `fit` per stage.
+
+    Each stage gets its own training stream (size, RandAugment, MixUp) and
+    its dropout rate; the traced step is shared (see `training.progressive`).
+    At the end of a `fit` Keras writes the EMA into the weights
+    (`finalize_variable_values`); the next stage's BackupAndRestore restores
+    the raw weights, optimizer and generators saved at the end of the last
+    epoch, so a stage boundary is what a resume is, and a run killed and
+    resumed in any stage computes what the uninterrupted run computes.
+    A finished run runs the last stage for zero epochs (restore, re-evaluate).
+    """
+    steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
+    for stage in [s for s in stages if s.end_epoch > start_epoch] or stages[-1:]:
+        first = min(max(stage.first_epoch, start_epoch), stage.end_epoch)
+        train_ds = make_train_stream(config, derived, info, stage, skip_examples=first * steps * batch)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _prepare_multi_worker(model, train_ds, strategy)
+        if len(stages) > 1:
+            progressive.set_dropout(model, stage.dropout_rate)
+            if config.run.verbose and first < stage.end_epoch:
+                print(f"  stage {stage.index + 1}/{len(stages)}: {stage.image_size} px, dropout "
+                      f"{stage.dropout_rate:.3g}, RandAugment {stage.randaugment_magnitude:.3g}, MixUp "
+                      f"alpha {stage.mixup_alpha:.3g}, epochs {first + 1}-{stage.end_epoch}", flush=True)
+        stage_log.stage = stage
+        model.fit(train_ds, initial_epoch=first, epochs=stage.end_epoch, steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=config.run.verbose, shuffle=False)
+
+
+def _check_backup_stage(backup_dir, stages, start_epoch):
+    """Refuses a backup whose recorded stage is not the schedule's for its epoch."""
+    recorded = cb.backup_metadata(backup_dir).get("progressive_stage")
+    if start_epoch and recorded is not None:
+        expected = progressive.stage_of_epoch(stages, start_epoch - 1).to_dict()
+        if recorded != expected:
+            raise ConfigError(
+                f"The backup in {backup_dir!r} was written in stage {recorded} after epoch "
+                f"{start_epoch}, but this run's schedule has {expected} there. Use a new "
+                f"--model_dir. Received: progressive stage {recorded}")
 
 
 def train(config, *, extra_callbacks=()):
@@ -321,24 +323,29 @@ def train(config, *, extra_callbacks=()):
         inference_model = modeling.build_model(config.model, info.num_classes, image_size)
         loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
         inference_model.compile(loss=loss, metrics=metrics)
+    stages = progressive.stages_of(derived)
     with precision_policy(config.run.precision):
         with strategy.scope():
-            model = build_training_model(config, derived, info, image_size)
-        skip = start_epoch * derived["steps_per_epoch"] * derived["global_batch_size"]
-        train_ds, val_ds, bn_batches = make_datasets(config, derived, info, skip_examples=skip)
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _prepare_multi_worker(model, train_ds, strategy)
+            model = build_training_model(config, derived, info, None if len(stages) > 1 else image_size)
+        _, val_ds, bn_batches = make_datasets(config, derived, info)
         meter = cb.ThroughputMeter(derived["global_batch_size"])
         checkpoint = cb.EvaluateAndCheckpoint(
             model_dir, inference_model, write=is_chief, val_ds=val_ds, bn_batches=bn_batches,
-            monitor="val_accuracy" if val_ds is not None else "accuracy")
-        callbacks = [meter, checkpoint, cb.AtomicBackupAndRestore(backup_dir, delete_checkpoint=False)]
+            monitor="val_accuracy" if val_ds is not None else "accuracy", clock_start=wall_start)
+        stage_log = progressive.StageLog()
+        backup = cb.AtomicBackupAndRestore(
+            backup_dir, delete_checkpoint=False,
+            extra_state=lambda: {"progressive_stage": stage_log.stage.to_dict()})
+        callbacks = [meter, stage_log, checkpoint, backup]
         if is_chief:
             callbacks.append(
-                keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
-        callbacks += list(extra_callbacks)
-        model.fit(train_ds, epochs=config.run.epochs, steps_per_epoch=derived["steps_per_epoch"],
-                  callbacks=callbacks, verbose=config.run.verbose, shuffle=False)
+                cb.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
+        callbacks = keras.callbacks.CallbackList(  # One list: progress reads "Epoch 5/12" in any stage.
+            [*callbacks, *extra_callbacks], add_history=True, add_progbar=config.run.verbose != 0,
+            verbose=config.run.verbose, epochs=config.run.epochs,
+            steps=derived["steps_per_epoch"], model=model)
+        _check_backup_stage(backup_dir, stages, start_epoch)
+        _fit_stages(model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log)
 
     metrics = None
     state = checkpoint.state
@@ -352,7 +359,7 @@ def train(config, *, extra_callbacks=()):
         model_dir=model_dir, best_model_path=paths["best.keras"], last_model_path=paths["last.keras"],
         labels_path=paths["labels.txt"], config_path=paths["config.json"], metrics=metrics,
         best_val_accuracy=state["best"], best_epoch=state["best_epoch"],
-        initial_epoch=int(getattr(model, "_initial_epoch", 0) or 0),
+        initial_epoch=start_epoch,
         epochs_completed=state["epochs_completed"], images_per_sec=meter.steady_rate(),
         wall_time_s=time.perf_counter() - wall_start, num_replicas=strategy.num_replicas_in_sync,
         optimizer_steps=int(model.optimizer.iterations.numpy()), history=state["history"])

@@ -13,9 +13,10 @@ folder: training holds one out) from data that pip or Debian packages carry:
   * "photos": colour photographs (scikit-image's astronaut, chelsea, coffee,
     hubble_deep_field, immunohistochemistry, retina, rocket and the stereo
     motorcycle; scikit-learn's china and flower): which of the 10 scenes a
-    32x32 patch (cut at 48-112 px) comes from. Each photo is cut into a 4x4
-    grid and 4 cells are reserved for test, so no test patch overlaps a
-    training patch: the model must recognize unseen parts of a scene.
+    32x32 patch (cut at 48-112 px; `patch_size` sets the side) comes from.
+    Each photo is cut into a 4x4 grid and 4 cells are reserved for test, so no
+    test patch overlaps a training patch: the model must recognize unseen
+    parts of a scene.
 
 Every builder is seeded and writes the folder atomically (temporary
 directory, then rename); an existing folder is reused.
@@ -80,8 +81,8 @@ def _photos():
     return {name: np.asarray(image)[..., :3] for name, image in photos.items()}
 
 
-def _patches(photo, cells, count, rng):
-    """`count` PATCH_SIZE RGB patches cut inside the grid `cells` of `photo`."""
+def _patches(photo, cells, count, rng, patch_size=PATCH_SIZE):
+    """`count` RGB patches of `patch_size` px cut inside the grid `cells` of `photo`."""
     from PIL import Image
 
     h, w = photo.shape[:2]
@@ -93,7 +94,7 @@ def _patches(photo, cells, count, rng):
         y = row * ch + int(rng.integers(0, ch - side + 1))
         x = col * cw + int(rng.integers(0, cw - side + 1))
         crop = Image.fromarray(photo[y:y + side, x:x + side])
-        out.append(np.asarray(crop.resize((PATCH_SIZE, PATCH_SIZE), Image.LANCZOS)))
+        out.append(np.asarray(crop.resize((patch_size, patch_size), Image.LANCZOS)))
     return out
 
 
@@ -103,7 +104,7 @@ def _take_per_class(images, labels, per_class, rng):
     return images[keep], labels[keep]
 
 
-def _splits(name, train_per_class, test_per_class, seed):
+def _splits(name, train_per_class, test_per_class, seed, patch_size=PATCH_SIZE):
     """{"train"/"test": (list of uint8 images, class names per image)}."""
     rng = np.random.default_rng(seed)
     if name == "photos":
@@ -115,7 +116,7 @@ def _splits(name, train_per_class, test_per_class, seed):
             train_cells = [cells[i] for i in order[4:]]
             for split, split_cells, n in (("train", train_cells, train_per_class),
                                           ("test", test_cells, test_per_class)):
-                patches = _patches(photo, split_cells, n, rng)
+                patches = _patches(photo, split_cells, n, rng, patch_size)
                 out[split][0].extend(patches)
                 out[split][1].extend([cls] * n)
         return out
@@ -140,21 +141,25 @@ def _splits(name, train_per_class, test_per_class, seed):
             "test": (list(test_x), [classes[i] for i in test_y])}
 
 
-def build(name, root, train_per_class=200, test_per_class=100, seed=0):
+def build(name, root, train_per_class=200, test_per_class=100, seed=0, patch_size=PATCH_SIZE):
     """Writes dataset `name` as an image folder under `root`; returns its path.
 
-    The folder is `root/<name>-<train_per_class>-<test_per_class>-s<seed>`;
-    an existing one is reused (the builders are deterministic).
+    The folder is `root/<name>-<train_per_class>-<test_per_class>-s<seed>`
+    (plus `-p<patch_size>` for photo patches other than 32 px); an existing
+    one is reused (the builders are deterministic). `patch_size` is the side
+    of the photo patches (the digit datasets are 28 px whatever it is).
     """
-    for arg, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
+    for arg, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class),
+                       ("patch_size", patch_size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
-    path = os.path.join(root, f"{name}-{train_per_class}-{test_per_class}-s{seed}")
+    suffix = f"-p{patch_size}" if name == "photos" and patch_size != PATCH_SIZE else ""
+    path = os.path.join(root, f"{name}-{train_per_class}-{test_per_class}-s{seed}{suffix}")
     if os.path.isdir(path):
         return path
     from PIL import Image
 
-    splits = _splits(name, train_per_class, test_per_class, seed)
+    splits = _splits(name, train_per_class, test_per_class, seed, patch_size)
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=root, prefix=".tmp-")
     try:
