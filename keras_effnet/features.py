@@ -10,7 +10,9 @@ def feature_layer_names(model):
     """Names of the last layer at each output stride (P1..P5) of an EfficientNet.
 
     The last block before every stride change, and `top_activation` for P5
-    (after the head conv). Works for any input size, including dynamic ones.
+    (after the head conv). Works for any input size, including dynamic ones,
+    and for every family (MBConv and EfficientNetV2's FusedMBConv blocks both
+    expose `strides`).
     """
     blocks = [layer for layer in model.layers if layer.name.startswith("block")]
     if not blocks:
