@@ -14,8 +14,8 @@ Building blocks: `export_savedmodel`, `convert`, `calibrate`,
 from keras_effnet.export.census import check_builtin_only
 from keras_effnet.export.census import check_integer_only
 from keras_effnet.export.census import op_census
-from keras_effnet.export.converter import MODES
-from keras_effnet.export.converter import TFLITE_MODES
+from keras_effnet.export_modes import MODES
+from keras_effnet.export_modes import TFLITE_MODES
 from keras_effnet.export.converter import calibrate
 from keras_effnet.export.converter import convert
 from keras_effnet.export.converter import export_savedmodel

@@ -14,6 +14,8 @@ import time
 import keras
 import numpy as np
 
+from keras_effnet import io
+from keras_effnet import export_modes, litert
 from keras_effnet.export import census
 from keras_effnet.export import converter
 from keras_effnet.export import datasets
@@ -62,7 +64,7 @@ def benchmark_variant(
     model,
     latency_size,
     *,
-    modes=converter.TFLITE_MODES,
+    modes=export_modes.TFLITE_MODES,
     threads=2,
     latency_runs=50,
     num_calibration=200,
@@ -82,12 +84,12 @@ def benchmark_variant(
     rows, latency_models = [], {}
     for mode in modes:
         start = time.time()
-        small = converter.convert(model, mode, calib if mode in converter.QUANTIZED_MODES else None)
+        small = converter.convert(model, mode, calib if mode in export_modes.QUANTIZED_MODES else None)
         out = verification.run_tflite(small, test[0], threads=threads)
         row = {"mode": mode}
         row.update(verification.compare(reference, out, test[1]))
         full = converter.convert(
-            big, mode, big_calib if mode in converter.QUANTIZED_MODES else None
+            big, mode, big_calib if mode in export_modes.QUANTIZED_MODES else None
         )
         row["file_size_bytes"] = len(full)
         row["latency_size"] = latency_size
@@ -158,12 +160,8 @@ def interleaved_latency(models, *, threads=2, runs=50, rounds=10, warmup=3):
     per_round = max(1, runs // rounds)
     runners = {}
     for name, tflite in models.items():
-        runner = verification.interpreter(tflite, threads)
-        detail = runner.get_input_details()[0]
-        image = np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype(np.float32)
-        runner.set_tensor(
-            detail["index"], verification._quantize(image, detail)
-        )  # pylint: disable=protected-access
+        runner = litert.Runner(tflite, threads)
+        runner.prime()
         for _ in range(warmup):
             runner.invoke()
         runners[name] = runner
@@ -174,12 +172,7 @@ def interleaved_latency(models, *, threads=2, runs=50, rounds=10, warmup=3):
             # (they busy-wait after each invoke and would steal the cores).
             time.sleep(0.05)
             runner.invoke()
-            times = []
-            for _ in range(per_round):
-                start = time.perf_counter()
-                runner.invoke()
-                times.append((time.perf_counter() - start) * 1e3)
-            medians[name].append(float(np.median(times)))
+            medians[name].append(float(np.median(runner.timed(per_round))))
     return {
         name: {
             "median_ms": float(np.median(m)),
@@ -249,7 +242,6 @@ def run(
         top1_agreement, max_abs_diff, file_size_bytes, latency, and for the
         "int8+denylist" row the denylist and search history.
     """
-    from keras_effnet.export import atomic  # pylint: disable=import-outside-toplevel
 
     results = {}
     for name in variants:
@@ -269,7 +261,7 @@ def run(
             row["train_size"] = train_size
         results[name] = rows
         if output:  # Written after each variant, so a long run keeps its progress.
-            atomic.write_json(output, results)
+            io.write_json_atomic(output, results)
     return results
 
 
@@ -278,37 +270,66 @@ def ptq_run(name, seed, model_dir, *, image_size=64, epochs=10, num_calibration=
     """Post-training int8 of a variant trained with the default recipe on digits.
 
     Trains `name` with `keras_effnet.training` (the recipe users get, plus
-    `train_overrides` in flag names) into `model_dir`, then converts its
-    best.keras to plain int8 (no float fallback) and scores both on the
-    validation and test splits.
+    `train_overrides` in flag names) into `model_dir`, then measures its
+    best.keras with `ptq_figures`.
 
     Returns:
-        A dict: model, seed, float/int8 top-1 on validation and test, their
-        drops in points, test top-1 agreement, train_seconds, and the
-        `report_layers` worst layers of the quantization debugger.
+        The `ptq_figures` dict plus model, epochs, train_seconds,
+        train_accuracy and overrides.
     """
-    from keras_effnet.export import debug  # pylint: disable=import-outside-toplevel
     from keras_effnet.training import bench as train_bench  # pylint: disable=import-outside-toplevel
 
     run = train_bench.recipe_run("digits", name, image_size, epochs, seed, model_dir,
                                  **train_overrides)
-    model = converter.load_model(f"{model_dir}/best.keras")
+    row = {"model": name, "epochs": epochs, "train_seconds": run["wall_s"],
+           "train_accuracy": run["train_accuracy"], "overrides": train_overrides}
+    row.update(ptq_figures(f"{model_dir}/best.keras", seed, image_size=image_size,
+                           num_calibration=num_calibration, report_layers=report_layers))
+    return row
+
+
+def ptq_figures(model_path, seed, *, image_size=64, num_calibration=200, report_layers=8,
+                max_accuracy_drop=1.0):
+    """Float vs int8 top-1 of a digits model: plain int8 and the export's default file.
+
+    Plain int8 quantizes every op (no float fallback). The default file is
+    what `export_tflite` writes with the accuracy guard at `max_accuracy_drop`
+    points (`pipeline.guarded_int8`: plain if it is within the target on
+    validation, else with the worst layers in float). Both are scored on the
+    validation and test splits.
+
+    Returns:
+        A dict: seed, image_size, `{split}_float_top1`, `{split}_int8_top1`,
+        `{split}_drop_pt`, `{split}_agreement` (plain), `{split}_guarded_top1`,
+        `{split}_guarded_drop_pt`, guarded_float_layers, guarded_met, and the
+        `report_layers` worst layers of the quantization debugger.
+    """
+    from keras_effnet.export import debug  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+
+    model = converter.load_model(model_path)
     size = (image_size, image_size)
     calib = datasets.load_arrays("digits", "train", size, limit=num_calibration, shuffle=True,
                                  seed=seed)[0]
     calibrated = converter.calibrate(model, calib)
     plain = converter.quantize_calibrated(calibrated, "uint8")
-    row = {"model": name, "seed": seed, "image_size": image_size, "epochs": epochs,
-           "train_seconds": run["wall_s"], "train_accuracy": run["train_accuracy"],
-           "overrides": train_overrides}
-    for split in ("validation", "test"):
-        images, labels = datasets.load_arrays("digits", split, size)
-        compared = verification.compare(verification.reference_fn(model)(images),
-                                        verification.run_tflite(plain, images), labels)
+    splits = {split: datasets.load_arrays("digits", split, size)
+              for split in ("validation", "test")}
+    guarded, guard = pipeline.guarded_int8(model, calib, splits["validation"],
+                                           max_accuracy_drop)
+    row = {"seed": seed, "image_size": image_size, "max_accuracy_drop": max_accuracy_drop,
+           "guarded_float_layers": len(guard["denylist"]), "guarded_met": guard["search"]["met"]}
+    for split, (images, labels) in splits.items():
+        reference = verification.reference_fn(model)(images)
+        compared = verification.compare(reference, verification.run_tflite(plain, images), labels)
         row[f"{split}_float_top1"] = compared["keras_top1"]
         row[f"{split}_int8_top1"] = compared["tflite_top1"]
         row[f"{split}_drop_pt"] = 100.0 * (compared["keras_top1"] - compared["tflite_top1"])
         row[f"{split}_agreement"] = compared["top1_agreement"]
+        top1 = verification.compare(reference, verification.run_tflite(guarded, images),
+                                    labels)["tflite_top1"]
+        row[f"{split}_guarded_top1"] = top1
+        row[f"{split}_guarded_drop_pt"] = 100.0 * (compared["keras_top1"] - top1)
     rows = debug.layer_report(calibrated, calib[:64])
     row["worst_layers"] = [{k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}
                            for r in rows[:report_layers]]

@@ -1,6 +1,6 @@
 """SavedModel and TFLite conversion in every post-training mode.
 
-Path (DESIGN §3): `model.export(dir, format="tf_saved_model")`, then
+Path (README "Export: SavedModel and TFLite"): `model.export(dir, format="tf_saved_model")`, then
 `tf.lite.TFLiteConverter.from_saved_model`. `from_keras_model` is avoided on
 purpose: some TF/Keras 3 combinations break it.
 
@@ -16,50 +16,14 @@ import os
 import re
 import tempfile
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_effnet.export import atomic
+from keras_effnet import io
+from keras_effnet.export_modes import QUANTIZED_MODES, check_mode, resolve_io_type
 from keras_effnet.export import flatbuf
 
-TFLITE_MODES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
-MODES = ("savedmodel",) + TFLITE_MODES
-QUANTIZED_MODES = ("int8", "int16x8")
-_IO_TYPES = {
-    "int8": {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32},
-    "int16x8": {"int16": tf.int16, "float32": tf.float32},
-}
-_DEFAULT_IO = {"int8": "uint8", "int16x8": "float32"}
-
-
-def check_mode(mode):
-    """Raises ValueError unless `mode` is one of `MODES`."""
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {list(MODES)}, got {mode!r}")
-
-
-def resolve_io_type(mode, io_type=None):
-    """Returns the input/output dtype name for `mode` ("uint8", "float32", ...).
-
-    Only integer modes have a choice: int8 takes uint8 (default; raw pixels),
-    int8 or float32; int16x8 takes float32 (default) or int16. Float modes
-    always have float32 input and output.
-    """
-    check_mode(mode)
-    if io_type == "float":
-        io_type = "float32"
-    if mode not in _IO_TYPES:
-        if io_type not in (None, "float32"):
-            raise ValueError(f"io_type: mode {mode!r} has float32 input/output, got {io_type!r}")
-        return "float32"
-    if io_type is None:
-        return _DEFAULT_IO[mode]
-    if io_type not in _IO_TYPES[mode]:
-        raise ValueError(
-            f"io_type: mode {mode!r} takes one of {list(_IO_TYPES[mode])}, got {io_type!r}"
-        )
-    return io_type
+_TF_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16, "float32": tf.float32}
 
 
 def is_savedmodel_dir(model):
@@ -72,8 +36,6 @@ def is_savedmodel_dir(model):
 def load_model(model):
     """Returns a Keras model from a model object or a `.keras` file path."""
     if isinstance(model, (str, os.PathLike)):
-        from keras_effnet import io
-
         return io.load_model(model)
     if not hasattr(model, "inputs") or not hasattr(model, "export"):
         raise ValueError(
@@ -134,7 +96,7 @@ def export_savedmodel(model, path, *, dynamic_batch=False):
     """
     model = load_model(model)
     input_size(model)
-    with atomic.directory(path) as tmp:
+    with io.atomic_directory(path) as tmp:
         _write_savedmodel(model, tmp, dynamic_batch)
     return os.fspath(path)
 
@@ -193,8 +155,8 @@ def _converter(saved_model_dir, mode, representative, io_type):
                 else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             )
         ]
-        converter.inference_input_type = _IO_TYPES[mode][io_type]
-        converter.inference_output_type = _IO_TYPES[mode][io_type]
+        converter.inference_input_type = _TF_TYPES[io_type]
+        converter.inference_output_type = _TF_TYPES[io_type]
     return converter
 
 
@@ -277,7 +239,7 @@ def quantize_calibrated(calibrated, io_type="uint8", *, denylist=(), numeric_ver
     )  # pylint: disable=import-outside-toplevel
 
     io_type = resolve_io_type("int8", io_type)
-    dtype = _IO_TYPES["int8"][io_type]
+    dtype = _TF_TYPES[io_type]
     result = tf_convert.mlir_quantize(
         calibrated,
         disable_per_channel=False,

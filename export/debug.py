@@ -9,8 +9,8 @@ metric of TFLite's debugger guide; ~0.29 is pure rounding noise), and
 Layers are ranked by `noise_ratio`: a layer whose range is set by a few
 outliers has a coarse step, so its error looks like rounding noise in
 `rmse_scale` while it wipes out most of the signal. (On a digits-trained B0
-the top of this ranking is the squeeze-excite expand convolutions, the path
-DESIGN §3 names; by `rmse_scale` it is the SE reduce convolutions.)
+the top of this ranking is the squeeze-excite path (README "int8 debugging");
+by `rmse_scale` it is the SE reduce convolutions.)
 
 `search_denylist` keeps the worst layers in float, doubling their number
 until the int8 model's top-1 loss versus the float Keras model is within the

@@ -9,7 +9,7 @@ import os
 
 import tensorflow as tf
 
-from keras_effnet.export import atomic
+from keras_effnet import export_modes, io
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter as convert_lib
 from keras_effnet.export import datasets
@@ -109,8 +109,8 @@ def finish_tflite(
             latency_runs=latency_runs,
         )
     )
-    atomic.write_bytes(output, tflite_bytes)
-    atomic.write_json(report_path(output), report)
+    io.write_bytes_atomic(output, tflite_bytes)
+    io.write_json_atomic(report_path(output), report)
     return report
 
 
@@ -168,8 +168,8 @@ def export_tflite(
     Returns:
         The verification report (also written to `<output>.verify.json`).
     """
-    convert_lib.check_mode(mode)
-    io_type = convert_lib.resolve_io_type(mode, io_type)
+    export_modes.check_mode(mode)
+    io_type = export_modes.resolve_io_type(mode, io_type)
     if max_accuracy_drop == "auto":
         max_accuracy_drop = DEFAULT_MAX_ACCURACY_DROP if mode == "int8" else None
     if max_accuracy_drop is not None and mode != "int8":
@@ -178,7 +178,7 @@ def export_tflite(
         raise ValueError(f"max_accuracy_drop: must be >= 0, got {max_accuracy_drop}")
     if layer_report and mode != "int8":
         raise ValueError(f"layer_report: only for mode 'int8', got {mode!r}")
-    if mode in convert_lib.QUANTIZED_MODES and dataset is None:
+    if mode in export_modes.QUANTIZED_MODES and dataset is None:
         raise ValueError(f"dataset: mode {mode!r} needs calibration data, got None")
     if os.path.isdir(output) and mode != "savedmodel":
         raise ValueError(f"output: {output!r} is a directory, expected a file")
@@ -201,11 +201,11 @@ def export_tflite(
         report.update(
             verify_lib.verify_savedmodel(output, keras_model, None, images=test[0], labels=test[1])
         )
-        atomic.write_json(report_path(output), report)
+        io.write_json_atomic(report_path(output), report)
         return report
 
     calibration = None
-    if mode in convert_lib.QUANTIZED_MODES:
+    if mode in export_modes.QUANTIZED_MODES:
         calibration, _ = datasets.load_arrays(
             dataset, "train", size, limit=num_calibration, data_dir=data_dir, shuffle=True
         )
@@ -241,7 +241,7 @@ def export_tflite(
         mode=mode,
         test_data=test,
         labels=labels,
-        integer_only=(mode in convert_lib.QUANTIZED_MODES and not extra["denylist"]),
+        integer_only=(mode in export_modes.QUANTIZED_MODES and not extra["denylist"]),
         threads=threads,
         latency_runs=latency_runs,
         extra=extra,

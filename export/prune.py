@@ -1,6 +1,6 @@
 """Magnitude pruning (tfmot) of Conv2D/Dense kernels, for smaller files.
 
-Path (DESIGN.md §5): Keras 3 model -> `translate.translate_model` (flat
+Path (README "Quantization-aware training ... How it works"): Keras 3 model -> `translate.translate_model` (flat
 tf_keras graph) -> `prune_low_magnitude` on every Conv2D and Dense layer
 (DepthwiseConv2D kernels are tiny and tfmot does not prune them) with a
 `ConstantSparsity` or `PolynomialDecay` schedule -> fine-tune with
@@ -19,6 +19,7 @@ import gzip
 import keras
 import numpy as np
 
+from keras_effnet import io
 from keras_effnet.export import finetune
 from keras_effnet import graph as flatten
 from keras_effnet.export import translate
@@ -264,7 +265,6 @@ def export_pruned(model, mode, output, *, sparsity, prune_epochs=1,
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    from keras_effnet.export import atomic  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
@@ -286,5 +286,5 @@ def export_pruned(model, mode, output, *, sparsity, prune_epochs=1,
         report["tflite"] = tflite_weight_sparsity(data)
         result["gzip_size_bytes"] = gzip_size(data)
     result["pruning"] = report
-    atomic.write_json(pipeline.report_path(output), result)
+    io.write_json_atomic(pipeline.report_path(output), result)
     return result

@@ -1,6 +1,6 @@
 """Quantization-aware training (tfmot) into an integer-only int8 .tflite.
 
-Path (DESIGN.md §5): Keras 3 model -> `translate.translate_model` (flat
+Path (README "Quantization-aware training ... How it works"): Keras 3 model -> `translate.translate_model` (flat
 tf_keras graph with the same layer names and weights, outputs checked; every
 sigmoid split into its own layer) -> `qat_graph.quantize` (annotate +
 `quantize_apply`) -> `qat_graph.init_ranges` -> fine-tune on the training
@@ -16,6 +16,9 @@ import dataclasses
 import os
 
 import numpy as np
+
+from keras_effnet import io
+from keras_effnet import litert
 
 from keras_effnet.export import finetune
 from keras_effnet.export import translate
@@ -142,13 +145,9 @@ def input_grid(images, io):
       io: An input entry of the census ("dtype", "scale", "zero_point"); a
         float input leaves the images as they are.
     """
-    images = np.asarray(images, np.float32)
-    if io is None or io.get("scale") is None or io["dtype"] == "float32":
-        return images
-    info = np.iinfo(np.dtype(io["dtype"]))
-    q = np.clip(np.round(images / io["scale"] + io["zero_point"]),
-                info.min, info.max)
-    return ((q - io["zero_point"]) * io["scale"]).astype(np.float32)
+    if io is None or io.get("scale") is None:
+        return np.asarray(images, np.float32)
+    return litert.input_grid(images, io["dtype"], io["scale"], io["zero_point"])
 
 
 def predict_fn(qat_model, batch_size=64, io=None):
@@ -237,7 +236,6 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    from keras_effnet.export import atomic  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
@@ -263,5 +261,5 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
         test_data=test, labels=labels, integer_only=True, threads=threads,
         latency_runs=latency_runs, extra=extra, add_metadata=add_metadata)
     report["gzip_size_bytes"] = prune_lib.gzip_size(output)
-    atomic.write_json(pipeline.report_path(output), report)
+    io.write_json_atomic(pipeline.report_path(output), report)
     return report

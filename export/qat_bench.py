@@ -13,7 +13,7 @@ import time
 import keras
 import numpy as np
 
-from keras_effnet.export import atomic
+from keras_effnet import io
 from keras_effnet.export import datasets
 from keras_effnet.export import prune as prune_lib
 from keras_effnet.export import qat
@@ -72,9 +72,7 @@ def bench_variant(variant, image_size, *, dataset="digits", model_dir=None,
                             epochs=train_epochs, seed=seed)
         if path:
             os.makedirs(model_dir, exist_ok=True)
-            tmp = f"{path}.tmp.keras"  # .keras suffix: required by save()
-            model.save(tmp)
-            os.replace(tmp, path)
+            io.save_model_atomic(model, path)
     train_s = time.time() - start
     size = (image_size, image_size)
     images, labels = datasets.load_arrays(dataset, "test", size)
@@ -133,7 +131,7 @@ def run(variants, image_size, *, output_json=None, **kwargs):
         results.append(bench_variant(variant, image_size, **kwargs))
         print(format_results(results[-1:]), flush=True)
     if output_json:
-        atomic.write_json(output_json, results)
+        io.write_json_atomic(output_json, results)
     print(format_results(results))
     print(json.dumps([{k: v for k, v in r.items() if k != "rows"}
                       for r in results]))

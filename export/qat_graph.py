@@ -33,9 +33,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from keras_effnet import export_modes
 from keras_effnet.export import translate
 
-IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
+IO_TYPES = export_modes.IO_TYPES["int8"]  # QAT converts to int8 only.
 # Layers the default 8-bit registry rejects and that get OutputQuantizeConfig.
 OUTPUT_ONLY_LAYERS = ("Multiply", "Rescaling", "Normalization")
 PIXEL_RANGE = (0.0, 255.0)
@@ -386,8 +387,8 @@ def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if io_type != "float32":
-            converter.inference_input_type = IO_TYPES[io_type]
-            converter.inference_output_type = IO_TYPES[io_type]
+            converter.inference_input_type = tf.as_dtype(io_type)
+            converter.inference_output_type = tf.as_dtype(io_type)
         return converter.convert()
 
 

@@ -6,57 +6,16 @@ ms at batch 1 on N threads) and the op/dtype census.
 """
 
 import os
-import statistics
-import time
 
 import numpy as np
 
+from keras_effnet import litert
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import datasets
-from keras_effnet.export import flatbuf
-
-
-def _as_bytes(tflite):
-    if isinstance(tflite, (bytes, bytearray, memoryview)):
-        return bytes(tflite)
-    path = os.fspath(tflite)
-    if not os.path.isfile(path):
-        raise ValueError(f"tflite: no such file {path!r}")
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def interpreter(tflite, threads=2):
-    """A LiteRT interpreter for bytes or a path, tensors allocated."""
-    from ai_edge_litert import interpreter as litert  # pylint: disable=import-outside-toplevel
-
-    runner = litert.Interpreter(model_content=_as_bytes(tflite), num_threads=threads)
-    detail = runner.get_input_details()[0]
-    if detail["shape"][0] != 1:
-        # A dynamic-batch model: run it at batch 1 like a phone does.
-        runner.resize_tensor_input(detail["index"], [1] + list(detail["shape"][1:]))
-    runner.allocate_tensors()
-    return runner
-
-
-def _quantize(images, detail):
-    scale, zero = detail["quantization"]
-    if detail["dtype"] == np.float32 or not scale:
-        return images.astype(detail["dtype"])
-    info = np.iinfo(detail["dtype"])
-    q = np.round(images / scale + zero)
-    return np.clip(q, info.min, info.max).astype(detail["dtype"])
-
-
-def _dequantize(values, detail):
-    scale, zero = detail["quantization"]
-    if values.dtype == np.float32 or not scale:
-        return values.astype(np.float32)
-    return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
 def run_tflite(tflite, images, *, threads=2, runner=None):
-    """Runs a single-input model on float 0..255 images, one at a time.
+    """Runs a single-input model on float 0..255 images, one at a time (batch 1).
 
     Integer inputs are quantized with the model's input params (for a uint8
     model with pinned params that is the raw pixel); outputs are dequantized.
@@ -64,39 +23,12 @@ def run_tflite(tflite, images, *, threads=2, runner=None):
     Returns:
         float32 outputs, shape (N, classes).
     """
-    runner = runner or interpreter(tflite, threads)
-    inp = runner.get_input_details()[0]
-    out = runner.get_output_details()[0]
-    results = []
-    for i in range(len(images)):
-        runner.set_tensor(inp["index"], _quantize(images[i : i + 1], inp))
-        runner.invoke()
-        results.append(_dequantize(runner.get_tensor(out["index"]), out)[0])
-    return np.stack(results)
+    return (runner or litert.Runner(tflite, threads))(images)
 
 
 def latency(tflite, *, threads=2, runs=50, warmup=5, image=None):
     """LiteRT latency at batch 1: median/p90/mean milliseconds over `runs`."""
-    runner = interpreter(tflite, threads)
-    inp = runner.get_input_details()[0]
-    if image is None:
-        image = np.random.default_rng(0).uniform(0, 255, inp["shape"]).astype(np.float32)
-    runner.set_tensor(inp["index"], _quantize(image, inp))
-    for _ in range(warmup):
-        runner.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        runner.invoke()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return {
-        "median_ms": statistics.median(times),
-        "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))],
-        "mean_ms": statistics.fmean(times),
-        "runs": runs,
-        "threads": threads,
-    }
+    return litert.Runner(tflite, threads).latency(runs=runs, warmup=warmup, image=image)
 
 
 def reference_fn(reference):
@@ -157,7 +89,7 @@ def verify(
         A JSON-ready dict: file_size_bytes, the `compare` figures, latency and
         census.
     """
-    data = _as_bytes(tflite)
+    data = litert.read_flatbuffer(tflite)
     census = census_lib.op_census(data)
     if images is None:
         height, width = census["io"]["inputs"][0]["shape"][1:3]
@@ -165,10 +97,11 @@ def verify(
             dataset, split, (height, width), limit=limit, data_dir=data_dir
         )
     ref_out = reference_fn(reference)(images)
-    out = run_tflite(data, images, threads=threads)
+    runner = litert.Runner(data, threads)
+    out = runner(images)
     report = {"file_size_bytes": len(data), "split": split}
     report.update(compare(ref_out, out, labels))
-    report["latency"] = latency(data, threads=threads, runs=latency_runs) if latency_runs else None
+    report["latency"] = runner.latency(runs=latency_runs) if latency_runs else None
     report["census"] = census
     return report
 
@@ -242,8 +175,3 @@ def format_table(rows):
         [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
         + [fmt.format(*l) for l in lines]
     )
-
-
-def input_details(tflite):
-    """The model's input/output description (dtype, shape, quantization)."""
-    return flatbuf.io_details(flatbuf.read_model(_as_bytes(tflite)))

@@ -1,7 +1,14 @@
-"""Artifacts on disk: atomic writes (a crash never leaves a half-written file) and model loading."""
+"""Artifacts on disk: atomic writes (a crash never leaves a half-written file) and model loading.
 
+The package's only home for writing artifacts: bytes, text, JSON, a whole
+directory, a `.keras` save and a copy, each through a temporary name beside the
+target and a rename, so a reader sees the old artifact or the new one.
+"""
+
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -55,8 +62,6 @@ def save_model_atomic(model, path):
 
 def copy_atomic(src, dst):
     """Copies `src` to `dst`; readers see the old or the new file, never half of one."""
-    import shutil
-
     tmp = temp_path(dst)
     try:
         shutil.copyfile(src, tmp)
@@ -64,6 +69,40 @@ def copy_atomic(src, dst):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a temporary directory beside `path`; on success it replaces `path` whole.
+
+    On an exception the temporary directory is removed and `path` is left as it was.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=TEMP_PREFIX + os.path.basename(path))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if os.path.exists(path):
+        # os.replace cannot overwrite a non-empty directory: move the old one
+        # aside first, so the swap is two renames and no copy.
+        old = tempfile.mkdtemp(dir=parent, prefix=".old-")
+        os.rmdir(old)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def remove_stale_temp_files(directory):

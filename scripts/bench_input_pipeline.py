@@ -6,7 +6,6 @@
 Prints a table and, with --output_json, writes the figures.
 """
 
-import json
 
 from absl import app, flags
 
@@ -48,8 +47,9 @@ def main(argv):
     except config_lib.ConfigError as e:
         raise SystemExit(f"bench_input_pipeline.py: error: {e}") from None
     if _OUTPUT_JSON.value:
-        with open(_OUTPUT_JSON.value, "w") as f:
-            json.dump(results, f, indent=2)
+        from keras_effnet import io
+
+        io.write_json_atomic(_OUTPUT_JSON.value, results)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,14 @@ import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off 
 from absl import app
 from absl import flags
 
+from keras_effnet.export_modes import ALL_IO_TYPES, CLI_MODES
+from keras_effnet.training.config import STRATEGIES
+
 _MODEL = flags.DEFINE_string("model", None, "Trained .keras model.", required=True)
 _MODE = flags.DEFINE_enum(
     "mode",
     "int8",
-    ["savedmodel", "fp32", "fp16", "dynamic", "int8", "int16x8", "qat"],
+    list(CLI_MODES),
     "Export mode (qat: quantization-aware training, then full-integer int8).",
 )
 _OUTPUT = flags.DEFINE_string(
@@ -45,7 +48,7 @@ _LABELS = flags.DEFINE_string(
 _IO_TYPE = flags.DEFINE_enum(
     "io_type",
     None,
-    ["uint8", "int8", "float32", "int16"],
+    list(ALL_IO_TYPES),
     "Input/output dtype of integer modes (int8 default uint8: raw pixels).",
 )
 _NUM_CALIBRATION = flags.DEFINE_integer(
@@ -85,7 +88,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "qat and --prune: fine-tuni
 _STRATEGY = flags.DEFINE_enum(
     "strategy",
     None,
-    ["auto", "mirrored", "multi_worker", "one_device", "cpu"],
+    list(STRATEGIES),
     "qat and --prune: distribution strategy of the fine-tuning (as scripts/train.py).",
 )
 

@@ -41,4 +41,8 @@ def test_compare_rejects_unknown_mode():
 
 def test_compare_small():
     row = benchmark.compare_b0_with_keras_applications(32, 2, "inference", iterations=1, repeats=1)
-    assert row["ratio"] == pytest.approx(row["keras_effnet_images_per_s"] / row["keras_applications_images_per_s"])
+    # The same architecture timed in the same rounds: both rates measured, and
+    # within a factor of 3 of each other (a wrong batch size, model or a
+    # non-interleaved measurement under load would show here).
+    assert row["keras_effnet_images_per_s"] > 0 and row["keras_applications_images_per_s"] > 0
+    assert 1 / 3 < row["ratio"] < 3

@@ -135,3 +135,26 @@ def test_cli_bad_max_accuracy_drop(broken_files, tmp_path):
     line = _cli("export_tflite.py", f"--model={broken_files['good']}", "--mode=int8",
                 f"--output={tmp_path / 'm.tflite'}", "--dataset=digits", "--max_accuracy_drop=lots")
     assert "`max_accuracy_drop` must be" in line and "'lots'" in line
+
+
+def test_loading_without_importing_keras_effnet_names_the_package(broken_files):
+    # Keras imports a custom class's module only for its own packages (keras,
+    # keras_hub, keras_cv, keras_nlp), so a .keras file of ours cannot load
+    # before `import keras_effnet` registers the layers. The README says so; the
+    # error must at least name our package, and the import must be enough.
+    load = ("import sys, keras\n"
+            "if sys.argv[2] == 'import':\n"
+            "    import keras_effnet\n"
+            "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
+            "print('loaded', model.count_params())\n")
+    bare = subprocess.run([sys.executable, "-c", load, str(broken_files["good"]), "bare"], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode != 0
+    assert "Could not locate class 'MBConv'" in bare.stderr
+    assert "keras_effnet>MBConv" in bare.stderr and "'module': 'keras_effnet.layers" in bare.stderr
+    imported = subprocess.run([sys.executable, "-c", load, str(broken_files["good"]), "import"],
+                              env=ENV, capture_output=True, text=True, timeout=300)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert "loaded" in imported.stdout
+    with open(os.path.join(REPO, "README.md")) as f:
+        assert "Could not locate class 'MBConv'" in f.read()

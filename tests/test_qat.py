@@ -228,7 +228,8 @@ def test_finish_qat_writes_verified_file_with_metadata(trained_b, tmp_path):
     assert "float_top1" in report and report["num_labels"] == 10
     saved = json.loads((tmp_path / "b_qat.tflite.verify.json").read_text())
     assert saved["gzip_size_bytes"] == report["gzip_size_bytes"]
-    assert export.read_metadata(output.read_bytes()) is not None
+    _, labels = export.read_metadata(output.read_bytes())
+    assert labels == [str(i) for i in range(10)]  # The digits' class names, in output order.
 
 
 def test_lite_variant_is_integer_only_with_int8_and_float_io(digits):

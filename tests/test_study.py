@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-import keras_effnet
 from keras_effnet import study
 from keras_effnet.study import measure, memory, plots, runner, specs
 
@@ -85,10 +84,15 @@ def test_study_figures_are_pngs(tiny_study):
 def test_study_flops_agree_with_model_profile(tiny_study):
     _, result = tiny_study
     for row in result["rows"]:
+        # Independent of the analytic profile the row came from: Keras' own
+        # parameter count and TensorFlow's profiler on the same model.
+        from test_profile import profiler_flops
+
         model = specs.build(specs.parse_model_name(row["model"]), row["resolution"], row["classes"])
-        profile = keras_effnet.model_profile(model)
-        assert (row["params"], row["macs"], row["flops"]) == (
-            profile["params"], profile["macs"], profile["flops"])
+        assert row["params"] == model.count_params()
+        assert row["macs"] * 2 <= row["flops"] <= row["macs"] * 2.2
+        reference = profiler_flops(model)
+        assert abs(row["flops"] - reference) / reference < 0.03, (row["model"], reference)
 
 
 @pytest.mark.timeout(900)

@@ -30,11 +30,20 @@ import sys
 import time
 import traceback
 
+from keras_effnet.export_modes import QUANTIZED_MODES
 from keras_effnet.io import write_bytes_atomic
 from keras_effnet.study import memory, results, specs
 
 
+# Where progress goes: JSON lines on stdout for the parent of a worker
+# process, or a callback when the cell runs in-process (`measure_cell`).
+_on_phase = None
+
+
 def _emit(phase):
+    if _on_phase is not None:
+        _on_phase(phase)
+        return
     print(json.dumps({"phase": phase, "time": time.time()}), flush=True)
 
 
@@ -143,7 +152,7 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
     for mode in cell["tflite_modes"]:
         _emit(f"tflite {mode}")
         try:
-            needs_data = mode in ("int8", "int16x8")
+            needs_data = mode in QUANTIZED_MODES
             if mode == "int8" and search is not None:
                 flatbuffer, guard = pipeline.guarded_int8(
                     model, representative, search, cell.get("max_accuracy_drop", 1.0),
@@ -174,7 +183,7 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
     return row
 
 
-def measure_cell(cell, cell_id=None, artifacts_dir=None):
+def measure_cell(cell, cell_id=None, artifacts_dir=None, on_phase=None):
     """Measures one cell (see the module docstring); returns its table row.
 
     Args:
@@ -186,10 +195,21 @@ def measure_cell(cell, cell_id=None, artifacts_dir=None):
         cell_id: the cell's id (names saved artifacts).
         artifacts_dir: where to keep the .tflite files (for `timing`); None
             keeps nothing.
+        on_phase: callable(phase name) for progress; None prints JSON lines
+            (the worker protocol).
 
     Returns:
         dict with the `results.columns` fields (minus "cell_id").
     """
+    global _on_phase
+    previous, _on_phase = _on_phase, on_phase
+    try:
+        return _measure(cell, cell_id, artifacts_dir)
+    finally:
+        _on_phase = previous
+
+
+def _measure(cell, cell_id, artifacts_dir):
     import keras
 
     import keras_effnet

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from keras_effnet.export_modes import INTEGER_WEIGHT_MODES
 from keras_effnet.io import write_bytes_atomic
 
 STUDY_FIGURES = ("accuracy_vs_flops", "time_vs_flops", "accuracy_vs_time")
@@ -111,7 +112,7 @@ def study_figures(rows, paths, modes=()):
     fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     _scatter(ax, rows, "mflops", "accuracy")
     for mode in modes:
-        if mode not in ("int8", "int16x8", "dynamic"):
+        if mode not in INTEGER_WEIGHT_MODES:
             continue
         for row in rows:
             value = row.get(f"tflite_{mode}_accuracy")

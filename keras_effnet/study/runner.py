@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 
-from keras_effnet.export.converter import TFLITE_MODES
+from keras_effnet.export_modes import TFLITE_MODES
 from keras_effnet.study import results, specs
 
 TIMEOUT_EXIT = "timed out"
@@ -137,7 +137,8 @@ def in_process(cell_id, cell, on_phase=None, artifacts_dir=None):
     from keras_effnet.study import measure
 
     try:
-        row = measure.measure_cell(cell, cell_id=cell_id, artifacts_dir=artifacts_dir)
+        row = measure.measure_cell(cell, cell_id=cell_id, artifacts_dir=artifacts_dir,
+                                   on_phase=on_phase)
     except Exception:
         return {"status": "error", "error": traceback.format_exc()[-4000:], "cell": cell}
     row["memory_method"] = f"{row.get('memory_method')} (in-process)"

@@ -59,14 +59,10 @@ class _Invoke:
     batch_size = 1
 
     def __init__(self, path, threads):
-        import numpy as np
+        from keras_effnet import litert
 
-        from keras_effnet.export import verification
-
-        self.runner = verification.interpreter(path, threads)
-        detail = self.runner.get_input_details()[0]
-        image = np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype("float32")
-        self.runner.set_tensor(detail["index"], verification._quantize(image, detail))
+        self.runner = litert.Runner(path, threads)
+        self.runner.prime()
 
     def __call__(self):
         self.runner.invoke()

@@ -1,12 +1,11 @@
 """Top-1 / top-5 / loss of a .keras model or a .tflite file on a dataset split."""
 
-import json
 import os
 import time
 
 import numpy as np
 
-from keras_effnet import data
+from keras_effnet import data, litert
 from keras_effnet.errors import ConfigError
 
 
@@ -37,68 +36,14 @@ class _KerasRunner:
 
 
 class _TFLiteRunner:
-    """Runs a .tflite classifier; quantized (u)int8 inputs/outputs use the tensor's scale/zero point."""
+    """Batched `litert.Runner` (one invocation per batch when the model's batch is open)."""
 
     def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        if not os.path.isfile(path):
-            raise ConfigError(f"`model_path`: no such file. Received: model_path={str(path)!r}")
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        except ValueError as e:
-            raise ConfigError(f"`model_path` is not a valid .tflite file ({e}). "
-                              f"Received: model_path={str(path)!r}") from None
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        shape = self.input["shape"]
-        if len(shape) != 4 or shape[-1] != 3:
-            raise ConfigError(
-                f"Expected a (1, H, W, 3) image input. Received: input shape {list(shape)} in {path!r}")
-        self.image_size = int(shape[1])
-        self.batch = None
-        self.interpreter.allocate_tensors()
-
-    def _resize(self, batch):
-        if batch == self.batch:
-            return
-        shape = [batch, self.image_size, self.image_size, 3]
-        try:
-            self.interpreter.resize_tensor_input(self.input["index"], shape, strict=True)
-            self.interpreter.allocate_tensors()
-            self.batch = batch
-        except (ValueError, RuntimeError):
-            self.batch = 1  # Fixed batch 1: loop over examples.
-            self.interpreter.resize_tensor_input(self.input["index"], [1] + shape[1:])
-            self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-
-    def _quantize(self, images):
-        dtype = self.input["dtype"]
-        if dtype in (np.uint8, np.int8):
-            scale, zero = self.input["quantization"]
-            if not scale:
-                raise ConfigError("Quantized input tensor without quantization parameters.")
-            info = np.iinfo(dtype)
-            return np.clip(np.round(images / scale + zero), info.min, info.max).astype(dtype)
-        return images.astype(dtype)
-
-    def _dequantize(self, outputs):
-        if self.output["dtype"] in (np.uint8, np.int8):
-            scale, zero = self.output["quantization"]
-            return (outputs.astype(np.float32) - zero) * scale
-        return outputs.astype(np.float32)
+        self.runner = litert.Runner(path, num_threads, argument="model_path")
+        self.image_size = self.runner.image_size[0]
 
     def __call__(self, images):
-        self._resize(len(images))
-        results = []
-        step = self.batch
-        for start in range(0, len(images), step):
-            self.interpreter.set_tensor(self.input["index"], self._quantize(images[start:start + step]))
-            self.interpreter.invoke()
-            results.append(self._dequantize(self.interpreter.get_tensor(self.output["index"])))
-        return np.concatenate(results)
+        return self.runner(images, batch_size=len(images))
 
 
 def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size=None,
@@ -175,7 +120,3 @@ def format_table(results):
         lines.append(f"{name:<40} {r['format']:<7} {r['split']:<10} {r['num_examples']:>6} "
                      f"{r['top1']:>7.4f} {r['top5']:>7.4f} {r['loss']:>8.4f}")
     return "\n".join(lines)
-
-
-def to_json(results):
-    return json.dumps(results, indent=2, sort_keys=True)
