@@ -3,8 +3,11 @@
 Typical use::
 
     from keras_effnet import export
-    report = export.export_tflite("runs/b0/best.keras", "int8", "b0_int8.tflite",
-                                  dataset="digits", labels="labels.txt")
+    report = export.export("runs/b0/best.keras", "int8", "b0_int8.tflite",
+                           export.ExportOptions(dataset="digits", labels="labels.txt"))
+
+`export` covers every mode, "qat" and pruning (`ExportOptions.prune`);
+`export_tflite` is the post-training pipeline it calls.
 
 Building blocks: `export_savedmodel`, `convert`, `calibrate`,
 `quantize_calibrated`, `op_census` / `check_integer_only`, `verify`,
@@ -20,6 +23,8 @@ from keras_effnet.export.converter import calibrate
 from keras_effnet.export.converter import convert
 from keras_effnet.export.converter import export_savedmodel
 from keras_effnet.export.converter import quantize_calibrated
+from keras_effnet.export.entry import ExportOptions
+from keras_effnet.export.entry import export
 from keras_effnet.export.debug import layer_report
 from keras_effnet.export.debug import search_denylist
 from keras_effnet.export.metadata import add_metadata
@@ -34,6 +39,8 @@ from keras_effnet.export.verification import verify
 from keras_effnet.export.verification import verify_savedmodel
 
 __all__ = [
+    "ExportOptions",
+    "export",
     "MODES",
     "TFLITE_MODES",
     "add_metadata",

@@ -15,8 +15,8 @@ import numpy as np
 
 from keras_effnet import io
 from keras_effnet.export import datasets
-from keras_effnet.export import prune as prune_lib
-from keras_effnet.export import qat
+from keras_effnet.export.quant import prune as prune_lib
+from keras_effnet.export.quant import qat
 
 
 def train_float(variant, image_size, dataset="digits", *, epochs=30,

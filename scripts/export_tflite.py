@@ -116,62 +116,40 @@ def _accuracy_drop(value):
                          f"Received: max_accuracy_drop={value!r}") from None
 
 
+def _strategy(name):
+    """--strategy: None (the default strategy) or a name for make_strategy."""
+    if name is None:
+        return None
+    from keras_effnet.training.strategy import make_strategy  # pylint: disable=import-outside-toplevel
+
+    return make_strategy(name)
+
+
 def _export():
     from keras_effnet import export  # pylint: disable=import-outside-toplevel
 
-    common = dict(
+    options = export.ExportOptions(
         dataset=_DATASET.value,
-        labels=_LABELS.value,
         data_dir=_DATA_DIR.value,
+        labels=_LABELS.value,
+        io_type=_IO_TYPE.value,
+        num_calibration=_NUM_CALIBRATION.value,
         test_limit=_TEST_LIMIT.value,
         threads=_THREADS.value,
         latency_runs=_LATENCY_RUNS.value,
+        dynamic_batch=_DYNAMIC_BATCH.value,
+        max_accuracy_drop=_accuracy_drop(_MAX_ACCURACY_DROP.value),
+        layer_report=_LAYER_REPORT.value,
         add_metadata=_METADATA.value,
-    )
-    tuning = dict(
-        batch_size=_BATCH_SIZE.value,
+        qat_epochs=_QAT_EPOCHS.value,
         learning_rate=_QAT_LEARNING_RATE.value,
-        strategy=_STRATEGY.value,
+        batch_size=_BATCH_SIZE.value,
+        strategy=_strategy(_STRATEGY.value),
+        prune=_PRUNE.value,
+        prune_epochs=_PRUNE_EPOCHS.value,
+        prune_schedule=_PRUNE_SCHEDULE.value,
     )
-    if _MODE.value == "qat":
-        from keras_effnet.export import qat  # pylint: disable=import-outside-toplevel
-
-        report = qat.export_qat(
-            _MODEL.value,
-            _OUTPUT.value,
-            epochs=_QAT_EPOCHS.value,
-            prune=_PRUNE.value,
-            prune_epochs=_PRUNE_EPOCHS.value,
-            prune_schedule=_PRUNE_SCHEDULE.value,
-            io_type=_IO_TYPE.value or "uint8",
-            num_calibration=_NUM_CALIBRATION.value,
-            **tuning,
-            **common,
-        )
-    else:
-        settings = dict(
-            io_type=_IO_TYPE.value,
-            num_calibration=_NUM_CALIBRATION.value,
-            dynamic_batch=_DYNAMIC_BATCH.value,
-            max_accuracy_drop=_accuracy_drop(_MAX_ACCURACY_DROP.value),
-            layer_report=_LAYER_REPORT.value,
-            **common,
-        )
-        if _PRUNE.value is not None:
-            from keras_effnet.export import prune  # pylint: disable=import-outside-toplevel
-
-            report = prune.export_pruned(
-                _MODEL.value,
-                _MODE.value,
-                _OUTPUT.value,
-                sparsity=_PRUNE.value,
-                prune_epochs=_PRUNE_EPOCHS.value or _QAT_EPOCHS.value,
-                schedule=_PRUNE_SCHEDULE.value,
-                **tuning,
-                **settings,
-            )
-        else:
-            report = export.export_tflite(_MODEL.value, _MODE.value, _OUTPUT.value, **settings)
+    report = export.export(_MODEL.value, _MODE.value, _OUTPUT.value, options)
     print(export.format_table([report]))
     if report.get("search"):
         print("denylist search:", json.dumps(report["search"]["history"]))

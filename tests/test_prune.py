@@ -10,7 +10,7 @@ import export_testlib as lib
 import keras_effnet
 from keras_effnet.export import datasets
 from keras_effnet import graph
-from keras_effnet.export import prune
+from keras_effnet.export.quant import prune
 
 SIZE = 32
 
@@ -81,7 +81,7 @@ def test_stripped_model_converts_and_compresses(pruned, tmp_path):
 
 
 def test_prune_then_qat_keeps_zeros_in_int8(train):
-    from keras_effnet.export import qat
+    from keras_effnet.export.quant import qat
     result = qat.quantization_aware_training(
         _tiny(), train, epochs=1, steps_per_epoch=3, prune=0.5,
         num_calibration=32)

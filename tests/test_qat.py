@@ -11,8 +11,8 @@ import export_testlib as lib
 import keras_effnet
 from keras_effnet.export import datasets
 from keras_effnet import graph
-from keras_effnet.export import qat
-from keras_effnet.export import translate
+from keras_effnet.export.quant import qat
+from keras_effnet.export.quant import translate
 from keras_effnet.export import verification
 from helpers import randomize_batchnorm
 

@@ -20,9 +20,9 @@ import keras
 import numpy as np
 
 from keras_effnet import io
-from keras_effnet.export import finetune
+from keras_effnet.export.quant import finetune
 from keras_effnet import graph as flatten
-from keras_effnet.export import translate
+from keras_effnet.export.quant import translate
 
 SCHEDULES = ("constant", "polynomial")
 PRUNED_LAYERS = ("Conv2D", "Dense")

@@ -20,15 +20,15 @@ import numpy as np
 from keras_effnet import io
 from keras_effnet import litert
 
-from keras_effnet.export import finetune
-from keras_effnet.export import translate
-from keras_effnet.export.qat_graph import IO_TYPES
-from keras_effnet.export.qat_graph import annotate
-from keras_effnet.export.qat_graph import check_integer_only
-from keras_effnet.export.qat_graph import convert
-from keras_effnet.export.qat_graph import init_ranges
-from keras_effnet.export.qat_graph import qat_scope
-from keras_effnet.export.qat_graph import quantize
+from keras_effnet.export.quant import finetune
+from keras_effnet.export.quant import translate
+from keras_effnet.export.quant.qat_graph import IO_TYPES
+from keras_effnet.export.quant.qat_graph import annotate
+from keras_effnet.export.quant.qat_graph import check_integer_only
+from keras_effnet.export.quant.qat_graph import convert
+from keras_effnet.export.quant.qat_graph import init_ranges
+from keras_effnet.export.quant.qat_graph import qat_scope
+from keras_effnet.export.quant.qat_graph import quantize
 
 __all__ = ["IO_TYPES", "QATResult", "annotate", "check_integer_only",
            "convert", "export_qat", "finish_qat", "init_ranges", "predict_fn",
@@ -69,7 +69,7 @@ def quantization_aware_training(
       batch_size, learning_rate, steps_per_epoch, augment, seed, verbose:
         Fine-tuning settings (see `finetune.fine_tune`).
       io_type: "uint8", "int8" or "float32" input/output.
-      strategy: None, a strategy name or a `tf.distribute.Strategy`; the
+      strategy: None or a `tf.distribute.Strategy`; the
         rebuilt model is created in its scope.
       data_dir: For named datasets.
       freeze_bn: Keep BatchNormalization statistics fixed while fine-tuning
@@ -89,7 +89,7 @@ def quantization_aware_training(
         a converted model with float ops.
     """
     from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import prune as prune_lib  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export.quant import prune as prune_lib  # pylint: disable=import-outside-toplevel
     if io_type not in IO_TYPES:
         raise ValueError(
             f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
@@ -239,7 +239,7 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
     from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
     from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import prune as prune_lib  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export.quant import prune as prune_lib  # pylint: disable=import-outside-toplevel
     size = converter.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
     labels = pipeline.resolve_labels(labels, dataset, data_dir, classes)

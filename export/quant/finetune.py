@@ -10,21 +10,18 @@ import tensorflow as tf
 
 
 def resolve_strategy(strategy=None):
-    """Returns a `tf.distribute.Strategy` for `strategy`.
+    """Returns the `tf.distribute.Strategy` to fine-tune under.
 
     Args:
-      strategy: None (the current/default strategy), a strategy object, or a
-        name for `keras_effnet.training.strategy.make_strategy` ("auto",
-        "mirrored", "multi_worker", "one_device", "cpu").
+      strategy: None (the current/default strategy) or a strategy object
+        (e.g. from `keras_effnet.training.strategy.make_strategy`, which is
+        what scripts/export_tflite.py --strategy uses).
     """
     if strategy is None:
         return tf.distribute.get_strategy()
-    if isinstance(strategy, str):
-        from keras_effnet.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
-        return strategy_lib.make_strategy(strategy)
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(
-            "strategy: expected None, a name or a tf.distribute.Strategy, got "
+            "strategy: expected None or a tf.distribute.Strategy, got "
             f"{type(strategy).__name__}")
     return strategy
 

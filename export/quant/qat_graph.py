@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_effnet import export_modes
-from keras_effnet.export import translate
+from keras_effnet.export.quant import translate
 
 IO_TYPES = export_modes.IO_TYPES["int8"]  # QAT converts to int8 only.
 # Layers the default 8-bit registry rejects and that get OutputQuantizeConfig.

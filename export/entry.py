@@ -1,0 +1,109 @@
+"""One library entry for every export: `export(model, mode, output, options)`.
+
+Post-training modes go through `pipeline.export_tflite`; "qat" through
+quantization-aware training (`quant.qat`); `options.prune` first prunes the
+model (`quant.prune`), then exports it in `mode` (with "qat": pruning-preserving
+QAT). scripts/export_tflite.py only parses flags into `ExportOptions`.
+"""
+
+import dataclasses
+
+from keras_effnet import export_modes
+
+# The mode `export` adds to `export_modes.MODES`.
+QAT = "qat"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """Every setting of an export; the defaults are the CLI's.
+
+    Attributes:
+        dataset, data_dir: calibration (train split), the int8 guard's search
+            (validation) and verification (`test_split`) data.
+        labels: class names (list or one-per-line file) for the metadata;
+            None = the dataset's names when their count matches.
+        io_type: integer modes' input/output dtype (None = the mode's default).
+        num_calibration: representative images from the train split.
+        test_split, test_limit: held-out verification data.
+        threads, latency_runs: LiteRT verification settings.
+        dynamic_batch: keep the batch dimension open (post-training modes).
+        max_accuracy_drop: int8's guard ("auto" = 1 pt, None = off, or points).
+        layer_report: int8: the whole per-layer error report in the JSON.
+        add_metadata: write MediaPipe/Android metadata.
+        qat_epochs, learning_rate, batch_size, strategy: fine-tuning for "qat"
+            and pruning (`strategy`: None or a `tf.distribute.Strategy`).
+        prune: target sparsity in (0, 1), or None for no pruning.
+        prune_epochs: pruning epochs (None = `qat_epochs`).
+        prune_schedule: "constant" or "polynomial".
+        seed: fine-tuning seed.
+    """
+
+    dataset: object = "digits"
+    data_dir: str = None
+    labels: object = None
+    io_type: str = None
+    num_calibration: int = 200
+    test_split: str = "test"
+    test_limit: int = None
+    threads: int = 2
+    latency_runs: int = 50
+    dynamic_batch: bool = False
+    max_accuracy_drop: object = "auto"
+    layer_report: bool = False
+    add_metadata: bool = True
+    qat_epochs: int = 2
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    strategy: object = None
+    prune: float = None
+    prune_epochs: int = None
+    prune_schedule: str = "constant"
+    seed: int = 0
+
+
+def export(model, mode, output, options=None):
+    """Exports `model` in `mode` to `output`, verified, with metadata.
+
+    Args:
+        model: a Keras model or a `.keras` path (the float reference).
+        mode: one of `export_modes.MODES` or "qat".
+        output: destination path (a directory for "savedmodel").
+        options: `ExportOptions` (None = defaults).
+
+    Returns:
+        The verification report (also written to `<output>.verify.json`).
+    """
+    options = options or ExportOptions()
+    if not isinstance(options, ExportOptions):
+        raise ValueError(f"options: expected ExportOptions, got {type(options).__name__}")
+    if mode != QAT:
+        export_modes.check_mode(mode)
+    common = dict(dataset=options.dataset, labels=options.labels, data_dir=options.data_dir,
+                  test_split=options.test_split, test_limit=options.test_limit,
+                  threads=options.threads, latency_runs=options.latency_runs,
+                  add_metadata=options.add_metadata)
+    tuning = dict(batch_size=options.batch_size, learning_rate=options.learning_rate,
+                  strategy=options.strategy, seed=options.seed)
+    if mode == QAT:
+        from keras_effnet.export.quant import qat  # pylint: disable=import-outside-toplevel
+
+        return qat.export_qat(
+            model, output, epochs=options.qat_epochs, prune=options.prune,
+            prune_epochs=options.prune_epochs, prune_schedule=options.prune_schedule,
+            io_type=options.io_type or "uint8", num_calibration=options.num_calibration,
+            **tuning, **common)
+    settings = dict(io_type=options.io_type, num_calibration=options.num_calibration,
+                    dynamic_batch=options.dynamic_batch,
+                    max_accuracy_drop=options.max_accuracy_drop,
+                    layer_report=options.layer_report, **common)
+    if options.prune is not None:
+        from keras_effnet.export.quant import prune  # pylint: disable=import-outside-toplevel
+
+        return prune.export_pruned(
+            model, mode, output, sparsity=options.prune,
+            prune_epochs=options.prune_epochs or options.qat_epochs,
+            schedule=options.prune_schedule, **tuning, **settings)
+    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+
+    return pipeline.export_tflite(model, mode, output, **settings)
