@@ -14,7 +14,7 @@ import export_testlib as lib
 
 pytestmark = pytest.mark.timeout(900)
 
-EPOCHS = 5
+EPOCHS = 8  # 5 epochs leave V2-B0 at 0.82 test top-1 (8: 0.91)
 
 
 @functools.lru_cache(maxsize=None)
