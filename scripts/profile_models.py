@@ -7,7 +7,8 @@
 from absl import app, flags
 
 _MODELS = flags.DEFINE_list(
-    "models", ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "lite0", "lite1", "lite2", "lite3", "lite4"],
+    "models", ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "lite0", "lite1", "lite2", "lite3", "lite4",
+     "v2b0", "v2b1", "v2b2", "v2b3", "v2s", "v2m", "v2l"],
     "Variants to profile.")
 _RESOLUTION = flags.DEFINE_integer("resolution", None, "Input side (default: each variant's native).")
 _CLASSES = flags.DEFINE_integer("classes", 1000, "Classifier size.")

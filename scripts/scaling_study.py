@@ -20,7 +20,8 @@ from keras_effnet.study import StudyConfig
 _D = {f.name: f.default for f in dataclasses.fields(StudyConfig)}
 
 _MODELS = flags.DEFINE_list("models", list(_D["models"]),
-                            "Named models: b0..b7, lite0..lite4, resnet50 (keras.applications).")
+                            "Named models: b0..b7, lite0..lite4, v2b0..v2b3, v2s, v2m, v2l, resnet50 "
+                            "(keras.applications).")
 _PHIS = flags.DEFINE_list("phis", [], "Extra keras_effnet.EfficientNet(phi, ...) models.")
 _ALPHA = flags.DEFINE_float("alpha", _D["alpha"], "Depth base for --phis.")
 _BETA = flags.DEFINE_float("beta", _D["beta"], "Width base for --phis.")

@@ -23,7 +23,8 @@ from keras_effnet import export
 from keras_effnet.export import datasets
 
 SIZE = 32
-_EPOCHS = {"lite0": 10, "b0": 5}
+# v2b0: 5 epochs leave it at 0.82 test top-1, 8 reach 0.91.
+_EPOCHS = {"lite0": 10, "b0": 5, "v2b0": 8}
 _WORKDIR = tempfile.mkdtemp(prefix="effnet-export-tests-")
 atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
 

@@ -2,10 +2,7 @@
 
 import functools
 import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
 from keras_effnet import export
@@ -14,22 +11,10 @@ import export_testlib as lib
 
 pytestmark = pytest.mark.timeout(900)
 
-EPOCHS = 8  # 5 epochs leave V2-B0 at 0.82 test top-1 (8: 0.91)
 
-
-@functools.lru_cache(maxsize=None)
 def trained_v2b0():
-    """EfficientNetV2-B0 trained on digits at 32x32 (export_testlib's training script)."""
-    path = os.path.join(lib.workdir(), "v2b0.keras")
-    result = subprocess.run(
-        [sys.executable, "-c", lib._TRAIN, "v2b0", path, str(lib.SIZE), str(EPOCHS)],
-        capture_output=True, text=True, timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"training v2b0 failed:\n{result.stderr[-3000:]}")
-    import keras
-
-    return keras.saving.load_model(path, compile=False)
+    """EfficientNetV2-B0 trained on digits at 32x32 (export_testlib's training)."""
+    return lib.loaded_model("v2b0")
 
 
 @functools.lru_cache(maxsize=None)
