@@ -28,7 +28,8 @@ _CACHE = flags.DEFINE_bool("cache", True, "Cache encoded examples in memory (--n
 _PROGRESSIVE = flags.DEFINE_enum(
     "progressive", "auto", ["auto", "on", "off"],
     "Progressive learning (EfficientNetV2): image size, dropout, RandAugment and MixUp grow over "
-    "--progressive_stages stages to their targets. auto = on from 64 px with >= 2 epochs per stage.")
+    "--progressive_stages stages to their targets. auto = on from 64 px, 2 epochs per stage and "
+    "2,000 steps.")
 _PROGRESSIVE_STAGES = flags.DEFINE_integer("progressive_stages", 0, "Stages of --progressive; 0 = auto (4).")
 _PROGRESSIVE_START_SIZE = flags.DEFINE_integer(
     "progressive_start_size", 0, "First stage's image size; 0 = auto (half the target, multiple of 8, >= 32).")

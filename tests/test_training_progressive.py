@@ -40,12 +40,14 @@ def test_uneven_epochs_and_targets_below_the_starting_values():
 
 def test_auto_start_size_and_when_auto_is_off():
     assert [progressive.auto_start_size(s) for s in (224, 300, 64, 100, 40)] == [112, 144, 32, 48, 32]
-    assert progressive.auto_mode(224, 20)[0] == "on"
-    mode, why = progressive.auto_mode(32, 20)
+    assert progressive.auto_mode(224, 20, total_steps=5000)[0] == "on"
+    mode, why = progressive.auto_mode(32, 20, total_steps=5000)
     assert mode == "off" and "too small" in why
-    mode, why = progressive.auto_mode(224, 7)  # Under 2 epochs per stage.
+    mode, why = progressive.auto_mode(224, 7, total_steps=5000)  # Under 2 epochs per stage.
     assert mode == "off" and "7 epochs" in why
-    assert progressive.auto_mode(224, 8)[0] == "on"
+    assert progressive.auto_mode(224, 8, total_steps=2000)[0] == "on"
+    mode, why = progressive.auto_mode(224, 20, total_steps=1999)  # A short run.
+    assert mode == "off" and "1999 steps" in why
 
 
 def _resolve(**flags):
@@ -54,7 +56,7 @@ def _resolve(**flags):
 
 
 def test_resolve_fills_auto_and_records_the_stages():
-    config, derived = _resolve(image_size=128, epochs=12)
+    config, derived = _resolve(image_size=128, epochs=16, batch_size=8)  # 16 x 157 steps.
     d = config.data
     assert (d.progressive, d.progressive_stages, d.progressive_start_size) == ("on", 4, 64)
     stages = progressive.stages_of(derived)
@@ -67,8 +69,9 @@ def test_resolve_fills_auto_and_records_the_stages():
     assert (off.data.progressive, off.data.progressive_stages, off.data.progressive_start_size) == (
         "off", 1, 128)
     assert len(progressive.stages_of(derived)) == 1
-    short, _ = _resolve(image_size=128, epochs=6)
-    assert short.data.progressive == "off"
+    for flags in ({"epochs": 6, "batch_size": 8}, {"epochs": 12}):  # Under 2 epochs a stage; 228 steps.
+        short, derived = _resolve(image_size=128, **flags)
+        assert short.data.progressive == "off" and derived["progressive"]["reason"].startswith("auto:")
     mine, derived = _resolve(image_size=128, epochs=6, progressive="on", progressive_stages=3,
                              progressive_start_size=96)
     assert [s.image_size for s in progressive.stages_of(derived)] == [96, 112, 128]
@@ -129,7 +132,7 @@ def test_one_set_of_weights_trains_at_every_size_and_dropout_is_a_variable():
 def test_stage_streams_share_one_element_spec():
     from keras_effnet.training import builders
 
-    config, derived = _resolve(image_size=64, epochs=8, augment="crop,mixup", batch_size=8)
+    config, derived = _resolve(image_size=64, epochs=8, augment="crop,mixup", batch_size=8, progressive="on")
     info = data.dataset_info("digits")
     stages = progressive.stages_of(derived)
     specs = {str(builders.make_train_stream(config, derived, info, s).element_spec) for s in stages}

@@ -68,7 +68,7 @@ class DataConfig:
             Algorithm 1), image size and regularization (dropout,
             RandAugment, MixUp) growing over `progressive_stages` stages to
             the targets above; see `training.progressive`. "auto" = on from
-            64 px and 2 epochs per stage.
+            64 px, 2 epochs per stage and 2,000 steps.
         progressive_stages: number of stages M; 0 = auto (4).
         progressive_start_size: the first stage's image size; 0 = auto (half
             the target, a multiple of 8, at least 32).

@@ -136,7 +136,7 @@ def resolve(config, info, num_replicas):
         eval_split = config.run.eval_split
     else:
         eval_split = "test" if info.splits["test"] else "validation"
-    stages = progressive.resolve_stages(config.data, config.run.epochs, image_size, dropout)
+    stages = progressive.resolve_stages(config.data, config.run.epochs, image_size, dropout, total)
     resolved = config.replace(
         data={"image_size": image_size, "augment": augment, "crop_min_area": float(crop_min_area),
               "progressive": "on" if len(stages[0]) > 1 else "off",
@@ -245,9 +245,10 @@ def _fit_stages(model, config, derived, info, strategy, stages, start_epoch, cal
     its dropout rate; the traced step is shared (see `training.progressive`).
     At the end of a `fit` Keras writes the EMA into the weights
     (`finalize_variable_values`); the next stage's BackupAndRestore restores
-    the raw weights, optimizer and generators saved at the end of the last
-    epoch, so a stage boundary is what a resume is, and a run killed and
-    resumed in any stage computes what the uninterrupted run computes.
+    the raw weights and the epoch saved at the end of the last epoch (from
+    memory; after a kill, with the optimizer and generators, from the
+    files), so a run killed and resumed in any stage computes what the
+    uninterrupted run computes.
     A finished run runs the last stage for zero epochs (restore, re-evaluate).
     """
     steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
