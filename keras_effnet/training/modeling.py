@@ -27,7 +27,7 @@ def build_model(model_config, num_classes, image_size):
     if model_config.width or model_config.depth:
         model = keras_effnet.build_efficientnet(
             model_config.width or variant.width, model_config.depth or variant.depth,
-            variant.resolution, lite=variant.lite,
+            variant.resolution, lite=variant.lite, baseline=variant.baseline,
             name=f"{variant.model_name}_w{model_config.width or variant.width:g}"
                  f"_d{model_config.depth or variant.depth:g}".replace(".", "_"),
             **kwargs)
