@@ -14,29 +14,20 @@ Building blocks: `export_savedmodel`, `convert`, `calibrate`,
 `layer_report` / `search_denylist`, `add_metadata`, `finish_tflite`.
 """
 
-from keras_effnet.export.census import check_builtin_only
-from keras_effnet.export.census import check_integer_only
-from keras_effnet.export.census import op_census
-from keras_effnet.export_modes import MODES
-from keras_effnet.export_modes import TFLITE_MODES
-from keras_effnet.export.converter import calibrate
-from keras_effnet.export.converter import convert
-from keras_effnet.export.converter import export_savedmodel
-from keras_effnet.export.converter import quantize_calibrated
-from keras_effnet.export.entry import ExportOptions
-from keras_effnet.export.entry import export
-from keras_effnet.export.debug import layer_report
-from keras_effnet.export.debug import search_denylist
-from keras_effnet.export.metadata import add_metadata
-from keras_effnet.export.metadata import read_metadata
-from keras_effnet.export.pipeline import export_tflite
-from keras_effnet.export.pipeline import finish_tflite
-from keras_effnet.export.pipeline import report_path
-from keras_effnet.export.verification import format_table
-from keras_effnet.export.verification import latency
-from keras_effnet.export.verification import run_tflite
-from keras_effnet.export.verification import verify
-from keras_effnet.export.verification import verify_savedmodel
+from keras_effnet.export.census import check_builtin_only, check_integer_only, op_census
+from keras_effnet.export.converter import calibrate, convert, export_savedmodel, quantize_calibrated
+from keras_effnet.export.debug import layer_report, search_denylist
+from keras_effnet.export.entry import ExportOptions, export
+from keras_effnet.export.metadata import add_metadata, read_metadata
+from keras_effnet.export.pipeline import export_tflite, finish_tflite, report_path
+from keras_effnet.export.verification import (
+    format_table,
+    latency,
+    run_tflite,
+    verify,
+    verify_savedmodel,
+)
+from keras_effnet.export_modes import MODES, TFLITE_MODES
 
 __all__ = [
     "ExportOptions",

@@ -14,12 +14,8 @@ import time
 import keras
 import numpy as np
 
-from keras_effnet import io
-from keras_effnet import export_modes, litert
-from keras_effnet.export import census
-from keras_effnet.export import converter
-from keras_effnet.export import datasets
-from keras_effnet.export import verification
+from keras_effnet import export_modes, io, litert
+from keras_effnet.export import census, converter, datasets, verification
 
 
 def train_briefly(name, size, epochs, *, batch_size=32, seed=0):
@@ -28,9 +24,7 @@ def train_briefly(name, size, epochs, *, batch_size=32, seed=0):
 
     keras.utils.set_random_seed(seed)
     model = _build(name, size)
-    for layer in model._flatten_layers(
-        include_self=False, recursive=True
-    ):  # pylint: disable=protected-access
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
@@ -84,7 +78,9 @@ def benchmark_variant(
     rows, latency_models = [], {}
     for mode in modes:
         start = time.time()
-        small = converter.convert(model, mode, calib if mode in export_modes.QUANTIZED_MODES else None)
+        small = converter.convert(
+            model, mode, calib if mode in export_modes.QUANTIZED_MODES else None
+        )
         out = verification.run_tflite(small, test[0], threads=threads)
         row = {"mode": mode}
         row.update(verification.compare(reference, out, test[1]))
@@ -265,8 +261,17 @@ def run(
     return results
 
 
-def ptq_run(name, seed, model_dir, *, image_size=64, epochs=10, num_calibration=200,
-            report_layers=8, **train_overrides):
+def ptq_run(
+    name,
+    seed,
+    model_dir,
+    *,
+    image_size=64,
+    epochs=10,
+    num_calibration=200,
+    report_layers=8,
+    **train_overrides,
+):
     """Post-training int8 of a variant trained with the default recipe on digits.
 
     Trains `name` with `keras_effnet.training` (the recipe users get, plus
@@ -279,17 +284,31 @@ def ptq_run(name, seed, model_dir, *, image_size=64, epochs=10, num_calibration=
     """
     from keras_effnet.training import bench as train_bench  # pylint: disable=import-outside-toplevel
 
-    run = train_bench.recipe_run("digits", name, image_size, epochs, seed, model_dir,
-                                 **train_overrides)
-    row = {"model": name, "epochs": epochs, "train_seconds": run["wall_s"],
-           "train_accuracy": run["train_accuracy"], "overrides": train_overrides}
-    row.update(ptq_figures(f"{model_dir}/best.keras", seed, image_size=image_size,
-                           num_calibration=num_calibration, report_layers=report_layers))
+    run = train_bench.recipe_run(
+        "digits", name, image_size, epochs, seed, model_dir, **train_overrides
+    )
+    row = {
+        "model": name,
+        "epochs": epochs,
+        "train_seconds": run["wall_s"],
+        "train_accuracy": run["train_accuracy"],
+        "overrides": train_overrides,
+    }
+    row.update(
+        ptq_figures(
+            f"{model_dir}/best.keras",
+            seed,
+            image_size=image_size,
+            num_calibration=num_calibration,
+            report_layers=report_layers,
+        )
+    )
     return row
 
 
-def ptq_figures(model_path, seed, *, image_size=64, num_calibration=200, report_layers=8,
-                max_accuracy_drop=1.0):
+def ptq_figures(
+    model_path, seed, *, image_size=64, num_calibration=200, report_layers=8, max_accuracy_drop=1.0
+):
     """Float vs int8 top-1 of a digits model: plain int8 and the export's default file.
 
     Plain int8 quantizes every op (no float fallback). The default file is
@@ -304,21 +323,29 @@ def ptq_figures(model_path, seed, *, image_size=64, num_calibration=200, report_
         `{split}_guarded_drop_pt`, guarded_float_layers, guarded_met, and the
         `report_layers` worst layers of the quantization debugger.
     """
-    from keras_effnet.export import debug  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import (
+        debug,  # pylint: disable=import-outside-toplevel
+        pipeline,  # pylint: disable=import-outside-toplevel
+    )
 
     model = converter.load_model(model_path)
     size = (image_size, image_size)
-    calib = datasets.load_arrays("digits", "train", size, limit=num_calibration, shuffle=True,
-                                 seed=seed)[0]
+    calib = datasets.load_arrays(
+        "digits", "train", size, limit=num_calibration, shuffle=True, seed=seed
+    )[0]
     calibrated = converter.calibrate(model, calib)
     plain = converter.quantize_calibrated(calibrated, "uint8")
-    splits = {split: datasets.load_arrays("digits", split, size)
-              for split in ("validation", "test")}
-    guarded, guard = pipeline.guarded_int8(model, calib, splits["validation"],
-                                           max_accuracy_drop)
-    row = {"seed": seed, "image_size": image_size, "max_accuracy_drop": max_accuracy_drop,
-           "guarded_float_layers": len(guard["denylist"]), "guarded_met": guard["search"]["met"]}
+    splits = {
+        split: datasets.load_arrays("digits", split, size) for split in ("validation", "test")
+    }
+    guarded, guard = pipeline.guarded_int8(model, calib, splits["validation"], max_accuracy_drop)
+    row = {
+        "seed": seed,
+        "image_size": image_size,
+        "max_accuracy_drop": max_accuracy_drop,
+        "guarded_float_layers": len(guard["denylist"]),
+        "guarded_met": guard["search"]["met"],
+    }
     for split, (images, labels) in splits.items():
         reference = verification.reference_fn(model)(images)
         compared = verification.compare(reference, verification.run_tflite(plain, images), labels)
@@ -326,11 +353,14 @@ def ptq_figures(model_path, seed, *, image_size=64, num_calibration=200, report_
         row[f"{split}_int8_top1"] = compared["tflite_top1"]
         row[f"{split}_drop_pt"] = 100.0 * (compared["keras_top1"] - compared["tflite_top1"])
         row[f"{split}_agreement"] = compared["top1_agreement"]
-        top1 = verification.compare(reference, verification.run_tflite(guarded, images),
-                                    labels)["tflite_top1"]
+        top1 = verification.compare(reference, verification.run_tflite(guarded, images), labels)[
+            "tflite_top1"
+        ]
         row[f"{split}_guarded_top1"] = top1
         row[f"{split}_guarded_drop_pt"] = 100.0 * (compared["keras_top1"] - top1)
     rows = debug.layer_report(calibrated, calib[:64])
-    row["worst_layers"] = [{k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}
-                           for r in rows[:report_layers]]
+    row["worst_layers"] = [
+        {k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}
+        for r in rows[:report_layers]
+    ]
     return row

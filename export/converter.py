@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_effnet import io
-from keras_effnet.export_modes import QUANTIZED_MODES, check_mode, resolve_io_type
 from keras_effnet.export import flatbuf
+from keras_effnet.export_modes import QUANTIZED_MODES, check_mode, resolve_io_type
 
 _TF_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16, "float32": tf.float32}
 

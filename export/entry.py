@@ -79,31 +79,58 @@ def export(model, mode, output, options=None):
         raise ValueError(f"options: expected ExportOptions, got {type(options).__name__}")
     if mode != QAT:
         export_modes.check_mode(mode)
-    common = dict(dataset=options.dataset, labels=options.labels, data_dir=options.data_dir,
-                  test_split=options.test_split, test_limit=options.test_limit,
-                  threads=options.threads, latency_runs=options.latency_runs,
-                  add_metadata=options.add_metadata)
-    tuning = dict(batch_size=options.batch_size, learning_rate=options.learning_rate,
-                  strategy=options.strategy, seed=options.seed)
+    common = dict(
+        dataset=options.dataset,
+        labels=options.labels,
+        data_dir=options.data_dir,
+        test_split=options.test_split,
+        test_limit=options.test_limit,
+        threads=options.threads,
+        latency_runs=options.latency_runs,
+        add_metadata=options.add_metadata,
+    )
+    tuning = dict(
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        strategy=options.strategy,
+        seed=options.seed,
+    )
     if mode == QAT:
         from keras_effnet.export.quant import qat  # pylint: disable=import-outside-toplevel
 
         return qat.export_qat(
-            model, output, epochs=options.qat_epochs, prune=options.prune,
-            prune_epochs=options.prune_epochs, prune_schedule=options.prune_schedule,
-            io_type=options.io_type or "uint8", num_calibration=options.num_calibration,
-            **tuning, **common)
-    settings = dict(io_type=options.io_type, num_calibration=options.num_calibration,
-                    dynamic_batch=options.dynamic_batch,
-                    max_accuracy_drop=options.max_accuracy_drop,
-                    layer_report=options.layer_report, **common)
+            model,
+            output,
+            epochs=options.qat_epochs,
+            prune=options.prune,
+            prune_epochs=options.prune_epochs,
+            prune_schedule=options.prune_schedule,
+            io_type=options.io_type or "uint8",
+            num_calibration=options.num_calibration,
+            **tuning,
+            **common,
+        )
+    settings = dict(
+        io_type=options.io_type,
+        num_calibration=options.num_calibration,
+        dynamic_batch=options.dynamic_batch,
+        max_accuracy_drop=options.max_accuracy_drop,
+        layer_report=options.layer_report,
+        **common,
+    )
     if options.prune is not None:
         from keras_effnet.export.quant import prune  # pylint: disable=import-outside-toplevel
 
         return prune.export_pruned(
-            model, mode, output, sparsity=options.prune,
+            model,
+            mode,
+            output,
+            sparsity=options.prune,
             prune_epochs=options.prune_epochs or options.qat_epochs,
-            schedule=options.prune_schedule, **tuning, **settings)
+            schedule=options.prune_schedule,
+            **tuning,
+            **settings,
+        )
     from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
 
     return pipeline.export_tflite(model, mode, output, **settings)

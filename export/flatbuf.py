@@ -6,9 +6,9 @@ an unpack/re-pack round trip. Re-packing drops bytes appended after the
 flatbuffer (such as a zip of associated files), so callers append those last.
 """
 
+import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
-import flatbuffers
 
 _OP_NAMES = {
     value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")

@@ -12,14 +12,13 @@ import tensorflow as tf
 from keras_effnet import export_modes, io
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter as convert_lib
-from keras_effnet.export import datasets
-from keras_effnet.export import debug
+from keras_effnet.export import datasets, debug
 from keras_effnet.export import metadata as metadata_lib
 from keras_effnet.export import verification as verify_lib
 
-
 # int8 files may lose at most this many top-1 points on validation (issue: int8 collapse).
 DEFAULT_MAX_ACCURACY_DROP = 1.0
+
 
 def report_path(output):
     """Where the verification JSON of `output` goes: `<output>.verify.json`."""
@@ -285,8 +284,11 @@ def guarded_int8(
     plain = convert_lib.quantize_calibrated(calibrated, io_type)
     if max_accuracy_drop is None:
         rows = debug.layer_report(calibrated, calibration[:64])
-        return plain, {"layer_report": rows if layer_report else rows[:10], "denylist": [],
-                       "search": {}}
+        return plain, {
+            "layer_report": rows if layer_report else rows[:10],
+            "denylist": [],
+            "search": {},
+        }
     images, targets = search_data
     reference = verify_lib.reference_fn(keras_model)(images).argmax(-1)
     reference_top1 = float((reference == targets).mean())
@@ -305,8 +307,13 @@ def guarded_int8(
             calibrated, rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
         )
     else:
-        found = {"tflite": plain, "denylist": [], "accuracy_drop_pt": plain_drop, "met": True,
-                 "history": [{"denylisted": 0, "top1": plain_top1, "drop_pt": plain_drop}]}
+        found = {
+            "tflite": plain,
+            "denylist": [],
+            "accuracy_drop_pt": plain_drop,
+            "met": True,
+            "history": [{"denylisted": 0, "top1": plain_top1, "drop_pt": plain_drop}],
+        }
     more.update(
         {
             "denylist": list(found["denylist"]),
@@ -335,4 +342,5 @@ def refusal(search, split, max_accuracy_drop):
         f"{search['history'][-1]['denylisted']} of the worst layers in float still loses "
         f"{search['accuracy_drop_pt']:.1f} pt. Use --mode=qat (quantization-aware training), a "
         "Lite variant (no squeeze-excite, ReLU6: robust to int8), or --max_accuracy_drop=none "
-        f"to write it anyway. Received: mode='int8', max_accuracy_drop={max_accuracy_drop}")
+        f"to write it anyway. Received: mode='int8', max_accuracy_drop={max_accuracy_drop}"
+    )

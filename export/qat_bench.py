@@ -19,40 +19,73 @@ from keras_effnet.export.quant import prune as prune_lib
 from keras_effnet.export.quant import qat
 
 
-def train_float(variant, image_size, dataset="digits", *, epochs=30,
-                batch_size=32, learning_rate=2e-3, seed=0, data_dir=None):
+def train_float(
+    variant,
+    image_size,
+    dataset="digits",
+    *,
+    epochs=30,
+    batch_size=32,
+    learning_rate=2e-3,
+    seed=0,
+    data_dir=None,
+):
     """Trains `keras_effnet.get_model(variant)` from scratch (Adam, cosine)."""
     import keras_effnet  # pylint: disable=import-outside-toplevel
     from keras_effnet import data  # pylint: disable=import-outside-toplevel
+
     keras.utils.set_random_seed(seed)
     info = data.dataset_info(dataset, data_dir=data_dir)
     model = keras_effnet.get_model(
-        variant, weights=None, input_shape=(image_size, image_size, 3),
-        classes=info.num_classes)
+        variant, weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes
+    )
     steps = info.splits["train"] // batch_size
-    train = data.load_dataset(dataset, "train", image_size, batch_size,
-                              data_dir=data_dir, shuffle=True,
-                              drop_remainder=True, seed=seed)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate, epochs * steps)
-    model.compile(keras.optimizers.Adam(schedule),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
+    train = data.load_dataset(
+        dataset,
+        "train",
+        image_size,
+        batch_size,
+        data_dir=data_dir,
+        shuffle=True,
+        drop_remainder=True,
+        seed=seed,
+    )
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps)
+    model.compile(
+        keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     model.fit(train, epochs=epochs, verbose=0)
     return model
 
 
 def _tflite_row(name, tflite, images, labels, threads, latency_runs):
     from keras_effnet.export import verification  # pylint: disable=import-outside-toplevel
+
     out = verification.run_tflite(tflite, images, threads=threads)
     lat = verification.latency(tflite, threads=threads, runs=latency_runs)
-    return {"model": name, "top1": float(np.mean(out.argmax(-1) == labels)),
-            "size_bytes": len(tflite), "gzip_bytes": prune_lib.gzip_size(tflite),
-            "latency_ms": lat["median_ms"]}, out
+    return {
+        "model": name,
+        "top1": float(np.mean(out.argmax(-1) == labels)),
+        "size_bytes": len(tflite),
+        "gzip_bytes": prune_lib.gzip_size(tflite),
+        "latency_ms": lat["median_ms"],
+    }, out
 
 
-def bench_variant(variant, image_size, *, dataset="digits", model_dir=None,
-                  train_epochs=30, qat_epochs=2, qat_learning_rate=3e-5,
-                  num_calibration=200, threads=2, latency_runs=50, seed=0):
+def bench_variant(
+    variant,
+    image_size,
+    *,
+    dataset="digits",
+    model_dir=None,
+    train_epochs=30,
+    qat_epochs=2,
+    qat_learning_rate=3e-5,
+    num_calibration=200,
+    threads=2,
+    latency_runs=50,
+    seed=0,
+):
     """All figures for one variant; trains the float model unless cached.
 
     Returns:
@@ -60,67 +93,81 @@ def bench_variant(variant, image_size, *, dataset="digits", model_dir=None,
       qat_int8 (top1, size, gzip size, latency), plus QAT-vs-TFLite agreement.
     """
     from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
+
     path = None
     if model_dir:
         path = os.path.join(model_dir, f"{variant}_{image_size}.keras")
     start = time.time()
     if path and os.path.isfile(path):
-        import keras_effnet  # pylint: disable=import-outside-toplevel,unused-import
         model = keras.saving.load_model(path, compile=False)
     else:
-        model = train_float(variant, image_size, dataset,
-                            epochs=train_epochs, seed=seed)
+        model = train_float(variant, image_size, dataset, epochs=train_epochs, seed=seed)
         if path:
             os.makedirs(model_dir, exist_ok=True)
             io.save_model_atomic(model, path)
     train_s = time.time() - start
     size = (image_size, image_size)
     images, labels = datasets.load_arrays(dataset, "test", size)
-    calibration, _ = datasets.load_arrays(dataset, "train", size,
-                                          limit=num_calibration, shuffle=True)
+    calibration, _ = datasets.load_arrays(
+        dataset, "train", size, limit=num_calibration, shuffle=True
+    )
     float_out = model.predict(images, batch_size=64, verbose=0)
-    result = {"variant": variant, "image_size": image_size,
-              "dataset": dataset, "num_test": int(len(labels)),
-              "float_top1": float(np.mean(float_out.argmax(-1) == labels)),
-              "train_seconds": train_s, "rows": []}
+    result = {
+        "variant": variant,
+        "image_size": image_size,
+        "dataset": dataset,
+        "num_test": int(len(labels)),
+        "float_top1": float(np.mean(float_out.argmax(-1) == labels)),
+        "train_seconds": train_s,
+        "rows": [],
+    }
     for mode in ("fp32", "int8"):
-        tflite = converter.convert(model, mode, calibration if mode == "int8"
-                                   else None)
-        row, _ = _tflite_row("ptq_int8" if mode == "int8" else "fp32",
-                             tflite, images, labels, threads, latency_runs)
+        tflite = converter.convert(model, mode, calibration if mode == "int8" else None)
+        row, _ = _tflite_row(
+            "ptq_int8" if mode == "int8" else "fp32", tflite, images, labels, threads, latency_runs
+        )
         result["rows"].append(row)
     start = time.time()
     qat_result = qat.quantization_aware_training(
-        model, dataset, epochs=qat_epochs, learning_rate=qat_learning_rate,
-        seed=seed)
+        model, dataset, epochs=qat_epochs, learning_rate=qat_learning_rate, seed=seed
+    )
     qat_s = time.time() - start
-    row, out = _tflite_row("qat_int8", qat_result.tflite, images, labels,
-                           threads, latency_runs)
-    keras_qat = qat.predict_fn(qat_result.qat_model,
-                               io=qat_result.census["io"]["inputs"][0])(images)
-    row.update({"qat_keras_top1": float(np.mean(keras_qat.argmax(-1) == labels)),
-                "agreement_with_qat_keras": float(np.mean(
-                    keras_qat.argmax(-1) == out.argmax(-1))),
-                "qat_seconds": qat_s, "qat_epochs": qat_epochs,
-                "ops": qat_result.census["ops"]})
+    row, out = _tflite_row("qat_int8", qat_result.tflite, images, labels, threads, latency_runs)
+    keras_qat = qat.predict_fn(qat_result.qat_model, io=qat_result.census["io"]["inputs"][0])(
+        images
+    )
+    row.update(
+        {
+            "qat_keras_top1": float(np.mean(keras_qat.argmax(-1) == labels)),
+            "agreement_with_qat_keras": float(np.mean(keras_qat.argmax(-1) == out.argmax(-1))),
+            "qat_seconds": qat_s,
+            "qat_epochs": qat_epochs,
+            "ops": qat_result.census["ops"],
+        }
+    )
     result["rows"].append(row)
     return result
 
 
 def format_results(results):
     """A markdown table of `bench_variant` results."""
-    lines = ["| variant | res | model | top-1 % | Δ vs float (pt) | size MB "
-             "| gzip MB | latency ms |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | res | model | top-1 % | Δ vs float (pt) | size MB | gzip MB | latency ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for res in results:
-        lines.append(f"| {res['variant']} | {res['image_size']} | float Keras "
-                     f"| {100 * res['float_top1']:.2f} | – | – | – | – |")
+        lines.append(
+            f"| {res['variant']} | {res['image_size']} | float Keras "
+            f"| {100 * res['float_top1']:.2f} | – | – | – | – |"
+        )
         for row in res["rows"]:
             delta = 100 * (row["top1"] - res["float_top1"])
             lines.append(
                 f"| {res['variant']} | {res['image_size']} | {row['model']} | "
                 f"{100 * row['top1']:.2f} | {delta:+.2f} | "
                 f"{row['size_bytes'] / 1e6:.2f} | {row['gzip_bytes'] / 1e6:.2f}"
-                f" | {row['latency_ms']:.2f} |")
+                f" | {row['latency_ms']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -133,6 +180,5 @@ def run(variants, image_size, *, output_json=None, **kwargs):
     if output_json:
         io.write_json_atomic(output_json, results)
     print(format_results(results))
-    print(json.dumps([{k: v for k, v in r.items() if k != "rows"}
-                      for r in results]))
+    print(json.dumps([{k: v for k, v in r.items() if k != "rows"} for r in results]))
     return results

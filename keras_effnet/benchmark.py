@@ -105,11 +105,20 @@ def compare_b0_with_keras_applications(resolution, batch_size, mode, iterations=
     reference = keras.applications.EfficientNetB0(weights=None, input_shape=shape, classes=1000)
     ours = keras_effnet.EfficientNetB0(weights=None, input_shape=shape, classes=1000)
     results = interleaved_throughput(
-        {"keras.applications": step_cls(reference, batch_size), "keras_effnet": step_cls(ours, batch_size)},
-        iterations=iterations, repeats=repeats,
+        {
+            "keras.applications": step_cls(reference, batch_size),
+            "keras_effnet": step_cls(ours, batch_size),
+        },
+        iterations=iterations,
+        repeats=repeats,
     )
     ref = results["keras.applications"]["images_per_s"]
     mine = results["keras_effnet"]["images_per_s"]
-    return {"mode": mode, "resolution": resolution, "batch_size": batch_size,
-            "keras_applications_images_per_s": ref, "keras_effnet_images_per_s": mine,
-            "ratio": mine / ref}
+    return {
+        "mode": mode,
+        "resolution": resolution,
+        "batch_size": batch_size,
+        "keras_applications_images_per_s": ref,
+        "keras_effnet_images_per_s": mine,
+        "ratio": mine / ref,
+    }

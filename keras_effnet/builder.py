@@ -52,12 +52,18 @@ class Plan:
 
     def parameters(self, classes=1000, include_top=True, include_preprocessing=True):
         """Parameters of the built model (see `plan_parameters`)."""
-        return plan_parameters(self.blocks, self.stem_filters, self.head_filters, classes,
-                               include_top, include_preprocessing, self.preprocessing)
+        return plan_parameters(
+            self.blocks,
+            self.stem_filters,
+            self.head_filters,
+            classes,
+            include_top,
+            include_preprocessing,
+            self.preprocessing,
+        )
 
 
-def scale_blocks(stages, width, depth, drop_connect_rate=0.2, lite=False, divisor=8,
-                 guard=True):
+def scale_blocks(stages, width, depth, drop_connect_rate=0.2, lite=False, divisor=8, guard=True):
     """Expands baseline stages into scaled blocks.
 
     Args:
@@ -125,9 +131,11 @@ def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1"):
     if lite and base.name != "v1":
         raise ValueError(
             "The Lite rules are defined for EfficientNet (baseline 'v1') only. "
-            f"Received: lite=True, baseline={base.name!r}")
-    blocks = scale_blocks(base.stages, width, depth, drop_connect_rate, lite=lite,
-                          guard=base.filter_guard)
+            f"Received: lite=True, baseline={base.name!r}"
+        )
+    blocks = scale_blocks(
+        base.stages, width, depth, drop_connect_rate, lite=lite, guard=base.filter_guard
+    )
 
     def stem_head(filters):
         return filters if lite else round_filters(filters, width, guard=base.filter_guard)
@@ -153,19 +161,19 @@ def block_parameters(args):
     count = 0
     if args.fused:
         if args.expand_ratio != 1:
-            count += args.kernel_size ** 2 * args.filters_in * expanded + 4 * expanded
+            count += args.kernel_size**2 * args.filters_in * expanded + 4 * expanded
             project_kernel = 1
         else:
             project_kernel = args.kernel_size
     else:
         if args.expand_ratio != 1:
             count += args.filters_in * expanded + 4 * expanded
-        count += args.kernel_size ** 2 * expanded + 4 * expanded
+        count += args.kernel_size**2 * expanded + 4 * expanded
         project_kernel = 1
     if 0 < args.se_ratio <= 1:
         squeezed = max(1, int(args.filters_in * args.se_ratio))
         count += expanded * squeezed + squeezed + squeezed * expanded + expanded
-    return count + project_kernel ** 2 * expanded * args.filters_out + 4 * args.filters_out
+    return count + project_kernel**2 * expanded * args.filters_out + 4 * args.filters_out
 
 
 # Weights of the in-graph preprocessing: the adaptable Normalization's mean
@@ -173,8 +181,15 @@ def block_parameters(args):
 PREPROCESSING_PARAMETERS = {"normalization": 7, "imagenet": 0, "symmetric": 0}
 
 
-def plan_parameters(blocks, stem_filters, head_filters, classes=1000, include_top=True,
-                    include_preprocessing=True, preprocessing="normalization"):
+def plan_parameters(
+    blocks,
+    stem_filters,
+    head_filters,
+    classes=1000,
+    include_top=True,
+    include_preprocessing=True,
+    preprocessing="normalization",
+):
     """Parameters of the network a plan describes, without building it.
 
     Counts what `models.build_efficientnet` builds (BatchNorm's 4 per channel,

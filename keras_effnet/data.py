@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_effnet import sources, stream
 from keras_effnet.errors import ConfigError
+
 # The data API: what a dataset holds, described before anything is loaded.
 from keras_effnet.sources import SPLITS, VALIDATION_FRACTION, DatasetInfo, dataset_info  # noqa: F401
 
@@ -46,17 +47,24 @@ def parse_augment(augment):
         return ("auto",)
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ConfigError(f'`augment` must be "auto", "none" or a comma list of {AUGMENTATIONS}. '
-                          f"Received: augment={augment!r}")
+        raise ConfigError(
+            f'`augment` must be "auto", "none" or a comma list of {AUGMENTATIONS}. '
+            f"Received: augment={augment!r}"
+        )
     return tuple(n for n in AUGMENTATIONS if n in names)
 
 
 def _random_crop(image, min_area, seed):
     """Inception-style crop: random area in [min_area, 1], aspect 3/4..4/3."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=seed,
-        min_object_covered=0.0, aspect_ratio_range=(0.75, 1.33),
-        area_range=(min_area, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True,
+        tf.shape(image),
+        bounding_boxes=tf.zeros([1, 0, 4]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(0.75, 1.33),
+        area_range=(min_area, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
     )
     return tf.slice(image, begin, size)
 
@@ -98,15 +106,34 @@ def _mixup(alpha, seed):
         g2 = tf.random.stateless_gamma([n], key + [0, 1 << 40], alpha=alpha)
         lam = g1 / (g1 + g2)
         mixed = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * images[::-1]
-        return tf.clip_by_value(mixed, 0.0, 255.0), lam[:, None] * labels + (1 - lam[:, None]) * labels[::-1]
+        return tf.clip_by_value(mixed, 0.0, 255.0), lam[:, None] * labels + (
+            1 - lam[:, None]
+        ) * labels[::-1]
 
     return fn
 
 
-def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=False,
-                 augment=None, drop_remainder=False, seed=0, cache=True, repeat=False,
-                 one_hot=False, num_classes=None, crop_min_area=0.25,
-                 randaugment_magnitude=0.5, mixup_alpha=0.2, skip_examples=0, reshuffle=True):
+def load_dataset(
+    name,
+    split,
+    image_size,
+    batch_size,
+    *,
+    data_dir=None,
+    shuffle=False,
+    augment=None,
+    drop_remainder=False,
+    seed=0,
+    cache=True,
+    repeat=False,
+    one_hot=False,
+    num_classes=None,
+    crop_min_area=0.25,
+    randaugment_magnitude=0.5,
+    mixup_alpha=0.2,
+    skip_examples=0,
+    reshuffle=True,
+):
     """Builds a batched tf.data pipeline.
 
     Args:
@@ -140,16 +167,25 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
     """
     augment = parse_augment(augment)
     if "auto" in augment:
-        raise ConfigError('`augment` "auto" is resolved by the training config. Received: augment="auto"')
+        raise ConfigError(
+            '`augment` "auto" is resolved by the training config. Received: augment="auto"'
+        )
     if "mixup" in augment and not one_hot:
         raise ConfigError(
-            "MixUp makes soft labels: pass one_hot=True. Received: augment with mixup, one_hot=False")
+            "MixUp makes soft labels: pass one_hot=True. Received: augment with mixup, one_hot=False"
+        )
     if not isinstance(image_size, int) or image_size < 1:
-        raise ConfigError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
+        raise ConfigError(
+            f"`image_size` must be a positive int. Received: image_size={image_size!r}"
+        )
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}")
+        raise ConfigError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
     if skip_examples and not repeat:
-        raise ConfigError(f"`skip_examples` needs repeat=True. Received: skip_examples={skip_examples}")
+        raise ConfigError(
+            f"`skip_examples` needs repeat=True. Received: skip_examples={skip_examples}"
+        )
     table = sources.indexed_source(name, split) if shuffle and repeat else None
     if table is not None:
         ds, encoded = stream.positional_stream(*table, seed, skip_examples), table[2]
@@ -168,24 +204,33 @@ def load_dataset(name, split, image_size, batch_size, *, data_dir=None, shuffle=
         # TFDS run is close to, not equal to, the uninterrupted one.
         ds = ds.skip(skip_examples)
         # Per-example stateless seeds: (seed, position) pairs, so runs repeat.
-        ds = tf.data.Dataset.zip(ds, stream.position_seeds(seed, skip_examples)).map(lambda x, s: (*x, s))
+        ds = tf.data.Dataset.zip(ds, stream.position_seeds(seed, skip_examples)).map(
+            lambda x, s: (*x, s)
+        )
     randaugment = None
     if "randaugment" in augment:
         randaugment = keras.layers.RandAugment(
-            value_range=(0, 255), factor=randaugment_magnitude, seed=seed)
-    ds = ds.map(_preprocess(image_size, encoded, augment, crop_min_area, randaugment),
-                num_parallel_calls=AUTOTUNE)
+            value_range=(0, 255), factor=randaugment_magnitude, seed=seed
+        )
+    ds = ds.map(
+        _preprocess(image_size, encoded, augment, crop_min_area, randaugment),
+        num_parallel_calls=AUTOTUNE,
+    )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
     if one_hot:
         classes = num_classes or dataset_info(name, data_dir).num_classes
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes, dtype=tf.float32)))
     if "mixup" in augment:
         if skip_examples % batch_size:
-            raise ConfigError(f"`skip_examples` must be a multiple of batch_size with MixUp. "
-                              f"Received: skip_examples={skip_examples}, batch_size={batch_size}")
+            raise ConfigError(
+                f"`skip_examples` must be a multiple of batch_size with MixUp. "
+                f"Received: skip_examples={skip_examples}, batch_size={batch_size}"
+            )
         batches = tf.data.Dataset.counter(start=skip_examples // batch_size)
         mix = _mixup(mixup_alpha, seed)
-        ds = tf.data.Dataset.zip(ds, batches).map(lambda xy, i: mix(*xy, i), num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.zip(ds, batches).map(
+            lambda xy, i: mix(*xy, i), num_parallel_calls=AUTOTUNE
+        )
     options = tf.data.Options()
     # Sources are in-memory or a few files: shard elements, not files.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

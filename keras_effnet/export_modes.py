@@ -44,5 +44,6 @@ def resolve_io_type(mode, io_type=None):
         return IO_TYPES[mode][0]
     if io_type not in IO_TYPES[mode]:
         raise ValueError(
-            f"io_type: mode {mode!r} takes one of {list(IO_TYPES[mode])}, got {io_type!r}")
+            f"io_type: mode {mode!r} takes one of {list(IO_TYPES[mode])}, got {io_type!r}"
+        )
     return io_type

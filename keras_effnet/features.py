@@ -16,7 +16,9 @@ def feature_layer_names(model):
     """
     blocks = [layer for layer in model.layers if layer.name.startswith("block")]
     if not blocks:
-        raise ValueError(f"Model {model.name!r} has no EfficientNet blocks (layers named 'block*').")
+        raise ValueError(
+            f"Model {model.name!r} has no EfficientNet blocks (layers named 'block*')."
+        )
     names, stride = {}, 2
     for layer, following in zip(blocks, blocks[1:] + [None]):
         if following is None or following.strides == 2:

@@ -19,15 +19,15 @@ import keras
 def _is_standard(layer):
     """True for built-in keras layers (not models, not user subclasses)."""
     module = type(layer).__module__
-    return (module.startswith("keras.src.layers.")
-            and not isinstance(layer, keras.Model))
+    return module.startswith("keras.src.layers.") and not isinstance(layer, keras.Model)
 
 
 def _replace_stochastic_depth(layer):
     # keras_effnet.layers.StochasticDepth is documented as exactly a
     # per-sample Dropout; tfmot accepts Dropout(noise_shape) as is.
-    return keras.layers.Dropout(layer.rate, noise_shape=(None, 1, 1, 1),
-                                seed=layer.seed, name=layer.name)
+    return keras.layers.Dropout(
+        layer.rate, noise_shape=(None, 1, 1, 1), seed=layer.seed, name=layer.name
+    )
 
 
 # Leaf custom layers (arbitrary ops, no sublayers) -> an equivalent standard
@@ -46,8 +46,11 @@ def register_replacement(class_name, fn):
 
 
 def _sublayers(layer):
-    return list(layer._flatten_layers(  # pylint: disable=protected-access
-        include_self=False, recursive=False))
+    return list(
+        layer._flatten_layers(  # pylint: disable=protected-access
+            include_self=False, recursive=False
+        )
+    )
 
 
 def _traced_call(layer):
@@ -57,8 +60,8 @@ def _traced_call(layer):
         return layer.call
 
     def call(*args, **kwargs):
-        return layer.call(*args, **{k: v for k, v in kwargs.items()
-                                    if k in params})
+        return layer.call(*args, **{k: v for k, v in kwargs.items() if k in params})
+
     return call
 
 
@@ -73,7 +76,8 @@ def _flatten_once(model, replaced):
             raise ValueError(
                 f"flatten_model: model {model.name!r} contains the raw "
                 f"operation {op.name!r} ({type(op).__name__}); only layer "
-                "calls can be translated. Wrap it in a keras layer.")
+                "calls can be translated. Wrap it in a keras layer."
+            )
         if _is_standard(op):
             return op
         expanded.append(op.name)
@@ -86,15 +90,15 @@ def _flatten_once(model, replaced):
             raise ValueError(
                 f"flatten_model: layer {op.name!r} ({class_name}) computes "
                 "without sublayers and has no registered replacement; see "
-                "register_replacement")
+                "register_replacement"
+            )
         return _traced_call(op)
 
-    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
-              for x in model.inputs]
+    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
     outputs = model._run_through_graph(  # pylint: disable=protected-access
-        inputs, operation_fn=operation_fn)
-    flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs,
-                       name=model.name)
+        inputs, operation_fn=operation_fn
+    )
+    flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
     return flat, len(expanded)
 
 
@@ -119,7 +123,8 @@ def flatten_model(model, max_depth=8):
     if not hasattr(model, "_run_through_graph") or not model.inputs:
         raise ValueError(
             f"flatten_model: model must be a built functional keras.Model, "
-            f"got {type(model).__name__}")
+            f"got {type(model).__name__}"
+        )
     flat = model
     replaced = {}
     for _ in range(max_depth):
@@ -128,8 +133,8 @@ def flatten_model(model, max_depth=8):
             _check_unique_names(flat)
             return flat
     raise ValueError(
-        f"flatten_model: composite layers still present after max_depth="
-        f"{max_depth} expansions")
+        f"flatten_model: composite layers still present after max_depth={max_depth} expansions"
+    )
 
 
 def _check_unique_names(model):
@@ -138,7 +143,8 @@ def _check_unique_names(model):
         if layer.name in seen:
             raise ValueError(
                 f"flatten_model: duplicate layer name {layer.name!r}; weights "
-                "are transferred by name, so sublayer names must be unique")
+                "are transferred by name, so sublayer names must be unique"
+            )
         seen.add(layer.name)
 
 
@@ -156,7 +162,6 @@ def trace_layers(model):
 
         return wrapped
 
-    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
-              for x in flat.inputs]
+    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in flat.inputs]
     flat._run_through_graph(inputs, operation_fn=record)  # pylint: disable=protected-access
     return records

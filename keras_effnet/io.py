@@ -144,10 +144,12 @@ def load_model(path, argument="model"):
     if not zipfile.is_zipfile(path):
         raise ValueError(
             f"`{argument}` is not a readable .keras archive (truncated, or not a Keras 3 model "
-            f"file). Received: {argument}={path!r}")
+            f"file). Received: {argument}={path!r}"
+        )
     try:
         return keras.saving.load_model(path, compile=False)
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:
         raise ValueError(
             f"`{argument}` is not a readable .keras archive ({type(e).__name__}: {e}). "
-            f"Received: {argument}={path!r}") from None
+            f"Received: {argument}={path!r}"
+        ) from None

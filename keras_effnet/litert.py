@@ -73,16 +73,20 @@ class Runner:
         name = "bytes" if isinstance(tflite, (bytes, bytearray, memoryview)) else os.fspath(tflite)
         try:
             self.interpreter = litert.Interpreter(
-                model_content=read_flatbuffer(tflite, argument), num_threads=threads)
+                model_content=read_flatbuffer(tflite, argument), num_threads=threads
+            )
         except ValueError as e:
             if isinstance(e, ConfigError):
                 raise
-            raise ConfigError(f"`{argument}` is not a valid .tflite file ({e}). "
-                              f"Received: {argument}={name!r}") from None
+            raise ConfigError(
+                f"`{argument}` is not a valid .tflite file ({e}). Received: {argument}={name!r}"
+            ) from None
         shape = list(self.interpreter.get_input_details()[0]["shape"])
         if len(shape) != 4 or shape[-1] != 3:
-            raise ConfigError(f"`{argument}`: expected a (1, H, W, 3) image input, got input "
-                              f"shape {shape}. Received: {argument}={name!r}")
+            raise ConfigError(
+                f"`{argument}`: expected a (1, H, W, 3) image input, got input "
+                f"shape {shape}. Received: {argument}={name!r}"
+            )
         self.image_size = (int(shape[1]), int(shape[2]))
         self.threads = threads
         self.batch = None
@@ -108,8 +112,9 @@ class Runner:
     def set_input(self, images):
         """Quantizes float 0..255 `images` (one batch) into the input tensor."""
         scale, zero = self.input["quantization"]
-        self.interpreter.set_tensor(self.input["index"],
-                                    quantize(images, self.input["dtype"], scale, zero))
+        self.interpreter.set_tensor(
+            self.input["index"], quantize(images, self.input["dtype"], scale, zero)
+        )
 
     def invoke(self):
         self.interpreter.invoke()
@@ -129,7 +134,7 @@ class Runner:
         step = self.set_batch(max(1, min(batch_size, len(images))))
         results = []
         for start in range(0, len(images), step):
-            chunk = images[start:start + step]
+            chunk = images[start : start + step]
             if len(chunk) != step:
                 step = self.set_batch(len(chunk))
             self.set_input(chunk)

@@ -24,10 +24,15 @@ import warnings
 
 import keras
 
-from keras_effnet import builder, scaling, variants, weights as weights_lib
+from keras_effnet import builder, scaling, variants
+from keras_effnet import weights as weights_lib
 from keras_effnet.layers import FusedMBConv, MBConv
-from keras_effnet.layers.common import BN_EPSILON, CONV_KERNEL_INITIALIZER
-from keras_effnet.layers.common import DENSE_KERNEL_INITIALIZER, check_activation
+from keras_effnet.layers.common import (
+    BN_EPSILON,
+    CONV_KERNEL_INITIALIZER,
+    DENSE_KERNEL_INITIALIZER,
+    check_activation,
+)
 
 MIN_SIZE = 32
 # The official ImageNet files were trained with inputs divided by the std (not
@@ -71,12 +76,15 @@ def _validate(weights, include_top, classes, pooling, classifier_activation):
         raise ValueError(
             "A softmax over one class is always 1.0: use classes >= 2, or "
             'classifier_activation="sigmoid" (or None) for a single-logit model. '
-            "Received: classes=1, classifier_activation='softmax'")
+            "Received: classes=1, classifier_activation='softmax'"
+        )
     if include_top and pooling is not None:
         # keras.applications drops `pooling` silently here; the classifier always averages.
         warnings.warn(
             f"`pooling` is only used with include_top=False; the classifier head always uses "
-            f"global average pooling. Received: include_top=True, pooling={pooling!r}", stacklevel=3)
+            f"global average pooling. Received: include_top=True, pooling={pooling!r}",
+            stacklevel=3,
+        )
     if weights is not None and include_top and classifier_activation not in (None, "softmax"):
         if weights == "imagenet":
             raise ValueError(
@@ -97,7 +105,8 @@ def _check_size(plan, classes, include_top, include_preprocessing, width, depth)
             f"This network would have {count:,} parameters ({count * 4 / 2**30:.1f} GiB of float32 "
             f"weights, {len(plan.blocks)} blocks), more than twice EfficientNet-B7's 66.7M; "
             f"building it would likely exhaust memory. Pass allow_large=True to build it anyway. "
-            f"Received: width={width:g}, depth={depth:g}")
+            f"Received: width={width:g}, depth={depth:g}"
+        )
 
 
 def _batch_norm(name, momentum):
@@ -113,8 +122,11 @@ def _preprocess(x, kind, weights):
     if kind == "imagenet":
         # keras.applications EfficientNetV2-B0..B3: constant ImageNet mean/std.
         return keras.layers.Normalization(
-            axis=-1, mean=IMAGENET_MEAN_RGB, variance=[s**2 for s in IMAGENET_STDDEV_RGB],
-            name="normalization")(x)
+            axis=-1,
+            mean=IMAGENET_MEAN_RGB,
+            variance=[s**2 for s in IMAGENET_STDDEV_RGB],
+            name="normalization",
+        )(x)
     x = keras.layers.Normalization(axis=-1, name="normalization")(x)
     if weights == "imagenet":
         x = keras.layers.Rescaling(
@@ -126,16 +138,29 @@ def _preprocess(x, kind, weights):
 def _block(args, plan):
     if args.fused:
         return FusedMBConv(
-            args.filters_in, args.filters_out, kernel_size=args.kernel_size,
-            strides=args.strides, expand_ratio=args.expand_ratio, se_ratio=args.se_ratio,
-            drop_rate=args.drop_rate, activation=plan.activation,
-            bn_momentum=plan.bn_momentum, name=args.name,
+            args.filters_in,
+            args.filters_out,
+            kernel_size=args.kernel_size,
+            strides=args.strides,
+            expand_ratio=args.expand_ratio,
+            se_ratio=args.se_ratio,
+            drop_rate=args.drop_rate,
+            activation=plan.activation,
+            bn_momentum=plan.bn_momentum,
+            name=args.name,
         )
     return MBConv(
-        args.filters_in, args.filters_out, kernel_size=args.kernel_size,
-        strides=args.strides, expand_ratio=args.expand_ratio, se_ratio=args.se_ratio,
-        drop_rate=args.drop_rate, activation=plan.activation, bn_momentum=plan.bn_momentum,
-        depthwise_name=plan.depthwise_name, name=args.name,
+        args.filters_in,
+        args.filters_out,
+        kernel_size=args.kernel_size,
+        strides=args.strides,
+        expand_ratio=args.expand_ratio,
+        se_ratio=args.se_ratio,
+        drop_rate=args.drop_rate,
+        activation=plan.activation,
+        bn_momentum=plan.bn_momentum,
+        depthwise_name=plan.depthwise_name,
+        name=args.name,
     )
 
 
@@ -213,16 +238,25 @@ def build_efficientnet(
     # Stride-2 "same" padding equals keras.applications' correct_pad + "valid"
     # (see layers.MBConv) and stays right for dynamic odd sizes.
     x = keras.layers.Conv2D(
-        plan.stem_filters, 3, strides=2, padding="same", use_bias=False,
-        kernel_initializer=CONV_KERNEL_INITIALIZER, name="stem_conv",
+        plan.stem_filters,
+        3,
+        strides=2,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+        name="stem_conv",
     )(x)
     x = _batch_norm("stem_bn", plan.bn_momentum)(x)
     x = keras.layers.Activation(activation, name="stem_activation")(x)
     for args in plan.blocks:
         x = _block(args, plan)(x)
     x = keras.layers.Conv2D(
-        plan.head_filters, 1, padding="same", use_bias=False,
-        kernel_initializer=CONV_KERNEL_INITIALIZER, name="top_conv",
+        plan.head_filters,
+        1,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=CONV_KERNEL_INITIALIZER,
+        name="top_conv",
     )(x)
     x = _batch_norm("top_bn", plan.bn_momentum)(x)
     x = keras.layers.Activation(activation, name="top_activation")(x)
@@ -231,8 +265,10 @@ def build_efficientnet(
         if dropout_rate > 0:
             x = keras.layers.Dropout(dropout_rate, name="top_dropout")(x)
         x = keras.layers.Dense(
-            classes, activation=classifier_activation,
-            kernel_initializer=DENSE_KERNEL_INITIALIZER, name="predictions",
+            classes,
+            activation=classifier_activation,
+            kernel_initializer=DENSE_KERNEL_INITIALIZER,
+            name="predictions",
         )(x)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -289,11 +325,19 @@ def _variant_constructor(key):
         name=None,
     ):
         return build_efficientnet(
-            variant.width, variant.depth, variant.resolution,
+            variant.width,
+            variant.depth,
+            variant.resolution,
             dropout_rate=variant.dropout if dropout_rate is None else dropout_rate,
-            drop_connect_rate=drop_connect_rate, lite=variant.lite, baseline=variant.baseline,
-            include_top=include_top, weights=weights, input_tensor=input_tensor,
-            input_shape=input_shape, pooling=pooling, classes=classes,
+            drop_connect_rate=drop_connect_rate,
+            lite=variant.lite,
+            baseline=variant.baseline,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
             classifier_activation=classifier_activation,
             include_preprocessing=include_preprocessing,
             name=name or variant.model_name,
@@ -371,8 +415,13 @@ def EfficientNet(
         )
     resolution = scaling.scaled_resolution(base_resolution, coeffs.resolution)
     return build_efficientnet(
-        coeffs.width, coeffs.depth, resolution, dropout_rate=dropout_rate, lite=lite,
-        name=name or f"efficientnet_phi{phi:g}".replace(".", "_"), **kwargs,
+        coeffs.width,
+        coeffs.depth,
+        resolution,
+        dropout_rate=dropout_rate,
+        lite=lite,
+        name=name or f"efficientnet_phi{phi:g}".replace(".", "_"),
+        **kwargs,
     )
 
 

@@ -30,8 +30,9 @@ def _layer_costs(layer, input_shapes, output_shape):
         kh, kw = layer.kernel_size
         cin = input_shapes[0][-1] // layer.groups
         macs = out * kh * kw * cin
-        extra = (out if layer.use_bias else 0) + (out if layer.activation.__name__ in
-                                                 ("sigmoid", "silu", "swish") else 0)
+        extra = (out if layer.use_bias else 0) + (
+            out if layer.activation.__name__ in ("sigmoid", "silu", "swish") else 0
+        )
         return macs, extra
     if isinstance(layer, keras.layers.Dense):
         macs = input_shapes[0][-1] * layer.units
@@ -75,8 +76,14 @@ def model_profile(model, per_layer=False):
         macs += layer_macs
         elementwise += layer_flops
         if per_layer:
-            rows.append({"layer": layer.name, "type": type(layer).__name__,
-                         "output_shape": output_shape, "macs": layer_macs})
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "type": type(layer).__name__,
+                    "output_shape": output_shape,
+                    "macs": layer_macs,
+                }
+            )
     result = {
         "params": int(model.count_params()),
         "trainable_params": int(sum(math.prod(w.shape) for w in model.trainable_weights)),

@@ -86,9 +86,12 @@ def _stratified_split(labels, fractions, split):
             n_val = min(max(n_val, 1), len(idx) - n_train - (reserve - 1))
         if reserve == 1:
             n_val = len(idx) - n_train
-        bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val),
-                  "test": (n_train + n_val, len(idx))}[split]
-        chosen.append(idx[bounds[0]:bounds[1]])
+        bounds = {
+            "train": (0, n_train),
+            "validation": (n_train, n_train + n_val),
+            "test": (n_train + n_val, len(idx)),
+        }[split]
+        chosen.append(idx[bounds[0] : bounds[1]])
     return np.sort(np.concatenate(chosen))
 
 
@@ -103,7 +106,9 @@ def _digits():
 
 def _list_class_dirs(root):
     classes = sorted(
-        d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
+        d
+        for d in os.listdir(root)
+        if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
     )
     if not classes:
         raise ConfigError(
@@ -115,7 +120,8 @@ def _list_class_dirs(root):
 
 def _list_files(directory):
     return sorted(
-        os.path.join(directory, f) for f in os.listdir(directory)
+        os.path.join(directory, f)
+        for f in os.listdir(directory)
         if not f.startswith(".") and os.path.isfile(os.path.join(directory, f))
     )
 
@@ -129,14 +135,17 @@ def _check_images_decode(paths):
 
     def decode(i):
         image = tf.io.decode_image(
-            tf.io.read_file(path_tensor[i]), channels=3, expand_animations=False)
+            tf.io.read_file(path_tensor[i]), channels=3, expand_animations=False
+        )
         return i, tf.shape(image)
 
     ok = tf.data.Dataset.range(len(paths)).map(decode, num_parallel_calls=AUTOTUNE)
     good = {int(i) for i, _ in ok.ignore_errors()}
     bad = [p for i, p in enumerate(paths) if i not in good]
     if bad:
-        shown = ", ".join(repr(p) for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        shown = ", ".join(repr(p) for p in bad[:5]) + (
+            f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        )
         raise ConfigError(
             f"{len(bad)} file(s) in the image folder are not decodable JPEG/PNG/GIF/BMP images: "
             f"{shown}. Remove or fix them."
@@ -175,7 +184,8 @@ def _folder_index(root):
     if set(top) <= set(SPLITS) and "train" not in top:
         raise ConfigError(
             f"Image folder has split folders ({', '.join(sorted(top))}) but no train/ folder: "
-            f"training and int8 calibration need train/<class>/<image>. Received: dataset={root!r}")
+            f"training and int8 calibration need train/<class>/<image>. Received: dataset={root!r}"
+        )
     if "train" in top and set(top) <= set(SPLITS):
         classes = _list_class_dirs(os.path.join(root, "train"))
         index, sources = {}, {}
@@ -196,7 +206,8 @@ def _folder_index(root):
                 index[split] = ([paths[i] for i in parts[part]], labels[parts[part]])
             sources["train"] = f"train/ folder minus {fraction:.0%} held out for validation"
             sources["validation"] = (
-                f"{fraction:.0%} of train/ folder, stratified per class, seed {_SPLIT_SEED}")
+                f"{fraction:.0%} of train/ folder, stratified per class, seed {_SPLIT_SEED}"
+            )
         if "test" not in index:
             index["test"] = ([], np.zeros([0], np.int32))
             sources["test"] = "none (the folder has no test/ directory)"
@@ -210,7 +221,9 @@ def _folder_index(root):
         index[split] = ([paths[i] for i in chosen], labels[chosen])
     share = dict(zip(SPLITS, (*_FOLDER_FRACTIONS, 1 - sum(_FOLDER_FRACTIONS))))
     for split in SPLITS:
-        sources[split] = f"{share[split]:.0%} of <root>/<class>/ files, stratified, seed {_SPLIT_SEED}"
+        sources[split] = (
+            f"{share[split]:.0%} of <root>/<class>/ files, stratified, seed {_SPLIT_SEED}"
+        )
     return tuple(top), index, sources
 
 
@@ -247,8 +260,11 @@ def _tfds_splits(available):
     A dataset with only train is sliced 80/10/10.
     """
     if "validation" in available:
-        return {"train": "train", "validation": "validation",
-                "test": "test" if "test" in available else None}
+        return {
+            "train": "train",
+            "validation": "validation",
+            "test": "test" if "test" in available else None,
+        }
     if "test" in available:
         return {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
     return {"train": "train[:80%]", "validation": "train[80%:90%]", "test": "train[90%:]"}
@@ -268,8 +284,10 @@ def dataset_info(name, data_dir=None):
         _, labels = _digits()
         splits = {s: len(_stratified_split(labels, _DIGITS_FRACTIONS, s)) for s in SPLITS}
         share = dict(zip(SPLITS, (*_DIGITS_FRACTIONS, 1 - sum(_DIGITS_FRACTIONS))))
-        sources = {s: f"{share[s]:.0%} of scikit-learn digits, stratified, seed {_SPLIT_SEED}"
-                   for s in SPLITS}
+        sources = {
+            s: f"{share[s]:.0%} of scikit-learn digits, stratified, seed {_SPLIT_SEED}"
+            for s in SPLITS
+        }
         return DatasetInfo(name, kind, 10, tuple(str(i) for i in range(10)), splits, sources)
     if kind == "folder":
         classes, index, sources = _folder_index(name)
@@ -279,8 +297,10 @@ def dataset_info(name, data_dir=None):
     label = builder.info.features[builder.info.supervised_keys[1]]
     mapping = _tfds_splits(set(builder.info.splits))
     splits = {s: builder.info.splits[mapping[s]].num_examples if mapping[s] else 0 for s in SPLITS}
-    sources = {s: f"TFDS split {mapping[s]!r}" if mapping[s] else "none (the dataset has no test split)"
-               for s in SPLITS}
+    sources = {
+        s: f"TFDS split {mapping[s]!r}" if mapping[s] else "none (the dataset has no test split)"
+        for s in SPLITS
+    }
     return DatasetInfo(name, kind, label.num_classes, tuple(label.names), splits, sources)
 
 
@@ -301,8 +321,10 @@ def source(name, split, data_dir, shuffle, seed):
     image_key, label_key = builder.info.supervised_keys
     tfds_split = _tfds_splits(set(builder.info.splits))[split]
     if tfds_split is None:
-        raise ConfigError(f"TFDS dataset {name!r} has no {split!r} split. "
-                          f"Received: dataset={name!r}, split={split!r}")
+        raise ConfigError(
+            f"TFDS dataset {name!r} has no {split!r} split. "
+            f"Received: dataset={name!r}, split={split!r}"
+        )
     ds = builder.as_dataset(
         split=tfds_split,
         decoders={image_key: tfds.decode.SkipDecoding()},
@@ -323,8 +345,10 @@ def indexed_source(name, split):
         _, index, sources = _folder_index(name)
         paths, labels = index[split]
         if not paths:
-            raise ConfigError(f"Image folder has no {split!r} split ({sources[split]}). "
-                              f"Received: dataset={name!r}, split={split!r}")
+            raise ConfigError(
+                f"Image folder has no {split!r} split ({sources[split]}). "
+                f"Received: dataset={name!r}, split={split!r}"
+            )
         _check_images_decode(paths)
         return np.array(paths), labels, True
     return None

@@ -27,7 +27,8 @@ def positional_stream(values, labels, encoded, seed, start):
     def example(g):
         p, i = g // n, g % n
         j = tf.random.experimental.index_shuffle(
-            i, seed=tf.stack([tf.cast(seed, tf.int64), p]), max_index=tf.constant(n - 1, tf.int64))
+            i, seed=tf.stack([tf.cast(seed, tf.int64), p]), max_index=tf.constant(n - 1, tf.int64)
+        )
         x = tf.io.read_file(values[j]) if encoded else values[j]
         return x, labels[j], example_seeds(seed, g)
 

@@ -124,15 +124,24 @@ class Baseline:
 
 
 def _v2(name, stages):
-    return Baseline(name, stages, stages[0].filters_in, HEAD_FILTERS, 0.9, False,
-                    "imagenet" if name == "v2-b" else "symmetric", "dwconv2")
+    return Baseline(
+        name,
+        stages,
+        stages[0].filters_in,
+        HEAD_FILTERS,
+        0.9,
+        False,
+        "imagenet" if name == "v2-b" else "symmetric",
+        "dwconv2",
+    )
 
 
 BASELINES = {
     b.name: b
     for b in (
-        Baseline("v1", B0_STAGES, STEM_FILTERS, HEAD_FILTERS, 0.99, True, "normalization",
-                 "dwconv"),
+        Baseline(
+            "v1", B0_STAGES, STEM_FILTERS, HEAD_FILTERS, 0.99, True, "normalization", "dwconv"
+        ),
         _v2("v2-b", V2_B0_STAGES),
         _v2("v2-s", V2_S_STAGES),
         _v2("v2-m", V2_M_STAGES),
@@ -146,8 +155,10 @@ def get_baseline(baseline):
     if isinstance(baseline, Baseline):
         return baseline
     if baseline not in BASELINES:
-        raise ValueError(f"Unknown baseline. Received: baseline={baseline!r}; "
-                         f"expected one of {sorted(BASELINES)}.")
+        raise ValueError(
+            f"Unknown baseline. Received: baseline={baseline!r}; "
+            f"expected one of {sorted(BASELINES)}."
+        )
     return BASELINES[baseline]
 
 
@@ -232,7 +243,7 @@ def get_variant(name):
     "EfficientNetV2B0", "efficientnetv2-s", ...)."""
     key = str(name).lower().replace("-", "").replace("_", "")
     if key.startswith("efficientnet"):
-        key = key[len("efficientnet"):]
+        key = key[len("efficientnet") :]
     if key not in VARIANTS:
         raise ValueError(
             f"Unknown EfficientNet variant. Received: name={name!r}; "

@@ -16,7 +16,8 @@ import numpy as np
 
 BASE_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
 V2_BASE_WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/")
+    "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
+)
 # md5 of efficientnet{b}.h5 and efficientnet{b}_notop.h5 (the hashes keras.applications publishes).
 IMAGENET_WEIGHTS_HASHES = {
     "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
@@ -156,8 +157,11 @@ def load_legacy_h5(model, path, skip_missing=("normalization",)):
     names the layer. Nothing is assigned unless the whole file matches.
     """
     stored = read_legacy_h5(path)
-    layers = {name: layer for name, layer in named_layers(model).items() if layer.weights
-              and not layer._layers}
+    layers = {
+        name: layer
+        for name, layer in named_layers(model).items()
+        if layer.weights and not layer._layers
+    }
     stored_names = {
         "normalization" if re.fullmatch(r"normalization(_\d+)?", n) else n for n in stored
     }

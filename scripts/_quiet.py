@@ -16,7 +16,8 @@ import tempfile
 
 _NOISE = re.compile(
     r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog|To enable the following "
-    r"instructions|E\d{4} .*(failed call to cuInit|Unable to register cu))")
+    r"instructions|E\d{4} .*(failed call to cuInit|Unable to register cu))"
+)
 
 
 def _verbose(argv):

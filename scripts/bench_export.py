@@ -8,8 +8,7 @@ Prints a markdown table (accuracy at --train_size, size and latency of the
 same weights at --latency_size) and writes all figures as JSON.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 _VARIANTS = flags.DEFINE_list("variants", ["lite0", "b0"], "Variants to train and export.")
 _TRAIN_SIZE = flags.DEFINE_integer("train_size", 64, "Training/accuracy resolution.")

@@ -6,7 +6,6 @@
 Prints a table and, with --output_json, writes the figures.
 """
 
-
 from absl import app, flags
 
 from keras_effnet.training import config as config_lib
@@ -29,21 +28,33 @@ def main(argv):
     from keras_effnet.training import bench
 
     try:
-        config = config_lib.config_from_flags({
-            "model": _MODEL.value, "dataset": _DATASET.value, "data_dir": _DATA_DIR.value,
-            "image_size": _IMAGE_SIZE.value, "batch_size": _BATCH_SIZE.value,
-            "augment": _AUGMENT.value, "strategy": _STRATEGY.value,
-            "precision": _PRECISION.value, "model_dir": "unused"})
+        config = config_lib.config_from_flags(
+            {
+                "model": _MODEL.value,
+                "dataset": _DATASET.value,
+                "data_dir": _DATA_DIR.value,
+                "image_size": _IMAGE_SIZE.value,
+                "batch_size": _BATCH_SIZE.value,
+                "augment": _AUGMENT.value,
+                "strategy": _STRATEGY.value,
+                "precision": _PRECISION.value,
+                "model_dir": "unused",
+            }
+        )
         if _SWITCHES.value:
             results = bench.benchmark_switches(config, steps=_STEPS.value)
             for r in results:
-                print(f"{r['precision']:<16} jit_compile={r['jit_compile']!s:<6} {r['images_per_sec']:8.1f} img/s")
+                print(
+                    f"{r['precision']:<16} jit_compile={r['jit_compile']!s:<6} {r['images_per_sec']:8.1f} img/s"
+                )
         else:
             results = bench.benchmark_input_pipeline(config, steps=_STEPS.value)
-            print(f"{results['model']} {results['image_size']}px global batch {results['global_batch_size']} "
-                  f"augment={results['augment']}: bare step {results['bare_images_per_sec']:.1f} img/s, "
-                  f"end-to-end {results['end_to_end_images_per_sec']:.1f} img/s, ratio {results['ratio']:.3f} "
-                  f"(pipeline alone {results['pipeline_only_images_per_sec']:.0f} img/s)")
+            print(
+                f"{results['model']} {results['image_size']}px global batch {results['global_batch_size']} "
+                f"augment={results['augment']}: bare step {results['bare_images_per_sec']:.1f} img/s, "
+                f"end-to-end {results['end_to_end_images_per_sec']:.1f} img/s, ratio {results['ratio']:.3f} "
+                f"(pipeline alone {results['pipeline_only_images_per_sec']:.0f} img/s)"
+            )
     except config_lib.ConfigError as e:
         raise SystemExit(f"bench_input_pipeline.py: error: {e}") from None
     if _OUTPUT_JSON.value:

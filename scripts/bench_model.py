@@ -1,7 +1,7 @@
 """Benchmark: our EfficientNetB0 vs keras.applications.EfficientNetB0 in the same run.
 
-    python scripts/bench_model.py            # 224x224 batch 16, 64x64 batch 64
-    python scripts/bench_model.py --configs=train:64:64 --repeats=3
+python scripts/bench_model.py            # 224x224 batch 16, 64x64 batch 64
+python scripts/bench_model.py --configs=train:64:64 --repeats=3
 """
 
 from absl import app, flags
@@ -21,17 +21,26 @@ def main(argv):
     from keras_effnet.benchmark import compare_b0_with_keras_applications
 
     rows = []
-    print(f"{'mode':<10}{'res':>5}{'batch':>6}{'keras.apps img/s':>18}{'ours img/s':>12}{'ratio':>8}")
+    print(
+        f"{'mode':<10}{'res':>5}{'batch':>6}{'keras.apps img/s':>18}{'ours img/s':>12}{'ratio':>8}"
+    )
     for entry in _CONFIGS.value:
         try:
             mode, res, batch = entry.split(":")
             res, batch = int(res), int(batch)
         except ValueError:
-            raise app.UsageError(f"--configs entries are mode:resolution:batch. Received: {entry!r}")
-        row = compare_b0_with_keras_applications(res, batch, mode, _ITERATIONS.value, _REPEATS.value)
+            raise app.UsageError(
+                f"--configs entries are mode:resolution:batch. Received: {entry!r}"
+            )
+        row = compare_b0_with_keras_applications(
+            res, batch, mode, _ITERATIONS.value, _REPEATS.value
+        )
         rows.append(row)
-        print(f"{mode:<10}{res:>5}{batch:>6}{row['keras_applications_images_per_s']:>18.1f}"
-              f"{row['keras_effnet_images_per_s']:>12.1f}{row['ratio']:>8.3f}", flush=True)
+        print(
+            f"{mode:<10}{res:>5}{batch:>6}{row['keras_applications_images_per_s']:>18.1f}"
+            f"{row['keras_effnet_images_per_s']:>12.1f}{row['ratio']:>8.3f}",
+            flush=True,
+        )
     if _JSON.value:
         from keras_effnet.io import write_json_atomic
 

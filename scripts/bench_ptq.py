@@ -15,6 +15,9 @@ runs) and the table in --output_dir/table.md.
 """
 
 import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
+
+# isort: split
+
 from absl import app, flags
 
 _MODELS = flags.DEFINE_list("models", ["b0", "b1", "b2", "b3"], "Variants to train and quantize.")
@@ -25,10 +28,12 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/bench_ptq", "Runs and resu
 
 
 def _table(rows):
-    lines = ["| model | seed | float val | int8 val | drop val (pt) | float test | int8 test | "
-             "drop test (pt) | default file: float layers, drop test (pt) | "
-             "worst layer (noise ratio) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | seed | float val | int8 val | drop val (pt) | float test | int8 test | "
+        "drop test (pt) | default file: float layers, drop test (pt) | "
+        "worst layer (noise ratio) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         worst = r["worst_layers"][0]
         name = worst["tensor"].split(";")[0].split("/")[-2 if "/" in worst["tensor"] else 0]
@@ -37,11 +42,14 @@ def _table(rows):
             f"{100 * r['validation_int8_top1']:.1f} | {r['validation_drop_pt']:+.1f} | "
             f"{100 * r['test_float_top1']:.1f} | {100 * r['test_int8_top1']:.1f} | "
             f"{r['test_drop_pt']:+.1f} | {r['guarded_float_layers']}, "
-            f"{r['test_guarded_drop_pt']:+.1f} | {worst['op']} {name} ({worst['noise_ratio']:.3f}) |")
+            f"{r['test_guarded_drop_pt']:+.1f} | {worst['op']} {name} ({worst['noise_ratio']:.3f}) |"
+        )
     for label, key in (("plain int8", "test_drop_pt"), ("default file", "test_guarded_drop_pt")):
         drops = [r[key] for r in rows]
-        lines.append(f"\n{label}: worst test drop {max(drops):+.2f} pt over {len(rows)} runs; "
-                     f"within 1 pt: {sum(d <= 1.0 for d in drops)}/{len(rows)}")
+        lines.append(
+            f"\n{label}: worst test drop {max(drops):+.2f} pt over {len(rows)} runs; "
+            f"within 1 pt: {sum(d <= 1.0 for d in drops)}/{len(rows)}"
+        )
     return "\n".join(lines)
 
 
@@ -68,13 +76,21 @@ def main(argv):
             if (model, seed, _EPOCHS.value, _IMAGE_SIZE.value) in done:
                 continue
             keras.backend.clear_session()
-            row = bench.ptq_run(model, seed, os.path.join(_OUTPUT_DIR.value, f"{model}-s{seed}"),
-                                image_size=_IMAGE_SIZE.value, epochs=_EPOCHS.value)
+            row = bench.ptq_run(
+                model,
+                seed,
+                os.path.join(_OUTPUT_DIR.value, f"{model}-s{seed}"),
+                image_size=_IMAGE_SIZE.value,
+                epochs=_EPOCHS.value,
+            )
             rows.append(row)
             write_json_atomic(store, rows)
-            print(f"{model} seed {seed}: float test {row['test_float_top1']:.4f}, int8 "
-                  f"{row['test_int8_top1']:.4f} ({row['test_drop_pt']:+.2f} pt), "
-                  f"{row['train_seconds']:.0f} s", flush=True)
+            print(
+                f"{model} seed {seed}: float test {row['test_float_top1']:.4f}, int8 "
+                f"{row['test_int8_top1']:.4f} ({row['test_drop_pt']:+.2f} pt), "
+                f"{row['train_seconds']:.0f} s",
+                flush=True,
+            )
     for i, row in enumerate(rows):  # Runs stored before the default-file figures existed.
         if "guarded_met" not in row:
             path = os.path.join(_OUTPUT_DIR.value, f"{row['model']}-s{row['seed']}", "best.keras")

@@ -8,15 +8,12 @@ Example (the figures in the README):
 Trained float models are cached in --model_dir and reused.
 """
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-_VARIANTS = flags.DEFINE_list("variants", ["b0", "lite0"],
-                              "Variants to compare.")
+_VARIANTS = flags.DEFINE_list("variants", ["b0", "lite0"], "Variants to compare.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input resolution.")
 _DATASET = flags.DEFINE_string("dataset", "digits", "Dataset name or folder.")
-_MODEL_DIR = flags.DEFINE_string("model_dir", None,
-                                 "Cache of trained float models.")
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Cache of trained float models.")
 _TRAIN_EPOCHS = flags.DEFINE_integer("train_epochs", 30, "Float epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "QAT epochs.")
 _QAT_LR = flags.DEFINE_float("qat_learning_rate", 3e-5, "QAT learning rate.")
@@ -28,12 +25,19 @@ _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Results JSON path.")
 def main(argv):
     del argv
     from keras_effnet.export import qat_bench  # pylint: disable=import-outside-toplevel
+
     qat_bench.run(
-        _VARIANTS.value, _IMAGE_SIZE.value, dataset=_DATASET.value,
-        model_dir=_MODEL_DIR.value, train_epochs=_TRAIN_EPOCHS.value,
-        qat_epochs=_QAT_EPOCHS.value, qat_learning_rate=_QAT_LR.value,
-        threads=_THREADS.value, latency_runs=_LATENCY_RUNS.value,
-        output_json=_OUTPUT_JSON.value)
+        _VARIANTS.value,
+        _IMAGE_SIZE.value,
+        dataset=_DATASET.value,
+        model_dir=_MODEL_DIR.value,
+        train_epochs=_TRAIN_EPOCHS.value,
+        qat_epochs=_QAT_EPOCHS.value,
+        qat_learning_rate=_QAT_LR.value,
+        threads=_THREADS.value,
+        latency_runs=_LATENCY_RUNS.value,
+        output_json=_OUTPUT_JSON.value,
+    )
 
 
 if __name__ == "__main__":

@@ -22,41 +22,71 @@ accuracy against seconds).
 """
 
 import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
+
+# isort: split
+
 from absl import app, flags
 
-_DATASETS = flags.DEFINE_list("datasets", ["mnist5k", "fashion", "photos"], "Datasets to build and train.")
-_MODELS = flags.DEFINE_list("models", ["lite0", "b0"], "Our variants, trained with the default recipe.")
+_DATASETS = flags.DEFINE_list(
+    "datasets", ["mnist5k", "fashion", "photos"], "Datasets to build and train."
+)
+_MODELS = flags.DEFINE_list(
+    "models", ["lite0", "b0"], "Our variants, trained with the default recipe."
+)
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (dataset, method).")
 _EPOCHS = flags.DEFINE_integer("epochs", 12, "Epochs for every method.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Training and test resolution.")
-_TRAIN_PER_CLASS = flags.DEFINE_integer("train_per_class", 150, "Training images per class (10 % held out).")
+_TRAIN_PER_CLASS = flags.DEFINE_integer(
+    "train_per_class", 150, "Training images per class (10 % held out)."
+)
 _TEST_PER_CLASS = flags.DEFINE_integer("test_per_class", 100, "Test images per class.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/bench_training", "Datasets, runs and results.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "runs/bench_training", "Datasets, runs and results."
+)
 _TRANSFER = flags.DEFINE_list(
-    "transfer", [], "SOURCE,TARGET: instead of the comparison, train on SOURCE (--train_per_class "
-    "images per class), then TARGET (--transfer_per_class) from scratch vs fine-tuned, --seeds seeds.")
-_TRANSFER_PER_CLASS = flags.DEFINE_integer("transfer_per_class", 50, "Target training images per class.")
+    "transfer",
+    [],
+    "SOURCE,TARGET: instead of the comparison, train on SOURCE (--train_per_class "
+    "images per class), then TARGET (--transfer_per_class) from scratch vs fine-tuned, --seeds seeds.",
+)
+_TRANSFER_PER_CLASS = flags.DEFINE_integer(
+    "transfer_per_class", 50, "Target training images per class."
+)
 _PROGRESSIVE = flags.DEFINE_bool(
-    "progressive", False, "Instead of the comparison: each of --models with progressive learning off and on.")
+    "progressive",
+    False,
+    "Instead of the comparison: each of --models with progressive learning off and on.",
+)
 _TARGET_ACCURACY = flags.DEFINE_float(
-    "target_accuracy", 0.0, "With --progressive: the validation accuracy to time; 0 = the highest "
-    "whole percent every run of a (dataset, model) reached.")
-_PATCH_SIZE = flags.DEFINE_integer("patch_size", 32, "Side of the photo patches (the digit sets are 28 px).")
+    "target_accuracy",
+    0.0,
+    "With --progressive: the validation accuracy to time; 0 = the highest "
+    "whole percent every run of a (dataset, model) reached.",
+)
+_PATCH_SIZE = flags.DEFINE_integer(
+    "patch_size", 32, "Side of the photo patches (the digit sets are 28 px)."
+)
 
 
 def _table(summary):
-    lines = ["| dataset | method | seeds | test top-1 | train acc | val acc | wall s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | method | seeds | test top-1 | train acc | val acc | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def cell(entry, key, scale=100, fmt="{:.1f}"):
         if key not in entry:
             return "-"
-        return f"{fmt.format(entry[key] * scale)} ± {fmt.format(entry[key + '_spread'] * scale / 2)}"
+        return (
+            f"{fmt.format(entry[key] * scale)} ± {fmt.format(entry[key + '_spread'] * scale / 2)}"
+        )
 
     for e in summary:
-        lines.append(f"| {e['dataset']} | {e['method']} | {e['seeds']} | {cell(e, 'test_top1')} | "
-                     f"{cell(e, 'train_accuracy')} | {cell(e, 'val_accuracy')} | "
-                     f"{cell(e, 'wall_s', 1, '{:.0f}')} |")
+        lines.append(
+            f"| {e['dataset']} | {e['method']} | {e['seeds']} | {cell(e, 'test_top1')} | "
+            f"{cell(e, 'train_accuracy')} | {cell(e, 'val_accuracy')} | "
+            f"{cell(e, 'wall_s', 1, '{:.0f}')} |"
+        )
     return "\n".join(lines)
 
 
@@ -67,22 +97,37 @@ def _transfer(out):
     from keras_effnet.training import bench, real_data
 
     if len(_TRANSFER.value) != 2:
-        raise app.UsageError(f"--transfer takes SOURCE,TARGET. Received: --transfer={_TRANSFER.value}")
+        raise app.UsageError(
+            f"--transfer takes SOURCE,TARGET. Received: --transfer={_TRANSFER.value}"
+        )
     source_name, target_name = _TRANSFER.value
-    source = real_data.build(source_name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value,
-                             _TEST_PER_CLASS.value)
-    target = real_data.build(target_name, os.path.join(out, "data"), _TRANSFER_PER_CLASS.value,
-                             _TEST_PER_CLASS.value)
+    source = real_data.build(
+        source_name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value, _TEST_PER_CLASS.value
+    )
+    target = real_data.build(
+        target_name, os.path.join(out, "data"), _TRANSFER_PER_CLASS.value, _TEST_PER_CLASS.value
+    )
     rows = []
     for seed in range(_SEEDS.value):
-        runs = bench.transfer_runs(source, target, _MODELS.value[0], _IMAGE_SIZE.value, _EPOCHS.value,
-                                   seed, os.path.join(out, "transfer", f"s{seed}"))
+        runs = bench.transfer_runs(
+            source,
+            target,
+            _MODELS.value[0],
+            _IMAGE_SIZE.value,
+            _EPOCHS.value,
+            seed,
+            os.path.join(out, "transfer", f"s{seed}"),
+        )
         for method, row in runs.items():
-            row.update(dataset=source_name if method == "source" else target_name, method=method,
-                       seed=seed)
+            row.update(
+                dataset=source_name if method == "source" else target_name, method=method, seed=seed
+            )
             rows.append(row)
-            print(f"{row['dataset']:8s} {method:19s} seed {seed}: test top-1 {row['test_top1']:.4f} "
-                  f"train acc {row['train_accuracy']:.4f}", flush=True)
+            print(
+                f"{row['dataset']:8s} {method:19s} seed {seed}: test top-1 {row['test_top1']:.4f} "
+                f"train acc {row['train_accuracy']:.4f}",
+                flush=True,
+            )
         io.write_json_atomic(os.path.join(out, "transfer.json"), {"runs": rows})
     table = _table(bench.summarize(rows))
     io.write_text_atomic(os.path.join(out, "transfer.md"), table + "\n")
@@ -102,32 +147,51 @@ def _progressive(out):
         with open(path) as f:
             rows = json.load(f)["runs"]
     done = {(r["dataset"], r["model"], r["seed"], r["progressive"]) for r in rows}
-    settings = {"epochs": _EPOCHS.value, "image_size": _IMAGE_SIZE.value, "patch_size": _PATCH_SIZE.value,
-                "train_per_class": _TRAIN_PER_CLASS.value, "test_per_class": _TEST_PER_CLASS.value}
+    settings = {
+        "epochs": _EPOCHS.value,
+        "image_size": _IMAGE_SIZE.value,
+        "patch_size": _PATCH_SIZE.value,
+        "train_per_class": _TRAIN_PER_CLASS.value,
+        "test_per_class": _TEST_PER_CLASS.value,
+    }
     for seed in range(_SEEDS.value):
         for name in _DATASETS.value:
-            folder = real_data.build(name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value,
-                                     _TEST_PER_CLASS.value, patch_size=_PATCH_SIZE.value)
+            folder = real_data.build(
+                name,
+                os.path.join(out, "data"),
+                _TRAIN_PER_CLASS.value,
+                _TEST_PER_CLASS.value,
+                patch_size=_PATCH_SIZE.value,
+            )
             for model in _MODELS.value:
                 if {(name, model, seed, m) for m in ("off", "on")} <= done:
                     continue
                 run_dir = os.path.join(out, "progressive", f"{name}-{model}-s{seed}")
-                for mode, row in bench.progressive_runs(folder, model, _IMAGE_SIZE.value, _EPOCHS.value,
-                                                        seed, run_dir).items():
+                for mode, row in bench.progressive_runs(
+                    folder, model, _IMAGE_SIZE.value, _EPOCHS.value, seed, run_dir
+                ).items():
                     row.update(dataset=name, model=model, seed=seed, **settings)
                     rows.append(row)
-                    print(f"{name:8s} {model:6s} seed {seed} progressive {mode:3s}: best val "
-                          f"{row['val_accuracy']:.4f} test top-1 {row['test_top1']:.4f} "
-                          f"({row['wall_s']:.0f} s)", flush=True)
+                    print(
+                        f"{name:8s} {model:6s} seed {seed} progressive {mode:3s}: best val "
+                        f"{row['val_accuracy']:.4f} test top-1 {row['test_top1']:.4f} "
+                        f"({row['wall_s']:.0f} s)",
+                        flush=True,
+                    )
                 io.write_json_atomic(path, {"settings": settings, "runs": rows})
     summary = bench.progressive_summary(rows, _TARGET_ACCURACY.value or None)
-    lines = ["| dataset | model | seed | progressive | target val acc | s to target | s for all epochs | "
-             "best val acc | test top-1 |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | model | seed | progressive | target val acc | s to target | s for all epochs | "
+        "best val acc | test top-1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for e in summary:
         reach = f"{e['time_to_target_s']:.0f}" if e["time_to_target_s"] is not None else "never"
-        lines.append(f"| {e['dataset']} | {e['model']} | {e['seed']} | {e['progressive']} | "
-                     f"{100 * e['target_val_accuracy']:.0f} % | {reach} | {e['all_epochs_s']:.0f} | "
-                     f"{100 * e['best_val_accuracy']:.1f} | {100 * e['test_top1']:.1f} |")
+        lines.append(
+            f"| {e['dataset']} | {e['model']} | {e['seed']} | {e['progressive']} | "
+            f"{100 * e['target_val_accuracy']:.0f} % | {reach} | {e['all_epochs_s']:.0f} | "
+            f"{100 * e['best_val_accuracy']:.1f} | {100 * e['test_top1']:.1f} |"
+        )
     io.write_text_atomic(os.path.join(out, "progressive.md"), "\n".join(lines) + "\n")
     io.write_json_atomic(os.path.join(out, "progressive_summary.json"), {"summary": summary})
     bench.plot_progressive(rows, summary, os.path.join(out, "progressive.png"))
@@ -155,11 +219,16 @@ def main(argv):
         with open(results_path) as f:
             rows = json.load(f)["runs"]
     done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
-    settings = {"epochs": _EPOCHS.value, "image_size": _IMAGE_SIZE.value,
-                "train_per_class": _TRAIN_PER_CLASS.value, "test_per_class": _TEST_PER_CLASS.value}
+    settings = {
+        "epochs": _EPOCHS.value,
+        "image_size": _IMAGE_SIZE.value,
+        "train_per_class": _TRAIN_PER_CLASS.value,
+        "test_per_class": _TEST_PER_CLASS.value,
+    }
     for name in _DATASETS.value:
-        folder = real_data.build(name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value,
-                                 _TEST_PER_CLASS.value)
+        folder = real_data.build(
+            name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value, _TEST_PER_CLASS.value
+        )
         for seed in range(_SEEDS.value):
             for method in [*_MODELS.value, "baseline_b0_adam"]:
                 if (name, method, seed) in done:
@@ -169,12 +238,17 @@ def main(argv):
                     row = bench.baseline_run(folder, _IMAGE_SIZE.value, _EPOCHS.value, seed)
                 else:
                     run_dir = os.path.join(out, "runs", f"{name}-{method}-s{seed}")
-                    row = bench.recipe_run(folder, method, _IMAGE_SIZE.value, _EPOCHS.value, seed, run_dir)
+                    row = bench.recipe_run(
+                        folder, method, _IMAGE_SIZE.value, _EPOCHS.value, seed, run_dir
+                    )
                 row.update(dataset=name, method=method, seed=seed, **settings)
                 rows.append(row)
                 io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
-                print(f"{name:8s} {method:17s} seed {seed}: test top-1 {row['test_top1']:.4f} "
-                      f"train acc {row['train_accuracy']:.4f} ({row['wall_s']:.0f} s)", flush=True)
+                print(
+                    f"{name:8s} {method:17s} seed {seed}: test top-1 {row['test_top1']:.4f} "
+                    f"train acc {row['train_accuracy']:.4f} ({row['wall_s']:.0f} s)",
+                    flush=True,
+                )
     table = _table(bench.summarize(rows))
     io.write_text_atomic(os.path.join(out, "table.md"), table + "\n")
     print(table)

@@ -1,18 +1,21 @@
 """Reports top-1 / top-5 / loss of a .keras model or a .tflite file on a dataset split.
 
-    python scripts/evaluate.py --model_path=runs/b0/best.keras --dataset=digits --split=test
-    python scripts/evaluate.py --model_path=model_int8.tflite --output_json=eval.json
+python scripts/evaluate.py --model_path=runs/b0/best.keras --dataset=digits --split=test
+python scripts/evaluate.py --model_path=model_int8.tflite --output_json=eval.json
 """
+
+import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
+
+# isort: split
 
 import json
 import sys
 
-import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
 from absl import app, flags
 
-
 _MODEL_PATH = flags.DEFINE_multi_string(
-    "model_path", None, ".keras or .tflite file (repeat to compare).", required=True)
+    "model_path", None, ".keras or .tflite file (repeat to compare).", required=True
+)
 _DATASET = flags.DEFINE_string("dataset", "digits", '"digits", an image folder or a TFDS name.')
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
@@ -29,9 +32,16 @@ def main(argv):
 
     try:
         results = [
-            evaluate(path, _DATASET.value, _SPLIT.value, data_dir=_DATA_DIR.value or None,
-                     image_size=_IMAGE_SIZE.value or None, batch_size=_BATCH_SIZE.value,
-                     max_examples=_MAX_EXAMPLES.value or None, num_threads=_NUM_THREADS.value or None)
+            evaluate(
+                path,
+                _DATASET.value,
+                _SPLIT.value,
+                data_dir=_DATA_DIR.value or None,
+                image_size=_IMAGE_SIZE.value or None,
+                batch_size=_BATCH_SIZE.value,
+                max_examples=_MAX_EXAMPLES.value or None,
+                num_threads=_NUM_THREADS.value or None,
+            )
             for path in _MODEL_PATH.value
         ]
     except ValueError as e:  # Bad flags, data or model files: one clear line, exit 2.

@@ -13,12 +13,14 @@ Examples:
 Prints the verification table; the figures go to <output>.verify.json.
 """
 
+import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
+
+# isort: split
+
 import json
 import sys
 
-import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from keras_effnet.export_modes import ALL_IO_TYPES, CLI_MODES
 from keras_effnet.training.config import STRATEGIES
@@ -112,8 +114,10 @@ def _accuracy_drop(value):
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f'`max_accuracy_drop` must be "auto", "none" or a number of points. '
-                         f"Received: max_accuracy_drop={value!r}") from None
+        raise ValueError(
+            f'`max_accuracy_drop` must be "auto", "none" or a number of points. '
+            f"Received: max_accuracy_drop={value!r}"
+        ) from None
 
 
 def _strategy(name):

@@ -13,8 +13,9 @@ import dataclasses
 
 from absl import app, flags
 
-import study_flags
 from keras_effnet.study import GridConfig
+
+import study_flags
 
 _D = {f.name: f.default for f in dataclasses.fields(GridConfig)}
 
@@ -22,20 +23,32 @@ _START = flags.DEFINE_float("start", _D["start"], "Grid start (alpha, beta and g
 _STOP = flags.DEFINE_float("stop", _D["stop"], "Grid end, inclusive.")
 _STEP = flags.DEFINE_float("step", _D["step"], "Grid step.")
 _TARGET = flags.DEFINE_float("target", _D["target"], "Target of alpha*beta^2*gamma^2.")
-_TOLERANCE = flags.DEFINE_float("tolerance", _D["tolerance"],
-                                "Keep |alpha*beta^2*gamma^2 - target| <= tolerance.")
-_MAX_CANDIDATES = flags.DEFINE_integer("max_candidates", _D["max_candidates"],
-                                       "Train at most this many candidates (0 = all).")
-_ORDER = flags.DEFINE_enum("order", _D["order"], ["closest", "spread"],
-                           "Which candidates survive --max_candidates.")
-_INCLUDE_PAPER = flags.DEFINE_bool("include_paper", _D["include_paper"],
-                                   "Also try the paper's (1.2, 1.1, 1.15) if within tolerance.")
-_BASE_RESOLUTION = flags.DEFINE_integer("base_resolution", _D["base_resolution"],
-                                        "Resolution of the B0 baseline (>= 32).")
-_INCLUDE_BASELINE = flags.DEFINE_bool("include_baseline", _D["include_baseline"],
-                                      "Also train the phi=0 baseline.")
-_RANK_BY = flags.DEFINE_enum("rank_by", _D["rank_by"], ["accuracy", "efficiency"],
-                             "Ranking that picks the printed coefficients.")
+_TOLERANCE = flags.DEFINE_float(
+    "tolerance", _D["tolerance"], "Keep |alpha*beta^2*gamma^2 - target| <= tolerance."
+)
+_MAX_CANDIDATES = flags.DEFINE_integer(
+    "max_candidates", _D["max_candidates"], "Train at most this many candidates (0 = all)."
+)
+_ORDER = flags.DEFINE_enum(
+    "order", _D["order"], ["closest", "spread"], "Which candidates survive --max_candidates."
+)
+_INCLUDE_PAPER = flags.DEFINE_bool(
+    "include_paper",
+    _D["include_paper"],
+    "Also try the paper's (1.2, 1.1, 1.15) if within tolerance.",
+)
+_BASE_RESOLUTION = flags.DEFINE_integer(
+    "base_resolution", _D["base_resolution"], "Resolution of the B0 baseline (>= 32)."
+)
+_INCLUDE_BASELINE = flags.DEFINE_bool(
+    "include_baseline", _D["include_baseline"], "Also train the phi=0 baseline."
+)
+_RANK_BY = flags.DEFINE_enum(
+    "rank_by",
+    _D["rank_by"],
+    ["accuracy", "efficiency"],
+    "Ranking that picks the printed coefficients.",
+)
 
 # --dataset, --epochs, --output_dir, ... (keras_effnet.study.MeasureSettings).
 _MEASURE = study_flags.define(GridConfig)
@@ -47,25 +60,39 @@ def main(argv):
 
     try:
         config = GridConfig(
-            start=_START.value, stop=_STOP.value, step=_STEP.value, target=_TARGET.value,
-            tolerance=_TOLERANCE.value, max_candidates=_MAX_CANDIDATES.value, order=_ORDER.value,
-            include_paper=_INCLUDE_PAPER.value, base_resolution=_BASE_RESOLUTION.value,
-            include_baseline=_INCLUDE_BASELINE.value, rank_by=_RANK_BY.value,
-            **study_flags.values(_MEASURE))
+            start=_START.value,
+            stop=_STOP.value,
+            step=_STEP.value,
+            target=_TARGET.value,
+            tolerance=_TOLERANCE.value,
+            max_candidates=_MAX_CANDIDATES.value,
+            order=_ORDER.value,
+            include_paper=_INCLUDE_PAPER.value,
+            base_resolution=_BASE_RESOLUTION.value,
+            include_baseline=_INCLUDE_BASELINE.value,
+            rank_by=_RANK_BY.value,
+            **study_flags.values(_MEASURE),
+        )
     except ValueError as e:
         raise app.UsageError(str(e))
     result = run_grid_search(config)
-    print(f"{'rank':>4}  {'candidate':<20}{'a*b^2*g^2':>10}{'FLOPs x':>8}{'res':>5}"
-          f"{'train ms/img':>13}{'acc':>7}{'acc/s':>8}")
+    print(
+        f"{'rank':>4}  {'candidate':<20}{'a*b^2*g^2':>10}{'FLOPs x':>8}{'res':>5}"
+        f"{'train ms/img':>13}{'acc':>7}{'acc/s':>8}"
+    )
     for row in result["rows"]:
-        print(f"{row['rank_accuracy']:>4}  {row['model']:<20}{row['flops_factor']:>10.3f}"
-              f"{row.get('flops_ratio') or float('nan'):>8.2f}{row['resolution']:>5}"
-              f"{row['train_ms_per_image']:>13.2f}{row['accuracy']:>7.3f}"
-              f"{row['accuracy_per_train_second']:>8.4f}")
+        print(
+            f"{row['rank_accuracy']:>4}  {row['model']:<20}{row['flops_factor']:>10.3f}"
+            f"{row.get('flops_ratio') or float('nan'):>8.2f}{row['resolution']:>5}"
+            f"{row['train_ms_per_image']:>13.2f}{row['accuracy']:>7.3f}"
+            f"{row['accuracy_per_train_second']:>8.4f}"
+        )
     for kept, dropped in sorted(result["twins"].items()):
         print(f"{kept} also stands for {', '.join(dropped)} (same network, trained once)")
-    print(f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
-          f"{len(result['failed'])} failed")
+    print(
+        f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
+        f"{len(result['failed'])} failed"
+    )
     if result["chosen_expression"]:
         print(f"chosen ({config.rank_by}): {result['chosen_expression']}")
     print(f"wrote {result['csv']}, {result['json']}, {result['figure']}")

@@ -14,25 +14,31 @@ import dataclasses
 
 from absl import app, flags
 
-import study_flags
 from keras_effnet.study import StudyConfig
+
+import study_flags
 
 _D = {f.name: f.default for f in dataclasses.fields(StudyConfig)}
 
-_MODELS = flags.DEFINE_list("models", list(_D["models"]),
-                            "Named models: b0..b7, lite0..lite4, v2b0..v2b3, v2s, v2m, v2l, resnet50 "
-                            "(keras.applications).")
+_MODELS = flags.DEFINE_list(
+    "models",
+    list(_D["models"]),
+    "Named models: b0..b7, lite0..lite4, v2b0..v2b3, v2s, v2m, v2l, resnet50 (keras.applications).",
+)
 _PHIS = flags.DEFINE_list("phis", [], "Extra keras_effnet.EfficientNet(phi, ...) models.")
 _ALPHA = flags.DEFINE_float("alpha", _D["alpha"], "Depth base for --phis.")
 _BETA = flags.DEFINE_float("beta", _D["beta"], "Width base for --phis.")
 _GAMMA = flags.DEFINE_float("gamma", _D["gamma"], "Resolution base for --phis.")
-_BASE_RESOLUTION = flags.DEFINE_integer("base_resolution", _D["base_resolution"],
-                                        "phi=0 resolution for --phis.")
+_BASE_RESOLUTION = flags.DEFINE_integer(
+    "base_resolution", _D["base_resolution"], "phi=0 resolution for --phis."
+)
 _LITE = flags.DEFINE_bool("lite", _D["lite"], "Build the --phis models as Lite.")
-_RESOLUTION = flags.DEFINE_integer("resolution", _D["resolution"],
-                                   "Common input side; 0 = native x --resolution_scale.")
-_RESOLUTION_SCALE = flags.DEFINE_float("resolution_scale", _D["resolution_scale"],
-                                       "Factor on native resolutions when --resolution=0.")
+_RESOLUTION = flags.DEFINE_integer(
+    "resolution", _D["resolution"], "Common input side; 0 = native x --resolution_scale."
+)
+_RESOLUTION_SCALE = flags.DEFINE_float(
+    "resolution_scale", _D["resolution_scale"], "Factor on native resolutions when --resolution=0."
+)
 _PLOTS = flags.DEFINE_bool("plots", _D["plots"], "Write the PNG figures.")
 
 # --dataset, --epochs, --output_dir, ... (keras_effnet.study.MeasureSettings).
@@ -45,17 +51,26 @@ def main(argv):
 
     try:
         config = StudyConfig(
-            models=tuple(m for m in _MODELS.value if m), phis=tuple(float(p) for p in _PHIS.value),
-            alpha=_ALPHA.value, beta=_BETA.value, gamma=_GAMMA.value,
-            base_resolution=_BASE_RESOLUTION.value, lite=_LITE.value,
-            resolution=_RESOLUTION.value, resolution_scale=_RESOLUTION_SCALE.value,
-            plots=_PLOTS.value, **study_flags.values(_MEASURE))
+            models=tuple(m for m in _MODELS.value if m),
+            phis=tuple(float(p) for p in _PHIS.value),
+            alpha=_ALPHA.value,
+            beta=_BETA.value,
+            gamma=_GAMMA.value,
+            base_resolution=_BASE_RESOLUTION.value,
+            lite=_LITE.value,
+            resolution=_RESOLUTION.value,
+            resolution_scale=_RESOLUTION_SCALE.value,
+            plots=_PLOTS.value,
+            **study_flags.values(_MEASURE),
+        )
     except ValueError as e:
         raise app.UsageError(str(e))
     result = run_scaling_study(config)
     print(format_summary(result["rows"], config.tflite_modes))
-    print(f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
-          f"{len(result['failed'])} failed")
+    print(
+        f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
+        f"{len(result['failed'])} failed"
+    )
     print(f"wrote {result['csv']}, {result['json']}", *result["figures"].values())
     return 1 if result["failed"] else 0
 

@@ -60,5 +60,7 @@ def define(config_class):
 
 def values(holders):
     """{field: parsed value} for the config constructor (lists become tuples)."""
-    return {name: tuple(h.value) if isinstance(h.value, list) else h.value
-            for name, h in holders.items()}
+    return {
+        name: tuple(h.value) if isinstance(h.value, list) else h.value
+        for name, h in holders.items()
+    }

@@ -119,8 +119,14 @@ _SCRIPT = os.path.join(
 def run_export_cli(output, *flags, model="lite0", timeout=840):
     """Runs scripts/export_tflite.py on a trained model; returns (stdout, report)."""
     result = subprocess.run(
-        [sys.executable, _SCRIPT, f"--model={trained_model(model)}", f"--output={output}",
-         "--dataset=digits", *flags],
+        [
+            sys.executable,
+            _SCRIPT,
+            f"--model={trained_model(model)}",
+            f"--output={output}",
+            "--dataset=digits",
+            *flags,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,

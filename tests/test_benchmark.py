@@ -19,7 +19,9 @@ def test_interleaved_throughput_runs_each_step():
         def __call__(self):
             counts[self.name] += 1
 
-    result = benchmark.interleaved_throughput({"a": Step("a"), "b": Step("b")}, iterations=2, repeats=3, warmup=1)
+    result = benchmark.interleaved_throughput(
+        {"a": Step("a"), "b": Step("b")}, iterations=2, repeats=3, warmup=1
+    )
     assert counts == {"a": 7, "b": 7}
     assert set(result) == {"a", "b"} and len(result["a"]["rounds"]) == 3
     assert result["a"]["images_per_s"] > 0

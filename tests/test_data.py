@@ -21,7 +21,9 @@ def test_digits_info_and_deterministic_disjoint_splits():
     assert sum(info.splits.values()) == 1797
     assert info.splits["train"] > 4 * info.splits["test"] > 0
     _, labels = sources._digits()
-    parts = [set(sources._stratified_split(labels, sources._DIGITS_FRACTIONS, s)) for s in data.SPLITS]
+    parts = [
+        set(sources._stratified_split(labels, sources._DIGITS_FRACTIONS, s)) for s in data.SPLITS
+    ]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert len(set.union(*parts)) == 1797
     # Every class appears in every split.
@@ -47,7 +49,9 @@ def test_digits_batches_match_the_input_contract():
 
 def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     def labels(seed):
-        ds = data.load_dataset("digits", "train", 32, 1258 // 2, shuffle=True, seed=seed, repeat=True)
+        ds = data.load_dataset(
+            "digits", "train", 32, 1258 // 2, shuffle=True, seed=seed, repeat=True
+        )
         it = iter(ds)
         return next(it)[1].numpy(), next(it)[1].numpy(), next(it)[1].numpy()
 
@@ -58,8 +62,16 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch():
 
 
 def test_augmentations_keep_range_and_mixup_makes_soft_labels():
-    ds = data.load_dataset("digits", "train", 32, 16, shuffle=True, augment="crop,flip,randaugment,mixup",
-                           one_hot=True, drop_remainder=True)
+    ds = data.load_dataset(
+        "digits",
+        "train",
+        32,
+        16,
+        shuffle=True,
+        augment="crop,flip,randaugment,mixup",
+        one_hot=True,
+        drop_remainder=True,
+    )
     x, y = next(iter(ds))
     x, y = x.numpy(), y.numpy()
     assert x.shape == (16, 32, 32, 3) and 0 <= x.min() and x.max() <= 255.0
@@ -70,12 +82,15 @@ def test_augmentations_keep_range_and_mixup_makes_soft_labels():
     assert set(np.unique(plain)) == {0.0, 1.0}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(augment="crop,zoom"), "augment"),
-    (dict(augment="mixup"), "one_hot"),
-    (dict(split="dev"), "split"),
-    (dict(image_size=0), "image_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(augment="crop,zoom"), "augment"),
+        (dict(augment="mixup"), "one_hot"),
+        (dict(split="dev"), "split"),
+        (dict(image_size=0), "image_size"),
+    ],
+)
 def test_bad_arguments_raise_one_clear_error(kwargs, match):
     args = dict(name="digits", split="train", image_size=32, batch_size=8) | kwargs
     with pytest.raises(ConfigError, match=match):
@@ -143,8 +158,15 @@ def test_folder_without_test_split_has_none(tmp_path):
 
 
 def test_resumed_training_stream_equals_the_uninterrupted_one():
-    kwargs = dict(shuffle=True, augment="crop,flip,mixup", drop_remainder=True, repeat=True, seed=3,
-                  one_hot=True, num_classes=10)
+    kwargs = dict(
+        shuffle=True,
+        augment="crop,flip,mixup",
+        drop_remainder=True,
+        repeat=True,
+        seed=3,
+        one_hot=True,
+        num_classes=10,
+    )
     full = iter(data.load_dataset("digits", "train", 32, 16, **kwargs))
     batches = [next(full) for _ in range(90)]  # > 1 pass (1258 examples): a reshuffle included.
     resumed = iter(data.load_dataset("digits", "train", 32, 16, skip_examples=85 * 16, **kwargs))
@@ -189,10 +211,12 @@ class KerasEffnetTestColors(tfds.core.GeneratorBasedBuilder):
     def _info(self):
         return tfds.core.DatasetInfo(
             builder=self,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3)),
-                "label": tfds.features.ClassLabel(names=["red", "green", "blue"]),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3)),
+                    "label": tfds.features.ClassLabel(names=["red", "green", "blue"]),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 
@@ -210,7 +234,9 @@ def test_tfds_dataset_by_name_with_carved_splits(tmp_path):
     info = data.dataset_info("keras_effnet_test_colors", data_dir=str(tmp_path))
     assert info.kind == "tfds" and info.class_names == ("red", "green", "blue")
     assert info.splits == {"train": 32, "validation": 4, "test": 4}
-    x, y = _batches(data.load_dataset("keras_effnet_test_colors", "train", 32, 32, data_dir=str(tmp_path)))[0]
+    x, y = _batches(
+        data.load_dataset("keras_effnet_test_colors", "train", 32, 32, data_dir=str(tmp_path))
+    )[0]
     assert x.shape == (32, 32, 32, 3) and y.dtype == np.int32
     np.testing.assert_array_equal(np.argmax(x[:, 10, 10, :], axis=-1), y)
     assert os.path.isdir(tmp_path / "keras_effnet_test_colors")
@@ -222,6 +248,8 @@ def test_config_error_is_one_class_wherever_it_is_imported():
 
     assert config_lib.ConfigError is errors.ConfigError is ConfigError
     assert config_lib.parse_augment is data.parse_augment
-    assert data.parse_augment("mixup, crop") == ("crop", "mixup") and data.parse_augment("none") == ()
+    assert (
+        data.parse_augment("mixup, crop") == ("crop", "mixup") and data.parse_augment("none") == ()
+    )
     with pytest.raises(ConfigError, match="`augment` must be.*Received: augment='zoom'"):
         data.parse_augment("zoom")

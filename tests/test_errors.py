@@ -19,8 +19,13 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
 def _cli(script, *args):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", script), *args], env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", script), *args],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -30,8 +35,9 @@ def _cli(script, *args):
 @pytest.fixture(scope="module")
 def broken_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("broken")
-    model = keras_effnet.build_efficientnet(0.25, 0.25, 224, input_shape=(32, 32, 3), classes=10,
-                                            weights=None, name="tiny")
+    model = keras_effnet.build_efficientnet(
+        0.25, 0.25, 224, input_shape=(32, 32, 3), classes=10, weights=None, name="tiny"
+    )
     good = root / "good.keras"
     model.save(good)
     blob = good.read_bytes()
@@ -47,8 +53,13 @@ def test_cli_truncated_keras_and_text_tflite_are_named(broken_files):
     assert "not a readable .keras archive" in line and "half.keras" in line
     line = _cli("evaluate.py", f"--model_path={broken_files['text']}", "--dataset=digits")
     assert "not a valid .tflite file" in line and "notes.tflite" in line
-    line = _cli("export_tflite.py", f"--model={broken_files['truncated']}", "--mode=fp32",
-                f"--output={broken_files['truncated']}.tflite", "--dataset=digits")
+    line = _cli(
+        "export_tflite.py",
+        f"--model={broken_files['truncated']}",
+        "--mode=fp32",
+        f"--output={broken_files['truncated']}.tflite",
+        "--dataset=digits",
+    )
     assert "not a readable .keras archive" in line
 
 
@@ -70,12 +81,16 @@ def test_loading_a_truncated_keras_file_in_the_library(broken_files):
 def test_split_folders_without_train(tmp_path):
     (tmp_path / "test" / "cat").mkdir(parents=True)
     (tmp_path / "test" / "cat" / "a.png").write_bytes(b"x")
-    with pytest.raises(ConfigError, match=r"split folders \(test\) but no train/ folder.*calibration"):
+    with pytest.raises(
+        ConfigError, match=r"split folders \(test\) but no train/ folder.*calibration"
+    ):
         data.dataset_info(str(tmp_path))
 
 
 def test_one_class_dataset_is_refused():
-    info = data.DatasetInfo("one", "folder", 1, ("cat",), {"train": 100, "validation": 10, "test": 10})
+    info = data.DatasetInfo(
+        "one", "folder", 1, ("cat",), {"train": 100, "validation": 10, "test": 10}
+    )
     config = config_lib.config_from_flags({"model_dir": "r", "dataset": "one"})
     with pytest.raises(ConfigError, match=r"at least 2 classes.*has 1 \(cat\)"):
         loop.resolve(config, info, 1)
@@ -84,8 +99,9 @@ def test_one_class_dataset_is_refused():
 def test_single_softmax_class_and_ignored_pooling():
     with pytest.raises(ValueError, match="softmax over one class.*classes=1"):
         keras_effnet.EfficientNetB0(weights=None, classes=1, input_shape=(32, 32, 3))
-    model = keras_effnet.EfficientNetB0(weights=None, classes=1, classifier_activation="sigmoid",
-                                        input_shape=(32, 32, 3))
+    model = keras_effnet.EfficientNetB0(
+        weights=None, classes=1, classifier_activation="sigmoid", input_shape=(32, 32, 3)
+    )
     assert model.output.shape == (None, 1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -113,27 +129,44 @@ def test_plan_parameters_equal_the_built_model(name):
 
 def test_a_model_too_large_to_build_is_refused_before_building():
     # phi=60 once ran for 15 minutes and took all 23 GB before it was killed.
-    with pytest.raises(ValueError, match=r"would have [\d,]+ parameters .* more than twice "
-                                         r"EfficientNet-B7.*allow_large=True.*width="):
+    with pytest.raises(
+        ValueError,
+        match=r"would have [\d,]+ parameters .* more than twice "
+        r"EfficientNet-B7.*allow_large=True.*width=",
+    ):
         keras_effnet.EfficientNet(phi=60, weights=None)
     with pytest.raises(ValueError, match="allow_large"):
         keras_effnet.build_efficientnet(4.0, 2.0, 224, weights=None)
-    assert keras_effnet.EfficientNet(phi=0.5, weights=None, input_shape=(64, 64, 3)).count_params() > 0
+    assert (
+        keras_effnet.EfficientNet(phi=0.5, weights=None, input_shape=(64, 64, 3)).count_params() > 0
+    )
 
 
 def test_cli_wrong_label_count_is_one_line(broken_files, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("cat\ndog\nbird\n")
     out = tmp_path / "m.tflite"
-    line = _cli("export_tflite.py", f"--model={broken_files['good']}", "--mode=fp32",
-                f"--output={out}", "--dataset=digits", f"--labels={labels}")
+    line = _cli(
+        "export_tflite.py",
+        f"--model={broken_files['good']}",
+        "--mode=fp32",
+        f"--output={out}",
+        "--dataset=digits",
+        f"--labels={labels}",
+    )
     assert "3 labels" in line and "10 classes" in line
     assert not out.exists()
 
 
 def test_cli_bad_max_accuracy_drop(broken_files, tmp_path):
-    line = _cli("export_tflite.py", f"--model={broken_files['good']}", "--mode=int8",
-                f"--output={tmp_path / 'm.tflite'}", "--dataset=digits", "--max_accuracy_drop=lots")
+    line = _cli(
+        "export_tflite.py",
+        f"--model={broken_files['good']}",
+        "--mode=int8",
+        f"--output={tmp_path / 'm.tflite'}",
+        "--dataset=digits",
+        "--max_accuracy_drop=lots",
+    )
     assert "`max_accuracy_drop` must be" in line and "'lots'" in line
 
 
@@ -142,18 +175,30 @@ def test_loading_without_importing_keras_effnet_names_the_package(broken_files):
     # keras_hub, keras_cv, keras_nlp), so a .keras file of ours cannot load
     # before `import keras_effnet` registers the layers. The README says so; the
     # error must at least name our package, and the import must be enough.
-    load = ("import sys, keras\n"
-            "if sys.argv[2] == 'import':\n"
-            "    import keras_effnet\n"
-            "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
-            "print('loaded', model.count_params())\n")
-    bare = subprocess.run([sys.executable, "-c", load, str(broken_files["good"]), "bare"], env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    load = (
+        "import sys, keras\n"
+        "if sys.argv[2] == 'import':\n"
+        "    import keras_effnet\n"
+        "model = keras.saving.load_model(sys.argv[1], compile=False)\n"
+        "print('loaded', model.count_params())\n"
+    )
+    bare = subprocess.run(
+        [sys.executable, "-c", load, str(broken_files["good"]), "bare"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bare.returncode != 0
     assert "Could not locate class 'MBConv'" in bare.stderr
     assert "keras_effnet>MBConv" in bare.stderr and "'module': 'keras_effnet.layers" in bare.stderr
-    imported = subprocess.run([sys.executable, "-c", load, str(broken_files["good"]), "import"],
-                              env=ENV, capture_output=True, text=True, timeout=300)
+    imported = subprocess.run(
+        [sys.executable, "-c", load, str(broken_files["good"]), "import"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert imported.returncode == 0, imported.stderr[-2000:]
     assert "loaded" in imported.stdout
     with open(os.path.join(REPO, "README.md")) as f:

@@ -197,18 +197,26 @@ def test_int8_that_collapses_is_not_written(tmp_path, monkeypatch):
     # then refuses with the figures and the remedies.
     lib.collapse_int8(monkeypatch)
     out = tmp_path / "m.tflite"
-    with pytest.raises(ValueError, match=r"int8 export refused: .* float model .*pt lost.*"
-                                         r"--mode=qat.*Lite variant.*--max_accuracy_drop=none") as e:
-        export.export_tflite(lib.loaded_model("lite0"), "int8", str(out), dataset=_splits(),
-                             latency_runs=0)
+    with pytest.raises(
+        ValueError,
+        match=r"int8 export refused: .* float model .*pt lost.*"
+        r"--mode=qat.*Lite variant.*--max_accuracy_drop=none",
+    ) as e:
+        export.export_tflite(
+            lib.loaded_model("lite0"), "int8", str(out), dataset=_splits(), latency_runs=0
+        )
     assert "'validation' split" in str(e.value)
     assert not out.exists() and not os.path.exists(export.report_path(str(out)))
 
 
 def test_one_entry_with_options(tmp_path):
     out = tmp_path / "m.tflite"
-    report = export.export(lib.loaded_model("lite0"), "fp32", str(out),
-                           export.ExportOptions(dataset=_splits(), latency_runs=0))
+    report = export.export(
+        lib.loaded_model("lite0"),
+        "fp32",
+        str(out),
+        export.ExportOptions(dataset=_splits(), latency_runs=0),
+    )
     assert report["mode"] == "fp32" and out.is_file()
     assert report["top1_agreement"] >= 0.99
     with pytest.raises(ValueError, match="options: expected ExportOptions, got dict"):

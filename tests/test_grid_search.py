@@ -21,8 +21,12 @@ def test_grid_values_are_rounded_and_inclusive():
     assert VALUES == [1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4]
     assert grid.grid_values(1.0, 1.0, 0.1) == [1.0]
     assert grid.grid_values(1.0, 1.29, 0.1) == [1.0, 1.1, 1.2]
-    for kwargs, name in (({"start": 0.9}, "start"), ({"step": 0}, "step"),
-                         ({"stop": 0.95}, "stop"), ({"step": float("nan")}, "step")):
+    for kwargs, name in (
+        ({"start": 0.9}, "start"),
+        ({"step": 0}, "step"),
+        ({"stop": 0.95}, "stop"),
+        ({"step": float("nan")}, "step"),
+    ):
         args = {"start": 1.0, "stop": 1.4, "step": 0.05, **kwargs}
         with pytest.raises(ValueError, match=f"`{name}`"):
             grid.grid_values(**args)
@@ -31,8 +35,11 @@ def test_grid_values_are_rounded_and_inclusive():
 @pytest.mark.parametrize("tolerance", [0.0, 0.02, 0.05, 0.1, 0.2])
 def test_enumeration_keeps_exactly_the_points_within_tolerance(tolerance):
     found = grid.enumerate_candidates(VALUES, target=2.0, tolerance=tolerance)
-    expected = {(a, b, g) for a, b, g in itertools.product(VALUES, repeat=3)
-                if abs(a * b * b * g * g - 2.0) <= tolerance + 1e-12}
+    expected = {
+        (a, b, g)
+        for a, b, g in itertools.product(VALUES, repeat=3)
+        if abs(a * b * b * g * g - 2.0) <= tolerance + 1e-12
+    }
     assert {(c.alpha, c.beta, c.gamma) for c in found} == expected
     assert len(found) == len(expected)  # No duplicates.
     for c in found:
@@ -47,8 +54,10 @@ def test_enumeration_counts_and_the_papers_point():
     assert len(grid.enumerate_candidates(VALUES, tolerance=0.05)) == 39
     paper = [(1.2, 1.1, 1.15)]
     # 1.2 * 1.1^2 * 1.15^2 = 1.920: inside 0.1, outside 0.05.
-    assert any((c.alpha, c.beta, c.gamma) == paper[0]
-               for c in grid.enumerate_candidates([1.0], tolerance=0.1, extra=paper))
+    assert any(
+        (c.alpha, c.beta, c.gamma) == paper[0]
+        for c in grid.enumerate_candidates([1.0], tolerance=0.1, extra=paper)
+    )
     assert grid.enumerate_candidates([1.0], tolerance=0.05, extra=paper) == []
     with pytest.raises(ValueError, match="tolerance"):
         grid.enumerate_candidates(VALUES, tolerance=-1)
@@ -63,7 +72,9 @@ def test_select_candidates():
     spread = grid.select_candidates(found, 6, "spread")
     alphas = [c.alpha for c in spread]
     assert len(spread) == 6 and min(alphas) == 1.0 and max(alphas) >= 1.3
-    assert grid.select_candidates(found, 0) == sorted(found, key=lambda c: (c.alpha, c.beta, c.gamma))
+    assert grid.select_candidates(found, 0) == sorted(
+        found, key=lambda c: (c.alpha, c.beta, c.gamma)
+    )
     with pytest.raises(ValueError, match="order"):
         grid.select_candidates(found, 3, "random")
     with pytest.raises(ValueError, match="max_candidates"):
@@ -91,16 +102,23 @@ def test_twins_build_the_same_network_and_are_trained_once():
 
 
 def test_chosen_expression_round_trips_into_efficientnet():
-    chosen = next(c for c in grid.enumerate_candidates(VALUES, tolerance=0.1)
-                  if (c.alpha, c.beta, c.gamma) == (1.25, 1.1, 1.15))
+    chosen = next(
+        c
+        for c in grid.enumerate_candidates(VALUES, tolerance=0.1)
+        if (c.alpha, c.beta, c.gamma) == (1.25, 1.1, 1.15)
+    )
     expression = grid.coefficients_expression(chosen.alpha, chosen.beta, chosen.gamma)
     assert expression == "keras_effnet.EfficientNet(phi=1, alpha=1.25, beta=1.1, gamma=1.15)"
     numbers = dict(re.findall(r"(\w+)=([0-9.]+)", expression))
     assert (float(numbers["alpha"]), float(numbers["beta"]), float(numbers["gamma"])) == (
-        chosen.alpha, chosen.beta, chosen.gamma)
+        chosen.alpha,
+        chosen.beta,
+        chosen.gamma,
+    )
     model = eval(expression, {"keras_effnet": keras_effnet})  # pylint: disable=eval-used
-    direct = keras_effnet.EfficientNet(phi=1, alpha=chosen.alpha, beta=chosen.beta,
-                                       gamma=chosen.gamma)
+    direct = keras_effnet.EfficientNet(
+        phi=1, alpha=chosen.alpha, beta=chosen.beta, gamma=chosen.gamma
+    )
     assert model.count_params() == direct.count_params()
     assert model.input_shape == direct.input_shape == (None, 258, 258, 3)  # round(224 * 1.15)
     assert len(model.layers) == len(direct.layers)
@@ -108,13 +126,27 @@ def test_chosen_expression_round_trips_into_efficientnet():
 
 def _row(cell_id, cell, accuracy, images_per_s):
     spec = cell["model"]
-    return {"cell_id": cell_id, "model": spec["label"], "family": "compound",
-            "phi": spec["phi"], "alpha": spec["alpha"], "beta": spec["beta"],
-            "gamma": spec["gamma"], "resolution": cell["resolution"], "dataset": cell["dataset"],
-            "flops": 1e6 * (1 + spec["phi"]) * spec["alpha"], "params": 1000, "accuracy": accuracy,
-            "train_steps": 10, "batch_size": cell["batch_size"], "epochs": cell["epochs"],
-            "budget_seconds": 0.0, "train_images_per_s": images_per_s,
-            "train_ms_per_image": 1000.0 / images_per_s, "seed": cell["seed"]}
+    return {
+        "cell_id": cell_id,
+        "model": spec["label"],
+        "family": "compound",
+        "phi": spec["phi"],
+        "alpha": spec["alpha"],
+        "beta": spec["beta"],
+        "gamma": spec["gamma"],
+        "resolution": cell["resolution"],
+        "dataset": cell["dataset"],
+        "flops": 1e6 * (1 + spec["phi"]) * spec["alpha"],
+        "params": 1000,
+        "accuracy": accuracy,
+        "train_steps": 10,
+        "batch_size": cell["batch_size"],
+        "epochs": cell["epochs"],
+        "budget_seconds": 0.0,
+        "train_images_per_s": images_per_s,
+        "train_ms_per_image": 1000.0 / images_per_s,
+        "seed": cell["seed"],
+    }
 
 
 def _fake_runner(calls):
@@ -130,14 +162,26 @@ def _fake_runner(calls):
     return run
 
 
-GRID = dict(tolerance=0.05, max_candidates=4, order="spread", include_paper=False,
-            interleaved=False)
+GRID = dict(
+    tolerance=0.05, max_candidates=4, order="spread", include_paper=False, interleaved=False
+)
 
 
 def test_rank_rows():
-    rows = [{"alpha": a, "beta": 1.0, "gamma": 1.0, "accuracy": acc, "train_steps": 10,
-             "batch_size": 10, "train_images_per_s": ips, "flops": 2e6, "train_ms_per_image": 1e3 / ips}
-            for a, acc, ips in ((1.1, 0.9, 10.0), (1.2, 0.8, 100.0), (1.3, 0.9, 20.0))]
+    rows = [
+        {
+            "alpha": a,
+            "beta": 1.0,
+            "gamma": 1.0,
+            "accuracy": acc,
+            "train_steps": 10,
+            "batch_size": 10,
+            "train_images_per_s": ips,
+            "flops": 2e6,
+            "train_ms_per_image": 1e3 / ips,
+        }
+        for a, acc, ips in ((1.1, 0.9, 10.0), (1.2, 0.8, 100.0), (1.3, 0.9, 20.0))
+    ]
     ranked = grid.rank_rows(rows, baseline={"flops": 1e6, "train_ms_per_image": 50.0})
     assert [r["alpha"] for r in ranked] == [1.3, 1.1, 1.2]  # Tie on accuracy: cheaper first.
     assert [r["rank_efficiency"] for r in ranked] == [2, 3, 1]
@@ -162,7 +206,9 @@ def test_grid_search_tables_plot_and_choice(fake_search):
     assert all(abs(c.flops_factor - 2.0) <= 0.05 for c in candidates)
     best = max(candidates, key=lambda c: (c.gamma, -c.alpha))
     assert (result["chosen"]["alpha"], result["chosen"]["gamma"]) == (best.alpha, best.gamma)
-    assert result["chosen_expression"] == grid.coefficients_expression(best.alpha, best.beta, best.gamma)
+    assert result["chosen_expression"] == grid.coefficients_expression(
+        best.alpha, best.beta, best.gamma
+    )
     for row in result["rows"]:  # Each candidate trains at round(32 * gamma).
         assert row["resolution"] == round(32 * row["gamma"])
         assert row["flops_ratio"] == pytest.approx(row["flops"] / result["baseline"]["flops"])
@@ -193,10 +239,20 @@ def test_grid_search_rerun_skips_finished_cells(fake_search):
 def test_grid_script_prints_a_buildable_choice(fake_search):
     config, result, _ = fake_search
     proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "grid_search.py"), "--tolerance=0.05",
-         "--max_candidates=4", "--order=spread", "--noinclude_paper", "--nointerleaved",
-         f"--output_dir={config.output_dir}"],
-        capture_output=True, text=True, timeout=240)
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "grid_search.py"),
+            "--tolerance=0.05",
+            "--max_candidates=4",
+            "--order=spread",
+            "--noinclude_paper",
+            "--nointerleaved",
+            f"--output_dir={config.output_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "0 ran, 5 skipped, 0 failed" in proc.stdout
     line = next(l for l in proc.stdout.splitlines() if l.startswith("chosen (accuracy): "))
@@ -220,7 +276,15 @@ def test_grid_cells_build_the_phi1_model_at_its_own_resolution():
     assert base["model"]["phi"] == 0.0 and base["resolution"] == 32
     spec = cell["model"]
     built = specs.build(spec, cell["resolution"], classes=10)
-    direct = keras_effnet.EfficientNet(phi=1, alpha=spec["alpha"], beta=spec["beta"],
-                                       gamma=spec["gamma"], base_resolution=32, classes=10)
-    assert built.input_shape == direct.input_shape == (None, cell["resolution"], cell["resolution"], 3)
+    direct = keras_effnet.EfficientNet(
+        phi=1,
+        alpha=spec["alpha"],
+        beta=spec["beta"],
+        gamma=spec["gamma"],
+        base_resolution=32,
+        classes=10,
+    )
+    assert (
+        built.input_shape == direct.input_shape == (None, cell["resolution"], cell["resolution"], 3)
+    )
     assert keras_effnet.model_profile(built) == keras_effnet.model_profile(direct)

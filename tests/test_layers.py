@@ -5,21 +5,81 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from helpers import random_images
 from keras_effnet.layers import FusedMBConv, MBConv, SqueezeExcite, StochasticDepth
 
+from helpers import random_images
+
 LAYERS = [
-    (MBConv, dict(filters_in=16, filters_out=16, kernel_size=3, strides=1, expand_ratio=6,
-                  se_ratio=0.25, drop_rate=0.1, name="block9a"), (2, 9, 9, 16)),
-    (MBConv, dict(filters_in=16, filters_out=24, kernel_size=5, strides=2, expand_ratio=1,
-                  se_ratio=0.0, activation="relu6", name="block9b"), (2, 9, 9, 16)),
-    (MBConv, dict(filters_in=8, filters_out=8, expand_ratio=4, se_ratio=0.25, bn_momentum=0.9,
-                  depthwise_name="dwconv2", drop_rate=0.1, name="block9c"), (2, 7, 7, 8)),
-    (FusedMBConv, dict(filters_in=8, filters_out=8, kernel_size=3, strides=1, expand_ratio=4,
-                       se_ratio=0.25, drop_rate=0.1, bn_momentum=0.9, name="block9d"),
-     (2, 9, 9, 8)),
-    (FusedMBConv, dict(filters_in=8, filters_out=16, kernel_size=3, strides=2, expand_ratio=1,
-                       activation="relu6", name="block9e"), (2, 9, 9, 8)),
+    (
+        MBConv,
+        dict(
+            filters_in=16,
+            filters_out=16,
+            kernel_size=3,
+            strides=1,
+            expand_ratio=6,
+            se_ratio=0.25,
+            drop_rate=0.1,
+            name="block9a",
+        ),
+        (2, 9, 9, 16),
+    ),
+    (
+        MBConv,
+        dict(
+            filters_in=16,
+            filters_out=24,
+            kernel_size=5,
+            strides=2,
+            expand_ratio=1,
+            se_ratio=0.0,
+            activation="relu6",
+            name="block9b",
+        ),
+        (2, 9, 9, 16),
+    ),
+    (
+        MBConv,
+        dict(
+            filters_in=8,
+            filters_out=8,
+            expand_ratio=4,
+            se_ratio=0.25,
+            bn_momentum=0.9,
+            depthwise_name="dwconv2",
+            drop_rate=0.1,
+            name="block9c",
+        ),
+        (2, 7, 7, 8),
+    ),
+    (
+        FusedMBConv,
+        dict(
+            filters_in=8,
+            filters_out=8,
+            kernel_size=3,
+            strides=1,
+            expand_ratio=4,
+            se_ratio=0.25,
+            drop_rate=0.1,
+            bn_momentum=0.9,
+            name="block9d",
+        ),
+        (2, 9, 9, 8),
+    ),
+    (
+        FusedMBConv,
+        dict(
+            filters_in=8,
+            filters_out=16,
+            kernel_size=3,
+            strides=2,
+            expand_ratio=1,
+            activation="relu6",
+            name="block9e",
+        ),
+        (2, 9, 9, 8),
+    ),
     (SqueezeExcite, dict(filters=16, se_filters=4, name="se"), (2, 5, 5, 16)),
     (StochasticDepth, dict(rate=0.3, seed=1), (4, 3, 3, 2)),
 ]
@@ -77,10 +137,19 @@ def test_fused_mbconv_structure():
     assert expanded.expand_layers[0].kernel_size == (3, 3)
     assert expanded.project_layers[0].kernel_size == (1, 1)
     assert _leaf_names(expanded) == {
-        "block1a_expand_conv", "block1a_expand_bn", "block1a_expand_activation",
-        "block1a_se_squeeze", "block1a_se_reduce", "block1a_se_reduce_activation",
-        "block1a_se_expand", "block1a_se_excite", "block1a_project_conv", "block1a_project_bn",
-        "block1a_drop", "block1a_add"}
+        "block1a_expand_conv",
+        "block1a_expand_bn",
+        "block1a_expand_activation",
+        "block1a_se_squeeze",
+        "block1a_se_reduce",
+        "block1a_se_reduce_activation",
+        "block1a_se_expand",
+        "block1a_se_excite",
+        "block1a_project_conv",
+        "block1a_project_bn",
+        "block1a_drop",
+        "block1a_add",
+    }
     train_out = keras.ops.convert_to_numpy(expanded(x, training=True))
     dropped = np.all(np.isclose(train_out, x), axis=(1, 2, 3))
     assert 3 < dropped.sum() < 30  # rate 0.2 of 64 samples
@@ -88,8 +157,11 @@ def test_fused_mbconv_structure():
     y = single(x)
     assert tuple(y.shape) == (64, 3, 3, 16) and not single.has_skip
     # expand_ratio == 1: one k x k conv, BatchNorm and activation, nothing else.
-    assert _leaf_names(single) == {"block2a_project_conv", "block2a_project_bn",
-                                   "block2a_project_activation"}
+    assert _leaf_names(single) == {
+        "block2a_project_conv",
+        "block2a_project_bn",
+        "block2a_project_activation",
+    }
     assert single.project_layers[0].kernel_size == (3, 3)
     assert single.project_layers[0].strides == (2, 2)
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from helpers import random_images, randomize_batchnorm, save_official_h5
 from keras_effnet.layers import MBConv, SqueezeExcite
+
+from helpers import random_images, randomize_batchnorm, save_official_h5
 
 # (include_top with 1000 classes, without top), from keras.applications.
 GOLDEN_PARAMS = {
@@ -45,8 +46,13 @@ def _reference(name, **kwargs):
 
 @pytest.mark.parametrize(
     "name,include_top,shape",
-    [("b0", True, (64, 64, 3)), ("b0", False, (65, 97, 3)), ("b2", True, (48, 48, 3)),
-     ("b3", False, (33, 40, 3)), ("b5", True, (32, 32, 3))],
+    [
+        ("b0", True, (64, 64, 3)),
+        ("b0", False, (65, 97, 3)),
+        ("b2", True, (48, 48, 3)),
+        ("b3", False, (33, 40, 3)),
+        ("b5", True, (32, 32, 3)),
+    ],
 )
 def test_outputs_equal_keras_applications_with_official_file(tmp_path, name, include_top, shape):
     kwargs = {"include_top": include_top, "input_shape": shape}
@@ -70,7 +76,9 @@ def test_dynamic_odd_input_is_correct_where_correct_pad_is_not(tmp_path):
     x = random_images(2, 65, 97)
     np.testing.assert_allclose(ours.predict(x, verbose=0), ref.predict(x, verbose=0), atol=1e-4)
     # keras.applications with a dynamic shape pads odd inputs as if even.
-    dyn_ref = keras.applications.EfficientNetB0(weights=None, include_top=False, input_shape=(None, None, 3))
+    dyn_ref = keras.applications.EfficientNetB0(
+        weights=None, include_top=False, input_shape=(None, None, 3)
+    )
     dyn_ref.set_weights(ref.get_weights())
     wrong, right = dyn_ref.predict(x, verbose=0), ref.predict(x, verbose=0)
     assert wrong.shape != right.shape or np.abs(wrong - right).max() > 1e-3
@@ -80,7 +88,9 @@ def test_layer_names_match_keras_applications():
     ref = keras.applications.EfficientNetB0(weights=None)
     ours = keras_effnet.EfficientNetB0()
     ref_names = {l.name for l in ref.layers if l.weights}
-    ours_names = {l.name for l in ours._flatten_layers(include_self=False) if l.weights and not l._layers}
+    ours_names = {
+        l.name for l in ours._flatten_layers(include_self=False) if l.weights and not l._layers
+    }
     assert {n for n in ref_names if not n.startswith("normalization")} <= ours_names
     assert ours.get_layer("block2a").__class__ is MBConv
 
@@ -106,10 +116,17 @@ def test_custom_compound_scaling():
     model = keras_effnet.EfficientNet(phi=1.0, include_top=False, input_shape=(64, 64, 3))
     b = keras_effnet.EfficientNet(phi=0.0)
     assert b.count_params() == keras_effnet.EfficientNetB0().count_params()
-    assert tuple(keras_effnet.EfficientNet(phi=2.5).input_shape) == (None, round(224 * 1.15**2.5), round(224 * 1.15**2.5), 3)
+    assert tuple(keras_effnet.EfficientNet(phi=2.5).input_shape) == (
+        None,
+        round(224 * 1.15**2.5),
+        round(224 * 1.15**2.5),
+        3,
+    )
     assert model.get_layer("stem_conv").filters == keras_effnet.round_filters(32, 1.1)
     with pytest.warns(UserWarning, match="far from 2"):
-        keras_effnet.EfficientNet(phi=1.0, alpha=1.5, beta=1.3, gamma=1.3, include_top=False, input_shape=(32, 32, 3))
+        keras_effnet.EfficientNet(
+            phi=1.0, alpha=1.5, beta=1.3, gamma=1.3, include_top=False, input_shape=(32, 32, 3)
+        )
 
 
 def test_pooling_and_classes():

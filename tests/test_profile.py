@@ -16,8 +16,10 @@ def profiler_flops(model):
     return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops
 
 
-@pytest.mark.parametrize("name,shape", [("b0", None), ("b3", None), ("lite0", (160, 160, 3)),
-                                        ("v2b0", None), ("v2s", (193, 193, 3))])
+@pytest.mark.parametrize(
+    "name,shape",
+    [("b0", None), ("b3", None), ("lite0", (160, 160, 3)), ("v2b0", None), ("v2s", (193, 193, 3))],
+)
 def test_flops_within_three_percent_of_tf_profiler(name, shape):
     kwargs = {"input_shape": shape} if shape else {}
     model = keras_effnet.get_model(name, **kwargs)

@@ -6,19 +6,20 @@ import keras
 import numpy as np
 import pytest
 
-import export_testlib as lib
 import keras_effnet
-from keras_effnet.export import datasets
 from keras_effnet import graph
+from keras_effnet.export import datasets
 from keras_effnet.export.quant import prune
+
+import export_testlib as lib
 
 SIZE = 32
 
 
 def _tiny():
     return keras_effnet.build_efficientnet(
-        0.5, 0.5, SIZE, input_shape=(SIZE, SIZE, 3), classes=10,
-        weights=None)
+        0.5, 0.5, SIZE, input_shape=(SIZE, SIZE, 3), classes=10, weights=None
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +31,17 @@ def train():
 def pruned(train):
     keras.utils.set_random_seed(0)
     model = _tiny()
-    copy, report = prune.prune_model(model, train, sparsity=0.5, epochs=1,
-                                     steps_per_epoch=4)
+    copy, report = prune.prune_model(model, train, sparsity=0.5, epochs=1, steps_per_epoch=4)
     return model, copy, report
 
 
 @pytest.mark.parametrize("schedule", ["constant", "polynomial"])
 def test_schedule_reaches_target_within_the_steps(schedule):
     sched = prune.make_schedule(0.6, total_steps=30, schedule=schedule)
-    updates = [(step, float(sched(step)[1])) for step in range(31)
-               if bool(sched(step)[0])]
+    updates = [(step, float(sched(step)[1])) for step in range(31) if bool(sched(step)[0])]
     assert updates, "the schedule never prunes"
     assert updates[-1][1] == pytest.approx(0.6)
-    reached = min(step for step, value in updates
-                  if value == pytest.approx(0.6))
+    reached = min(step for step, value in updates if value == pytest.approx(0.6))
     if schedule == "constant":
         assert reached == 0
     else:
@@ -62,12 +60,12 @@ def test_pruning_reaches_requested_sparsity_on_conv_and_dense(pruned):
     depthwise = flat.get_layer("block1a_dwconv").get_weights()[0]
     assert np.mean(depthwise == 0) < 0.05  # not pruned
     # The caller's model is untouched.
-    assert prune.sparsity_report(graph.flatten_model(original))[
-        "sparsity"] < 0.01
+    assert prune.sparsity_report(graph.flatten_model(original))["sparsity"] < 0.01
 
 
 def test_stripped_model_converts_and_compresses(pruned, tmp_path):
     from keras_effnet.export import converter
+
     original, copy, _ = pruned
     dense = converter.convert(original, "dynamic")
     sparse = converter.convert(copy, "dynamic")
@@ -82,9 +80,10 @@ def test_stripped_model_converts_and_compresses(pruned, tmp_path):
 
 def test_prune_then_qat_keeps_zeros_in_int8(train):
     from keras_effnet.export.quant import qat
+
     result = qat.quantization_aware_training(
-        _tiny(), train, epochs=1, steps_per_epoch=3, prune=0.5,
-        num_calibration=32)
+        _tiny(), train, epochs=1, steps_per_epoch=3, prune=0.5, num_calibration=32
+    )
     assert result.census["float_ops"] == []
     assert result.pruning["sparsity"] == pytest.approx(0.5, abs=0.01)
     # Pruning-preserving QAT: the zeros survive fine-tuning and int8.
@@ -103,8 +102,13 @@ def test_bad_sparsity_and_schedule_name_the_argument(train):
 @pytest.mark.timeout(900)
 def test_cli_prune_then_dynamic_range_export(tmp_path):
     _, report = lib.run_export_cli(
-        tmp_path / "lite0_pruned.tflite", "--mode=dynamic", "--prune=0.5",
-        "--prune_epochs=1", "--latency_runs=2", "--test_limit=200")
+        tmp_path / "lite0_pruned.tflite",
+        "--mode=dynamic",
+        "--prune=0.5",
+        "--prune_epochs=1",
+        "--latency_runs=2",
+        "--test_limit=200",
+    )
     assert report["mode"] == "dynamic"
     assert report["pruning"]["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert report["pruning"]["tflite"]["sparsity"] > 0.45

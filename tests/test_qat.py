@@ -7,37 +7,47 @@ import keras
 import numpy as np
 import pytest
 
-import export_testlib as lib
 import keras_effnet
-from keras_effnet.export import datasets
 from keras_effnet import graph
-from keras_effnet.export.quant import qat
-from keras_effnet.export.quant import translate
-from keras_effnet.export import verification
+from keras_effnet.export import datasets, verification
+from keras_effnet.export.quant import qat, translate
+
+import export_testlib as lib
 from helpers import randomize_batchnorm
 
 SIZE = 32
-INTEGER_OPS = {"ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-               "LOGISTIC", "MEAN", "MUL", "QUANTIZE", "DEQUANTIZE", "SOFTMAX",
-               "RELU6", "PAD"}
+INTEGER_OPS = {
+    "ADD",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "LOGISTIC",
+    "MEAN",
+    "MUL",
+    "QUANTIZE",
+    "DEQUANTIZE",
+    "SOFTMAX",
+    "RELU6",
+    "PAD",
+}
 
 
 def _tiny(lite=False, classes=10):
     """A small B (SE, swish, stochastic depth) or Lite (relu6) network."""
     return keras_effnet.build_efficientnet(
-        0.5, 0.5, SIZE, lite=lite, input_shape=(SIZE, SIZE, 3),
-        classes=classes, weights=None)
+        0.5, 0.5, SIZE, lite=lite, input_shape=(SIZE, SIZE, 3), classes=classes, weights=None
+    )
 
 
 def _images(n=8, seed=0):
-    return np.random.default_rng(seed).uniform(
-        0, 255, (n, SIZE, SIZE, 3)).astype("float32")
+    return np.random.default_rng(seed).uniform(0, 255, (n, SIZE, SIZE, 3)).astype("float32")
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return {split: datasets.load_arrays("digits", split, (SIZE, SIZE))
-            for split in ("train", "test")}
+    return {
+        split: datasets.load_arrays("digits", split, (SIZE, SIZE)) for split in ("train", "test")
+    }
 
 
 def _recalibrate_batchnorm(model, images):
@@ -47,7 +57,7 @@ def _recalibrate_batchnorm(model, images):
             layer.momentum = 0.9
     for _ in range(2):
         for start in range(0, len(images), 64):
-            model(images[start:start + 64], training=True)
+            model(images[start : start + 64], training=True)
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +65,23 @@ def trained_b(digits):
     """A briefly trained small B-variant and its QAT result (1 epoch)."""
     keras.utils.set_random_seed(0)
     model = _tiny()
-    model.compile(keras.optimizers.Adam(
-        keras.optimizers.schedules.CosineDecay(3e-3, 8 * 39)),
-        "sparse_categorical_crossentropy")
+    model.compile(
+        keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, 8 * 39)),
+        "sparse_categorical_crossentropy",
+    )
     model.fit(*digits["train"], batch_size=32, epochs=8, verbose=0)
     _recalibrate_batchnorm(model, digits["train"][0])
-    result = qat.quantization_aware_training(model, digits["train"],
-                                             epochs=1)
+    result = qat.quantization_aware_training(model, digits["train"], epochs=1)
     return model, result
 
 
 def test_flatten_leaves_only_builtin_layers_sharing_variables():
-    model = keras_effnet.get_model("b0", weights=None,
-                                   input_shape=(SIZE, SIZE, 3), classes=10)
+    model = keras_effnet.get_model("b0", weights=None, input_shape=(SIZE, SIZE, 3), classes=10)
     flat = graph.flatten_model(model)
     kinds = {type(l).__name__ for l in flat.layers}
     assert not kinds & {"MBConv", "SqueezeExcite", "StochasticDepth"}
-    assert all(type(l).__module__.startswith("keras.src.layers")
-               for l in flat.layers)
-    assert flat.get_layer("block2a_se_excite") is model.get_layer(
-        "block2a").se_layers[0].excite
+    assert all(type(l).__module__.startswith("keras.src.layers") for l in flat.layers)
+    assert flat.get_layer("block2a_se_excite") is model.get_layer("block2a").se_layers[0].excite
     # Stochastic depth became a per-sample Dropout with the same name.
     drop = flat.get_layer("block2b_drop")
     assert isinstance(drop, keras.layers.Dropout)
@@ -86,8 +93,7 @@ def test_flatten_leaves_only_builtin_layers_sharing_variables():
 @pytest.mark.parametrize("name", ["b0", "lite0"])
 @pytest.mark.parametrize("split_sigmoid", [False, True])
 def test_weight_transfer_is_exact(name, split_sigmoid):
-    model = keras_effnet.get_model(name, weights=None,
-                                   input_shape=(SIZE, SIZE, 3), classes=10)
+    model = keras_effnet.get_model(name, weights=None, input_shape=(SIZE, SIZE, 3), classes=10)
     randomize_batchnorm(model)  # also gives Normalization real statistics
     tfk_model = translate.translate_model(model, split_sigmoid=split_sigmoid)
     assert type(tfk_model).__module__.startswith("tf_keras")
@@ -102,10 +108,8 @@ def test_weight_transfer_is_exact(name, split_sigmoid):
         for a, b in zip(actual, expected):
             np.testing.assert_array_equal(a, b)
     if split_sigmoid and name == "b0":
-        assert type(tfk_model.get_layer("block1a_activation")).__name__ == \
-            "Multiply"
-        assert tfk_model.get_layer("block1a_se_expand").get_config()[
-            "activation"] == "linear"
+        assert type(tfk_model.get_layer("block1a_activation")).__name__ == "Multiply"
+        assert tfk_model.get_layer("block1a_se_expand").get_config()["activation"] == "linear"
 
 
 def test_check_equivalence_fails_on_different_weights():
@@ -140,8 +144,11 @@ def test_quantizers_are_placed_as_documented_and_ranges_start_float():
     model = _tiny()
     tfk_model = translate.translate_model(model, split_sigmoid=True)
     qat_model = qat.quantize(tfk_model)
-    configs = {l.layer.name: type(l.quantize_config).__name__
-               for l in qat_model.layers if hasattr(l, "quantize_config")}
+    configs = {
+        l.layer.name: type(l.quantize_config).__name__
+        for l in qat_model.layers
+        if hasattr(l, "quantize_config")
+    }
     assert configs["rescaling"] == "OutputQuantizeConfig"
     assert configs["normalization"] == "OutputQuantizeConfig"
     assert configs["block1a_se_excite"] == "OutputQuantizeConfig"
@@ -152,8 +159,7 @@ def test_quantizers_are_placed_as_documented_and_ranges_start_float():
     dw_kernel = qat_model.get_layer("quant_block1a_dwconv")._weight_vars[0]
     assert type(dw_kernel[1]).__name__ == "DepthwisePerChannelQuantizer"
     assert dw_kernel[2]["min_var"].shape == (dw_kernel[0].shape[2],)
-    (input_quant,) = [l for l in qat_model.layers
-                      if type(l).__name__ == "QuantizeLayer"]
+    (input_quant,) = [l for l in qat_model.layers if type(l).__name__ == "QuantizeLayer"]
     assert float(input_quant.quantizer_vars["min_var"]) == 0.0
     assert float(input_quant.quantizer_vars["max_var"]) == 255.0
 
@@ -168,6 +174,7 @@ def test_quantizers_are_placed_as_documented_and_ranges_start_float():
 
 def test_qat_b_variant_is_integer_only_and_matches_keras(trained_b, digits):
     from ai_edge_litert.interpreter import Interpreter
+
     _, result = trained_b
     assert set(result.census["ops"]) <= INTEGER_OPS
     assert result.census["float_ops"] == []
@@ -180,8 +187,7 @@ def test_qat_b_variant_is_integer_only_and_matches_keras(trained_b, digits):
     assert inp["dtype"] == np.uint8 and inp["quantization"] == (1.0, 0)
     tflite_top = []
     for image in images:
-        interpreter.set_tensor(inp["index"],
-                               np.round(image)[None].astype(np.uint8))
+        interpreter.set_tensor(inp["index"], np.round(image)[None].astype(np.uint8))
         interpreter.invoke()
         tflite_top.append(interpreter.get_tensor(out["index"])[0].argmax())
     io = result.census["io"]["inputs"][0]
@@ -191,8 +197,7 @@ def test_qat_b_variant_is_integer_only_and_matches_keras(trained_b, digits):
 
 
 def test_qat_lite_variant_matches_its_tflite(digits):
-    result = qat.quantization_aware_training(
-        lib.loaded_model("lite0"), digits["train"], epochs=1)
+    result = qat.quantization_aware_training(lib.loaded_model("lite0"), digits["train"], epochs=1)
     assert "RELU6" not in result.census["ops"]  # fused into the convolutions
     images, labels = digits["test"]
     io = result.census["io"]["inputs"][0]
@@ -206,21 +211,19 @@ def test_qat_lite_variant_matches_its_tflite(digits):
 def test_input_grid_matches_the_integer_input():
     images = np.array([[-3.0, 0.4, 0.6, 254.7, 300.0]], np.float32)
     uint8 = {"dtype": "uint8", "scale": 1.0, "zero_point": 0}
-    np.testing.assert_array_equal(qat.input_grid(images, uint8),
-                                  [[0, 0, 1, 255, 255]])
+    np.testing.assert_array_equal(qat.input_grid(images, uint8), [[0, 0, 1, 255, 255]])
     int8 = {"dtype": "int8", "scale": 2.0, "zero_point": -128}
-    np.testing.assert_array_equal(qat.input_grid(images, int8),
-                                  [[0, 0, 0, 254, 300]])
+    np.testing.assert_array_equal(qat.input_grid(images, int8), [[0, 0, 0, 254, 300]])
     floats = {"dtype": "float32", "scale": None, "zero_point": None}
     np.testing.assert_array_equal(qat.input_grid(images, floats), images)
 
 
 def test_finish_qat_writes_verified_file_with_metadata(trained_b, tmp_path):
     from keras_effnet import export
+
     model, result = trained_b
     output = tmp_path / "b_qat.tflite"
-    report = qat.finish_qat(result, model, str(output), dataset="digits",
-                            latency_runs=0)
+    report = qat.finish_qat(result, model, str(output), dataset="digits", latency_runs=0)
     assert report["mode"] == "qat"
     assert report["census"]["float_ops"] == []
     assert report["top1_agreement"] >= 0.99
@@ -234,8 +237,13 @@ def test_finish_qat_writes_verified_file_with_metadata(trained_b, tmp_path):
 
 def test_lite_variant_is_integer_only_with_int8_and_float_io(digits):
     result = qat.quantization_aware_training(
-        _tiny(lite=True), digits["train"], epochs=1, steps_per_epoch=2,
-        io_type="int8", num_calibration=32)
+        _tiny(lite=True),
+        digits["train"],
+        epochs=1,
+        steps_per_epoch=2,
+        io_type="int8",
+        num_calibration=32,
+    )
     assert result.census["float_ops"] == []
     assert "LOGISTIC" not in result.census["ops"]  # relu6, no SE
     assert result.census["io"]["inputs"][0]["dtype"] == "int8"
@@ -247,6 +255,7 @@ def test_lite_variant_is_integer_only_with_int8_and_float_io(digits):
 
 def test_check_integer_only_names_float_ops():
     from keras_effnet.export import converter
+
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
@@ -268,8 +277,13 @@ def test_bad_arguments_name_the_argument():
 @pytest.mark.timeout(900)
 def test_cli_qat_with_pruning_writes_verified_integer_file(tmp_path):
     stdout, report = lib.run_export_cli(
-        tmp_path / "lite0_qat.tflite", "--mode=qat", "--qat_epochs=1",
-        "--prune=0.5", "--latency_runs=2", "--test_limit=200")
+        tmp_path / "lite0_qat.tflite",
+        "--mode=qat",
+        "--qat_epochs=1",
+        "--prune=0.5",
+        "--latency_runs=2",
+        "--test_limit=200",
+    )
     assert "qat+prune" in stdout
     assert report["mode"] == "qat+prune"
     assert report["census"]["num_float_ops"] == 0

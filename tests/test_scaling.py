@@ -9,8 +9,17 @@ from keras_effnet.builder import scale_blocks
 
 @pytest.mark.parametrize(
     "filters,width,expected",
-    [(32, 1.0, 32), (32, 1.1, 32), (32, 1.2, 40), (16, 1.4, 24), (1280, 2.0, 2560),
-     (320, 1.8, 576), (40, 1.1, 48), (3, 1.0, 8), (24, 1.1, 24)],
+    [
+        (32, 1.0, 32),
+        (32, 1.1, 32),
+        (32, 1.2, 40),
+        (16, 1.4, 24),
+        (1280, 2.0, 2560),
+        (320, 1.8, 576),
+        (40, 1.1, 48),
+        (3, 1.0, 8),
+        (24, 1.1, 24),
+    ],
 )
 def test_round_filters(filters, width, expected):
     assert scaling.round_filters(filters, width) == expected
@@ -24,7 +33,9 @@ def test_round_filters_never_drops_more_than_ten_percent():
             assert out >= 0.9 * filters * width
 
 
-@pytest.mark.parametrize("repeats,depth,expected", [(1, 1.0, 1), (2, 1.1, 3), (4, 3.1, 13), (3, 1.8, 6)])
+@pytest.mark.parametrize(
+    "repeats,depth,expected", [(1, 1.0, 1), (2, 1.1, 3), (4, 3.1, 13), (3, 1.8, 6)]
+)
 def test_round_repeats(repeats, depth, expected):
     assert scaling.round_repeats(repeats, depth) == expected
 
@@ -46,8 +57,15 @@ def test_compound_coefficients_warns_far_from_two():
         scaling.compound_coefficients(1.0, 1.2, 1.1, 1.15)
 
 
-@pytest.mark.parametrize("kwargs,arg", [({"alpha": 0.9}, "alpha"), ({"beta": float("nan")}, "beta"),
-                                        ({"gamma": 0.5}, "gamma"), ({"phi": -1}, "phi")])
+@pytest.mark.parametrize(
+    "kwargs,arg",
+    [
+        ({"alpha": 0.9}, "alpha"),
+        ({"beta": float("nan")}, "beta"),
+        ({"gamma": 0.5}, "gamma"),
+        ({"phi": -1}, "phi"),
+    ],
+)
 def test_compound_coefficients_validation(kwargs, arg):
     args = {"phi": 1.0, "alpha": 1.2, "beta": 1.1, "gamma": 1.15} | kwargs
     with pytest.raises(ValueError, match=f"`{arg}`"):
@@ -61,7 +79,16 @@ def test_scaled_resolution():
 
 
 def test_variant_table_and_lookup():
-    assert [variants.VARIANTS[f"b{i}"].resolution for i in range(8)] == [224, 240, 260, 300, 380, 456, 528, 600]
+    assert [variants.VARIANTS[f"b{i}"].resolution for i in range(8)] == [
+        224,
+        240,
+        260,
+        300,
+        380,
+        456,
+        528,
+        600,
+    ]
     assert variants.get_variant("EfficientNetB3") is variants.VARIANTS["b3"]
     assert variants.get_variant("efficientnet-lite2").lite
     with pytest.raises(ValueError, match="name='b9'"):

@@ -14,9 +14,20 @@ from keras_effnet.study import measure, memory, plots, runner, specs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = ("fp32", "int8")
-TINY = dict(models=("b0", "lite0"), resolution=32, epochs=1, budget_seconds=0.5, batch_size=32,
-            bn_images=64, tflite_modes=MODES, latency_runs=10, timing_iterations=1,
-            timing_repeats=2, timing_warmup=1, interleaved_repeats=2)
+TINY = dict(
+    models=("b0", "lite0"),
+    resolution=32,
+    epochs=1,
+    budget_seconds=0.5,
+    batch_size=32,
+    bn_images=64,
+    tflite_modes=MODES,
+    latency_runs=10,
+    timing_iterations=1,
+    timing_repeats=2,
+    timing_warmup=1,
+    interleaved_repeats=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +58,21 @@ def test_study_writes_documented_tables(tiny_study):
     assert doc["metadata"]["config"]["models"] == ["b0", "lite0"]
     for row in doc["rows"]:
         assert row["resolution"] == 32 and row["seed"] == 0 and row["dataset"] == "digits"
-        for column in ("params", "flops", "train_images_per_s", "keras_latency_ms",
-                       "train_peak_delta_mib", "rss_base_mib", "first_step_seconds",
-                       "tflite_fp32_latency_ms", "tflite_int8_latency_ms", "tflite_int8_mib",
-                       "graph_layers", "tflite_fp32_ops", "tflite_int8_ops"):
+        for column in (
+            "params",
+            "flops",
+            "train_images_per_s",
+            "keras_latency_ms",
+            "train_peak_delta_mib",
+            "rss_base_mib",
+            "first_step_seconds",
+            "tflite_fp32_latency_ms",
+            "tflite_int8_latency_ms",
+            "tflite_int8_mib",
+            "graph_layers",
+            "tflite_fp32_ops",
+            "tflite_int8_ops",
+        ):
             assert row[column] > 0, column
         assert row["train_steps"] >= 2
         assert row["memory_method"] == "vmhwm-reset"
@@ -60,8 +82,13 @@ def test_study_writes_documented_tables(tiny_study):
         assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
         assert row["graph_layers"] > row["tflite_fp32_ops"] / 2
         assert row["train_loss"] > 0
-        for column in ("accuracy", "accuracy_bn_ema", "tflite_fp32_accuracy", "tflite_int8_accuracy",
-                       "train_accuracy"):
+        for column in (
+            "accuracy",
+            "accuracy_bn_ema",
+            "tflite_fp32_accuracy",
+            "tflite_int8_accuracy",
+            "train_accuracy",
+        ):
             assert 0.0 <= row[column] <= 1.0, column
         # The fp32 .tflite computes the same function as the Keras model.
         assert abs(row["tflite_fp32_accuracy"] - row["accuracy"]) <= 0.02
@@ -120,7 +147,9 @@ def test_rerun_skips_finished_cells_and_retries_the_rest(tiny_study, tmp_path):
     resumed = study.run_scaling_study(other, cell_runner=counting)
     assert calls == [lite0_id] and resumed["skipped"] == [b0_id]
     assert [r["finished_at"] for r in resumed["rows"]] == [
-        result["rows"][0]["finished_at"], "recomputed"]
+        result["rows"][0]["finished_at"],
+        "recomputed",
+    ]
 
     store = study.ResultStore(study.output_paths(other.output_dir)["store"])
     store.put(lite0_id, {"status": "error", "error": "killed", "cell": before[lite0_id]["cell"]})
@@ -133,12 +162,27 @@ def test_rerun_skips_finished_cells_and_retries_the_rest(tiny_study, tmp_path):
 def test_script_resumes_from_the_store(tiny_study):
     config, result = tiny_study
     before = _store(config)
-    flags = [f"--models={','.join(TINY['models'])}", "--resolution=32", "--epochs=1",
-             "--budget_seconds=0.5", "--batch_size=32", "--bn_images=64",
-             f"--tflite_modes={','.join(MODES)}", "--latency_runs=10", "--timing_iterations=1",
-             "--timing_repeats=2", "--timing_warmup=1", "--interleaved_repeats=2", f"--output_dir={config.output_dir}"]
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "scaling_study.py"), *flags],
-                          capture_output=True, text=True, timeout=300)
+    flags = [
+        f"--models={','.join(TINY['models'])}",
+        "--resolution=32",
+        "--epochs=1",
+        "--budget_seconds=0.5",
+        "--batch_size=32",
+        "--bn_images=64",
+        f"--tflite_modes={','.join(MODES)}",
+        "--latency_runs=10",
+        "--timing_iterations=1",
+        "--timing_repeats=2",
+        "--timing_warmup=1",
+        "--interleaved_repeats=2",
+        f"--output_dir={config.output_dir}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "scaling_study.py"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "0 ran, 2 skipped, 0 failed" in proc.stdout
     assert "lite0" in proc.stdout and "b0" in proc.stdout
@@ -150,28 +194,44 @@ def test_cell_id_covers_every_setting():
     ids = [key for key, _ in config.jobs()]
     assert ids == [key for key, _ in study.StudyConfig(**TINY).jobs()]
     assert ids[0].startswith("b0@32px-") and ids[1].startswith("lite0@32px-")
-    for change in ({"epochs": 2}, {"seed": 1}, {"batch_size": 16}, {"tflite_modes": ("fp32",)},
-                   {"bn_images": 0}, {"jit_compile": True}, {"base_lr": 0.032}):
+    for change in (
+        {"epochs": 2},
+        {"seed": 1},
+        {"batch_size": 16},
+        {"tflite_modes": ("fp32",)},
+        {"bn_images": 0},
+        {"jit_compile": True},
+        {"base_lr": 0.032},
+    ):
         changed = study.StudyConfig(**{**TINY, **change})
         assert [key for key, _ in changed.jobs()][0] != ids[0], change
 
 
 def test_native_and_compound_resolutions():
-    config = study.StudyConfig(models=("b0", "b2", "resnet50"), phis=(0, 1), resolution=0,
-                               resolution_scale=0.25, base_resolution=128, tflite_modes=())
+    config = study.StudyConfig(
+        models=("b0", "b2", "resnet50"),
+        phis=(0, 1),
+        resolution=0,
+        resolution_scale=0.25,
+        base_resolution=128,
+        tflite_modes=(),
+    )
     cells = [cell for _, cell in config.jobs()]
     assert [c["resolution"] for c in cells] == [56, 65, 56, 32, 37]
     assert cells[4]["model"]["alpha"] == 1.2 and cells[4]["model"]["label"] == "phi1"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"models": ("b9",)}, "models entry 'b9'"),
-    ({"resolution": 16}, "resolution=16"),
-    ({"tflite_modes": ("fp8",)}, "tflite_modes"),
-    ({"epochs": 0, "budget_seconds": 0}, "budget"),
-    ({"models": ("b0", "B0")}, "twice"),
-    ({"models": (), "phis": (-1,)}, "phi"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"models": ("b9",)}, "models entry 'b9'"),
+        ({"resolution": 16}, "resolution=16"),
+        ({"tflite_modes": ("fp8",)}, "tflite_modes"),
+        ({"epochs": 0, "budget_seconds": 0}, "budget"),
+        ({"models": ("b0", "B0")}, "twice"),
+        ({"models": (), "phis": (-1,)}, "phi"),
+    ],
+)
 def test_config_errors_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         study.StudyConfig(**{**TINY, **kwargs})
@@ -205,16 +265,31 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
 
     config = study.StudyConfig(**TINY)
     jobs = config.jobs()
-    rows = [{"cell_id": key, "classes": 10, "keras_latency_ms": 5.0, "train_images_per_s": 10.0,
-             "tflite_fp32_latency_ms": 1.0, "tflite_fp32_file": f"{key}.fp32.tflite"}
-            for key, _ in jobs]
+    rows = [
+        {
+            "cell_id": key,
+            "classes": 10,
+            "keras_latency_ms": 5.0,
+            "train_images_per_s": 10.0,
+            "tflite_fp32_latency_ms": 1.0,
+            "tflite_fp32_file": f"{key}.fp32.tflite",
+        }
+        for key, _ in jobs
+    ]
     key, job = timing.make_job(jobs, rows, config, "/somewhere")
     assert key == timing.make_job(jobs, rows, config, "/elsewhere")[0]
     assert key != timing.make_job(jobs[:1], rows[:1], config, "/somewhere")[0]
     assert [m["tflite"] for m in job["models"]] == [{"fp32": r["tflite_fp32_file"]} for r in rows]
-    record = {"status": "ok", "rounds": {rows[0]["cell_id"]: {
-        "keras_latency_ms": [4.0, 3.0, 9.0], "train_ms_per_image": [100.0, 50.0, 80.0],
-        "tflite_fp32_latency_ms": [0.5, 0.7, 0.6]}}}
+    record = {
+        "status": "ok",
+        "rounds": {
+            rows[0]["cell_id"]: {
+                "keras_latency_ms": [4.0, 3.0, 9.0],
+                "train_ms_per_image": [100.0, 50.0, 80.0],
+                "tflite_fp32_latency_ms": [0.5, 0.7, 0.6],
+            }
+        },
+    }
     new = timing.apply(rows, record, "min")
     assert new[0]["keras_latency_ms"] == 3.0 and new[0]["solo_keras_latency_ms"] == 5.0
     assert new[0]["train_images_per_s"] == 20.0 and new[0]["train_ms_per_image"] == 50.0

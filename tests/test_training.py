@@ -15,24 +15,27 @@ from keras_effnet.training.config import ConfigError, ExperimentConfig
 TINY = config_lib.ModelConfig(name="b0", width=0.25, depth=0.25)
 
 
-@pytest.mark.parametrize("flags, match", [
-    ({"model": "b9"}, "model"),
-    ({"epochs": 0}, "epochs"),
-    ({"batch_size": -1}, "batch_size"),
-    ({"image_size": 16}, "image_size"),
-    ({"strategy": "tpu"}, "strategy"),
-    ({"precision": "float16"}, "precision"),
-    ({"augment": "crop,rotate"}, "augment"),
-    ({"lr_schedule": "step"}, "lr_schedule"),
-    ({"ema_momentum": 1.0}, "ema_momentum"),
-    ({"label_smoothing": 1.5}, "label_smoothing"),
-    ({"base_lr": 0.0}, "base_lr"),
-    ({"verbose": 3}, "verbose"),
-    ({"recipe": "fast"}, "recipe"),
-    ({"bn_images": -2}, "bn_images"),
-    ({"optimizer": "adam"}, "optimizer"),
-    ({"no_such_flag": 1}, "flag"),
-])
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        ({"model": "b9"}, "model"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"image_size": 16}, "image_size"),
+        ({"strategy": "tpu"}, "strategy"),
+        ({"precision": "float16"}, "precision"),
+        ({"augment": "crop,rotate"}, "augment"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"ema_momentum": 1.0}, "ema_momentum"),
+        ({"label_smoothing": 1.5}, "label_smoothing"),
+        ({"base_lr": 0.0}, "base_lr"),
+        ({"verbose": 3}, "verbose"),
+        ({"recipe": "fast"}, "recipe"),
+        ({"bn_images": -2}, "bn_images"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"no_such_flag": 1}, "flag"),
+    ],
+)
 def test_bad_flags_raise_one_error_naming_the_flag(flags, match):
     with pytest.raises(ConfigError, match=match) as e:
         config_lib.config_from_flags(flags)
@@ -40,7 +43,9 @@ def test_bad_flags_raise_one_error_naming_the_flag(flags, match):
 
 
 def test_config_round_trips_and_reports_differences():
-    cfg = config_lib.config_from_flags({"model": "b1", "image_size": 64, "weights": "", "model_dir": "r"})
+    cfg = config_lib.config_from_flags(
+        {"model": "b1", "image_size": 64, "weights": "", "model_dir": "r"}
+    )
     assert cfg.model.name == "b1" and cfg.model.weights is None and cfg.data.image_size == 64
     back = ExperimentConfig.from_dict(json.loads(cfg.to_json()))
     assert back == cfg
@@ -49,15 +54,27 @@ def test_config_round_trips_and_reports_differences():
     assert config_lib.config_differences(cfg, other) == ["run.epochs: 10 -> 3"]
 
 
-@pytest.mark.parametrize("raw, match", [
-    ("", "needs the TF_CONFIG"),
-    ("{not json", "not valid JSON"),
-    ('{"task": {"type": "worker", "index": 0}}', '"cluster"'),
-    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
-    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}', "out of range"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not a job"),
-    ('{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}', "ps"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ("", "needs the TF_CONFIG"),
+        ("{not json", "not valid JSON"),
+        ('{"task": {"type": "worker", "index": 0}}', '"cluster"'),
+        (
+            '{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}',
+            "host:port",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+            "out of range",
+        ),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not a job"),
+        (
+            '{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+            "ps",
+        ),
+    ],
+)
 def test_malformed_tf_config_is_a_clear_error(raw, match):
     with pytest.raises(ConfigError, match=match):
         strategy.parse_tf_config(raw)
@@ -85,10 +102,13 @@ def test_learning_rate_schedules():
     lr = [float(s(i)) for i in range(100)]
     np.testing.assert_allclose(lr[:10], 0.1 * np.arange(1, 11) / 10, rtol=1e-6)
     # Staircase decay 0.97 every 2.4 epochs (24 steps), counted from step 0.
-    np.testing.assert_allclose([lr[23], lr[24], lr[48], lr[99]],
-                               [0.1, 0.097, 0.1 * 0.97**2, 0.1 * 0.97**4], rtol=1e-5)
+    np.testing.assert_allclose(
+        [lr[23], lr[24], lr[48], lr[99]], [0.1, 0.097, 0.1 * 0.97**2, 0.1 * 0.97**4], rtol=1e-5
+    )
     cos = recipe.WarmupSchedule(0.1, 0, 100, 10, kind="cosine")
-    np.testing.assert_allclose([float(cos(0)), float(cos(50)), float(cos(100))], [0.1, 0.05, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        [float(cos(0)), float(cos(50)), float(cos(100))], [0.1, 0.05, 0.0], atol=1e-6
+    )
     again = recipe.WarmupSchedule.from_config(s.get_config())
     assert float(again(30)) == pytest.approx(lr[30])
     assert recipe.peak_learning_rate(0.016, 512) == pytest.approx(0.032)
@@ -120,7 +140,9 @@ def test_weight_decay_only_on_kernels():
     count = recipe.apply_weight_decay(model, 1e-3)
     kernels = [v for v in model.trainable_weights if v.path.endswith("/kernel")]
     assert count == len(kernels) > 10
-    assert all(v.regularizer is None for v in model.trainable_weights if not v.path.endswith("/kernel"))
+    assert all(
+        v.regularizer is None for v in model.trainable_weights if not v.path.endswith("/kernel")
+    )
     expected = 0.5 * 1e-3 * sum(float(np.sum(np.square(v.numpy()))) for v in kernels)
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
 
@@ -145,8 +167,9 @@ def test_fine_tune_weights_transfer_by_name_skipping_the_classifier(tmp_path):
     target = _tiny_model(classes=5)
     copied, skipped = modeling.load_initial_weights(target, path, TINY, 32)
     assert skipped == ["predictions"] and copied > 10
-    np.testing.assert_array_equal(target.get_layer("top_conv").get_weights()[0],
-                                  source.get_layer("top_conv").get_weights()[0])
+    np.testing.assert_array_equal(
+        target.get_layer("top_conv").get_weights()[0], source.get_layer("top_conv").get_weights()[0]
+    )
     with pytest.raises(ConfigError, match="not found"):
         modeling.load_initial_weights(target, str(tmp_path / "missing.keras"), TINY, 32)
 
@@ -156,8 +179,7 @@ def test_ema_weights_come_from_the_optimizer():
     model.compile(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), "mse")
     model.optimizer.build(model.trainable_variables)
     for _ in range(3):  # Not fit(): it overwrites the weights with the EMA at the end.
-        model.optimizer.apply_gradients(
-            [(tf.ones_like(v), v) for v in model.trainable_variables])
+        model.optimizer.apply_gradients([(tf.ones_like(v), v) for v in model.trainable_variables])
     ema = recipe.ema_weights(model)
     avg = model.optimizer._model_variables_moving_average
     np.testing.assert_allclose(ema[0], avg[0].numpy())
@@ -190,13 +212,15 @@ def test_evaluate_keras_and_quantized_tflite(tmp_path):
     x, y = next(iter(ds))
     probs = model.predict(x, verbose=0)
     assert ref["top1"] == pytest.approx(np.mean(np.argmax(probs, 1) == y.numpy()))
-    assert ref["loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(270), y.numpy()])), rel=1e-4)
+    assert ref["loss"] == pytest.approx(
+        -np.mean(np.log(probs[np.arange(270), y.numpy()])), rel=1e-4
+    )
 
     saved = str(tmp_path / "saved")
     model.export(saved, format="tf_saved_model", verbose=False)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(50))
+    converter.representative_dataset = lambda: ([x[i : i + 1]] for i in range(50))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.uint8
@@ -224,14 +248,24 @@ def _five_class_folder(root):
 def test_input_pipeline_benchmark_reports_both_rates():
     from keras_effnet.training import bench
 
-    config = config_lib.config_from_flags({
-        "model": "b0", "width": 0.25, "depth": 0.25, "image_size": 32, "batch_size": 8,
-        "augment": "crop,flip", "strategy": "cpu", "model_dir": "unused"})
+    config = config_lib.config_from_flags(
+        {
+            "model": "b0",
+            "width": 0.25,
+            "depth": 0.25,
+            "image_size": 32,
+            "batch_size": 8,
+            "augment": "crop,flip",
+            "strategy": "cpu",
+            "model_dir": "unused",
+        }
+    )
     result = bench.benchmark_input_pipeline(config, steps=4, skip=1, repeats=1)
     assert result["global_batch_size"] == 8 and result["augment"] == "crop,flip"
     assert result["bare_images_per_sec"] > 0 and result["end_to_end_images_per_sec"] > 0
     assert result["ratio"] == pytest.approx(
-        result["end_to_end_images_per_sec"] / result["bare_images_per_sec"])
+        result["end_to_end_images_per_sec"] / result["bare_images_per_sec"]
+    )
 
 
 def _resolved(**flags):
@@ -245,7 +279,13 @@ def _resolved(**flags):
 def test_recipes_resolve_every_auto_value_and_flags_override_them():
     config, derived = _resolved(epochs=20)
     o = config.optimizer
-    assert (o.recipe, o.name, o.schedule, o.base_lr, o.lr_batch_size) == ("scratch", "adamw", "cosine", 2e-3, 64)
+    assert (o.recipe, o.name, o.schedule, o.base_lr, o.lr_batch_size) == (
+        "scratch",
+        "adamw",
+        "cosine",
+        2e-3,
+        64,
+    )
     assert o.weight_decay == 0.05 and o.label_smoothing == 0.1 and o.bn_images == 512
     steps = derived["total_steps"]
     assert steps == 20 * (1258 // 64)
@@ -255,13 +295,22 @@ def test_recipes_resolve_every_auto_value_and_flags_override_them():
     assert derived["split_sources"]["validation"].startswith("15% of scikit-learn digits")
     paper, derived = _resolved(epochs=20, recipe="paper")
     assert (paper.optimizer.name, paper.optimizer.base_lr, paper.optimizer.schedule) == (
-        "rmsprop", 0.016, "exponential")
+        "rmsprop",
+        0.016,
+        "exponential",
+    )
     assert derived["peak_learning_rate"] == pytest.approx(0.016 * 64 / 256)
     tuned, _ = _resolved(epochs=20, weights="x.keras", freeze_bn=True)
     assert tuned.optimizer.recipe == "finetune" and tuned.optimizer.weight_decay == 0.005
     assert tuned.optimizer.bn_images == 0  # Frozen BatchNorm keeps the source statistics.
-    mine, _ = _resolved(epochs=20, base_lr=0.01, optimizer="sgd", drop_connect_rate=0.3, bn_images=0)
-    assert (mine.optimizer.base_lr, mine.optimizer.name, mine.model.drop_connect_rate) == (0.01, "sgd", 0.3)
+    mine, _ = _resolved(
+        epochs=20, base_lr=0.01, optimizer="sgd", drop_connect_rate=0.3, bn_images=0
+    )
+    assert (mine.optimizer.base_lr, mine.optimizer.name, mine.model.drop_connect_rate) == (
+        0.01,
+        "sgd",
+        0.3,
+    )
     assert mine.optimizer.recipe == "scratch" and mine.optimizer.bn_images == 0
 
 
@@ -280,5 +329,7 @@ def test_recalibrated_batch_norm_holds_the_average_batch_statistics():
 def test_history_csv_lists_each_epoch_once():
     from keras_effnet.training import callbacks
 
-    text = callbacks.history_csv([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_accuracy": 0.9}])
+    text = callbacks.history_csv(
+        [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_accuracy": 0.9}]
+    )
     assert text.splitlines() == ["epoch,loss,val_accuracy", "0,0.5,", "1,0.25,0.9"]

@@ -25,7 +25,9 @@ def test_photo_patches_are_real_colour_images_without_train_test_overlap(tmp_pat
         real_data.build("nope", str(tmp_path), 8, 4)
 
 
-@pytest.mark.skipif(not os.path.isdir(real_data.FASHION_DIR), reason="needs Debian's dataset-fashion-mnist")
+@pytest.mark.skipif(
+    not os.path.isdir(real_data.FASHION_DIR), reason="needs Debian's dataset-fashion-mnist"
+)
 def test_fashion_mnist_from_the_debian_package(tmp_path):
     root = real_data.build("fashion", str(tmp_path), train_per_class=5, test_per_class=3)
     info = data.dataset_info(root)
@@ -37,8 +39,10 @@ def test_fashion_mnist_from_the_debian_package(tmp_path):
 def test_default_recipe_learns_colour_photo_patches(tmp_path):
     root = real_data.build("photos", str(tmp_path / "data"), train_per_class=150, test_per_class=50)
     config = ExperimentConfig().replace(
-        model={"name": "lite0"}, data={"dataset": root, "image_size": 32},
-        run={"model_dir": str(tmp_path / "run"), "epochs": 12, "strategy": "cpu", "verbose": 2})
+        model={"name": "lite0"},
+        data={"dataset": root, "image_size": 32},
+        run={"model_dir": str(tmp_path / "run"), "epochs": 12, "strategy": "cpu", "verbose": 2},
+    )
     result = train(config)
     # Chance is 0.10; the naive keras.applications baseline scores ~0.2 here
     # (README, "Training on real data").

@@ -20,7 +20,14 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
-TINY = ["--model=b0", "--width=0.25", "--depth=0.25", "--image_size=32", "--batch_size=16", "--verbose=2"]
+TINY = [
+    "--model=b0",
+    "--width=0.25",
+    "--depth=0.25",
+    "--image_size=32",
+    "--batch_size=16",
+    "--verbose=2",
+]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
@@ -36,7 +43,11 @@ def _run(cmd, timeout=300, env=ENV):
 
 def _epochs_run(stdout):
     """Epoch numbers Keras printed ("Epoch 3/4" -> 3)."""
-    return [int(line.split()[1].split("/")[0]) for line in stdout.splitlines() if line.startswith("Epoch ")]
+    return [
+        int(line.split()[1].split("/")[0])
+        for line in stdout.splitlines()
+        if line.startswith("Epoch ")
+    ]
 
 
 def _json(path):
@@ -56,7 +67,9 @@ def _load_and_predict(path, size=32):
 
 def _kill_when(cmd, ready, deadline_s=300):
     """Starts `cmd`, SIGKILLs it as soon as `ready()` is true; returns its output."""
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.time() + deadline_s
     try:
         while time.time() < deadline and proc.poll() is None and not ready():
@@ -71,15 +84,21 @@ def _kill_when(cmd, ready, deadline_s=300):
 def _metrics(path):
     """history.csv rows without the wall-clock columns."""
     with open(path) as f:
-        return [{k: v for k, v in row.items() if k != "images_per_sec" and not k.endswith("_time_s")}
-                for row in csv.DictReader(f)]
+        return [
+            {k: v for k, v in row.items() if k != "images_per_sec" and not k.endswith("_time_s")}
+            for row in csv.DictReader(f)
+        ]
 
 
 def _assert_same_metrics(got_rows, want_rows):
     assert len(got_rows) == len(want_rows)
     for got, want in zip(got_rows, want_rows):
         for key in want:
-            assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (key, got, want)
+            assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (
+                key,
+                got,
+                want,
+            )
 
 
 def _backup_epoch(run):
@@ -109,7 +128,8 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     def saving():
         names = os.listdir(run) + os.listdir(run / "backup")
         return _backup_epoch(run) >= 3 or (
-            _backup_epoch(run) >= 2 and any(n.startswith(".tmp-") for n in names))
+            _backup_epoch(run) >= 2 and any(n.startswith(".tmp-") for n in names)
+        )
 
     _kill_when(cmd, saving)
     second_done = _backup_epoch(run)
@@ -123,7 +143,7 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     assert result["optimizer_steps"] == 4 * 25  # Optimizer state (step, LR, EMA) restored too.
     after = _metrics(run / "history.csv")
     assert [int(r["epoch"]) for r in after] == [0, 1, 2, 3]
-    assert after[:len(before)] == before  # Epochs finished before a kill are kept as written.
+    assert after[: len(before)] == before  # Epochs finished before a kill are kept as written.
     # A resumed run is the uninterrupted run: same metrics every epoch (input
     # stream, dropout masks, optimizer, EMA and BatchNorm sample all restored).
     _assert_same_metrics(after, _metrics(clean / "history.csv"))
@@ -135,8 +155,12 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
 
     # Artifacts of a finished run.
     config = _json(run / "config.json")
-    assert config["config"]["data"]["image_size"] == 32 and config["config"]["model"]["name"] == "b0"
-    assert config["derived"]["steps_per_epoch"] == 25 and config["derived"]["global_batch_size"] == 16
+    assert (
+        config["config"]["data"]["image_size"] == 32 and config["config"]["model"]["name"] == "b0"
+    )
+    assert (
+        config["derived"]["steps_per_epoch"] == 25 and config["derived"]["global_batch_size"] == 16
+    )
     assert 0 < config["config"]["optimizer"]["ema_momentum"] < 0.9999  # Auto EMA for a short run.
     assert (run / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert any(name.startswith("events") for _, _, files in os.walk(run / "logs") for name in files)
@@ -148,9 +172,16 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
 
     # scripts/evaluate.py scores best.keras exactly as the run's final evaluation.
     eval_json = tmp_path / "eval.json"
-    eval_out = _run([sys.executable, os.path.join(REPO, "scripts", "evaluate.py"),
-                     f"--model_path={run / 'best.keras'}", "--dataset=digits", "--split=test",
-                     f"--output_json={eval_json}"])
+    eval_out = _run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "evaluate.py"),
+            f"--model_path={run / 'best.keras'}",
+            "--dataset=digits",
+            "--split=test",
+            f"--output_json={eval_json}",
+        ]
+    )
     assert "top1" in eval_out and "best.keras" in eval_out
     assert _json(eval_json)["top1"] == pytest.approx(result["metrics"]["top1"])
 
@@ -158,31 +189,54 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     third_out = _run(cmd)
     assert _epochs_run(third_out) == [] and _json(run / "results.json")["epochs_completed"] == 4
     # Same directory, different recipe: refused, one line, no traceback.
-    bad = subprocess.run(_train_cmd(run, "--epochs=4", "--steps_per_epoch=25", "--base_lr=0.1"),
-                         env=ENV, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        _train_cmd(run, "--epochs=4", "--steps_per_epoch=25", "--base_lr=0.1"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "different configuration" in bad.stderr and "optimizer.base_lr" in bad.stderr
 
     # Fine-tuning from the run with frozen BatchNorm (and bfloat16 compute):
     # statistics unchanged, classifier trained, saved model float32.
     tuned = tmp_path / "tuned"
-    _run(_train_cmd(tuned, "--epochs=1", "--steps_per_epoch=5", "--strategy=cpu",
-                    f"--weights={run / 'last.keras'}", "--freeze_bn", "--precision=mixed_bfloat16"))
+    _run(
+        _train_cmd(
+            tuned,
+            "--epochs=1",
+            "--steps_per_epoch=5",
+            "--strategy=cpu",
+            f"--weights={run / 'last.keras'}",
+            "--freeze_bn",
+            "--precision=mixed_bfloat16",
+        )
+    )
     source, _ = _load_and_predict(str(run / "last.keras"))
     target, _ = _load_and_predict(str(tuned / "last.keras"))
     bn = "block2a_bn" if "block2a_bn" in [l.name for l in source.layers] else "stem_bn"
     for a, b in zip(source.get_layer(bn).get_weights(), target.get_layer(bn).get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(source.get_layer("predictions").get_weights()[0],
-                              target.get_layer("predictions").get_weights()[0])
+    assert not np.array_equal(
+        source.get_layer("predictions").get_weights()[0],
+        target.get_layer("predictions").get_weights()[0],
+    )
     assert {layer.dtype_policy.name for layer in target.layers} == {"float32"}
 
 
 @pytest.mark.timeout(900)
 def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
     # Two stages of two epochs: 32 px (dropout 0.1, no MixUp), then 64 px at the targets.
-    args = ["--epochs=4", "--steps_per_epoch=10", "--strategy=cpu", "--augment=crop,flip,mixup",
-            "--image_size=64", "--progressive=on", "--progressive_stages=2"]
+    args = [
+        "--epochs=4",
+        "--steps_per_epoch=10",
+        "--strategy=cpu",
+        "--augment=crop,flip,mixup",
+        "--image_size=64",
+        "--progressive=on",
+        "--progressive_stages=2",
+    ]
     clean = tmp_path / "clean"
     clean_out = _run(_train_cmd(clean, *args))
     assert "progressive: 2 stages, 32 -> 64 px" in clean_out and "stage 2/2: 64 px" in clean_out
@@ -193,7 +247,8 @@ def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
     done = _backup_epoch(run)
     assert 2 <= done < 4
     assert _json(run / "backup" / "training_metadata.json")["progressive_stage"]["image_size"] == (
-        32 if done == 2 else 64)
+        32 if done == 2 else 64
+    )
     last_out = _run(cmd)
     assert _epochs_run(last_out) == list(range(done + 1, 5))
     assert "stage 1/2" not in last_out and "stage 2/2: 64 px, dropout 0.2" in last_out
@@ -202,8 +257,9 @@ def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
     _assert_same_metrics(after, _metrics(clean / "history.csv"))
     result = _json(run / "results.json")
     assert result["optimizer_steps"] == 40 and result["initial_epoch"] == done
-    assert result["metrics"]["top1"] == pytest.approx(_json(clean / "results.json")["metrics"]["top1"],
-                                                      abs=0.02)
+    assert result["metrics"]["top1"] == pytest.approx(
+        _json(clean / "results.json")["metrics"]["top1"], abs=0.02
+    )
     config = _json(run / "config.json")
     assert config["config"]["data"]["progressive"] == "on"
     assert [s["image_size"] for s in config["derived"]["progressive"]["stages"]] == [32, 64]
@@ -215,8 +271,17 @@ def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
 @pytest.mark.timeout(420)
 def test_mirrored_two_replicas_on_split_cpu(tmp_path):
     run = tmp_path / "mirrored"
-    out = _run(_train_cmd(run, "--epochs=3", "--steps_per_epoch=20", "--strategy=mirrored",
-                          "--cpu_devices=2", "--sync_bn", "--augment=crop,flip,mixup"))
+    out = _run(
+        _train_cmd(
+            run,
+            "--epochs=3",
+            "--steps_per_epoch=20",
+            "--strategy=mirrored",
+            "--cpu_devices=2",
+            "--sync_bn",
+            "--augment=crop,flip,mixup",
+        )
+    )
     derived = _json(run / "config.json")["derived"]
     assert derived["num_replicas"] == 2 and derived["global_batch_size"] == 32
     assert derived["strategy"].startswith("MirroredStrategy")
@@ -237,16 +302,22 @@ def _free_port():
 def test_multi_worker_two_local_processes(tmp_path):
     run = tmp_path / "multi"
     ports = [_free_port(), _free_port()]
-    cmd = _train_cmd(run, "--epochs=2", "--steps_per_epoch=10", "--strategy=multi_worker",
-                     "--lr_schedule=cosine")
+    cmd = _train_cmd(
+        run, "--epochs=2", "--steps_per_epoch=10", "--strategy=multi_worker", "--lr_schedule=cosine"
+    )
     procs = []
     try:
         for index in range(2):
-            tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                         "task": {"type": "worker", "index": index}}
+            tf_config = {
+                "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                "task": {"type": "worker", "index": index},
+            }
             env = dict(ENV, TF_CONFIG=json.dumps(tf_config))
-            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
+            procs.append(
+                subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                )
+            )
         outs = [p.communicate(timeout=360)[0] for p in procs]
     finally:
         for p in procs:  # Never leave a worker waiting on a dead peer.
@@ -257,16 +328,21 @@ def test_multi_worker_two_local_processes(tmp_path):
         assert p.returncode == 0, out[-3000:]
         assert _epochs_run(out) == [1, 2]
     derived = _json(run / "config.json")["derived"]
-    assert derived["num_replicas"] == 2 and derived["strategy"].startswith("MultiWorkerMirroredStrategy")
+    assert derived["num_replicas"] == 2 and derived["strategy"].startswith(
+        "MultiWorkerMirroredStrategy"
+    )
     assert _json(run / "results.json")["metrics"]["num_examples"] == 270  # Chief evaluated.
     assert "no evaluation on this worker" in outs[1]
     assert (run / "backup_worker1" / "training_metadata.json").exists()
 
 
 def test_script_errors_are_one_line(tmp_path):
-    for flag, text in (("--strategy=tpu", "`strategy` must be one of"),
-                       (f"--dataset={tmp_path / 'nope'}", "Dataset directory not found")):
-        proc = subprocess.run(_train_cmd(tmp_path / "x", flag), env=ENV, capture_output=True,
-                              text=True, timeout=120)
+    for flag, text in (
+        ("--strategy=tpu", "`strategy` must be one of"),
+        (f"--dataset={tmp_path / 'nope'}", "Dataset directory not found"),
+    ):
+        proc = subprocess.run(
+            _train_cmd(tmp_path / "x", flag), env=ENV, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode != 0 and "Traceback" not in proc.stderr
         assert text in proc.stderr.strip().splitlines()[-1]

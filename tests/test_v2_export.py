@@ -33,8 +33,9 @@ def test_data():
 def test_v2_model_is_trained_and_savedmodel_matches(test_data, tmp_path):
     model = trained_v2b0()
     assert model.name == "efficientnetv2-b0"
-    report = export.export_tflite(model, "savedmodel", str(tmp_path / "sm"),
-                                  dataset={"test": test_data})
+    report = export.export_tflite(
+        model, "savedmodel", str(tmp_path / "sm"), dataset={"test": test_data}
+    )
     assert report["max_abs_diff"] < 1e-4
     assert report["top1_agreement"] == 1.0
     assert report["keras_top1"] > 0.8  # The fixture really is trained.
@@ -42,8 +43,9 @@ def test_v2_model_is_trained_and_savedmodel_matches(test_data, tmp_path):
 
 def test_fp32_agrees(test_data):
     images, labels = test_data
-    report = export.verify(converted("fp32"), trained_v2b0(), None, images=images,
-                           labels=labels, latency_runs=3)
+    report = export.verify(
+        converted("fp32"), trained_v2b0(), None, images=images, labels=labels, latency_runs=3
+    )
     export.check_builtin_only(report["census"])
     assert report["census"]["io"]["inputs"][0]["shape"] == [1, lib.SIZE, lib.SIZE, 3]
     assert report["max_abs_diff"] < 1e-4
@@ -52,8 +54,9 @@ def test_fp32_agrees(test_data):
 
 def test_int8_is_integer_only_and_agrees(test_data):
     images, labels = test_data
-    report = export.verify(converted("int8"), trained_v2b0(), None, images=images,
-                           labels=labels, latency_runs=3)
+    report = export.verify(
+        converted("int8"), trained_v2b0(), None, images=images, labels=labels, latency_runs=3
+    )
     census = report["census"]
     export.check_builtin_only(census)
     export.check_integer_only(census)
@@ -63,5 +66,7 @@ def test_int8_is_integer_only_and_agrees(test_data):
     # The fused stages are plain convs (no SE); the MBConv stages keep swish +
     # SE, which plain post-training int8 handles worst (same floor as V1 B0).
     assert report["top1_agreement"] >= 0.85, report
-    print(f"v2b0 int8: top1 agreement {report['top1_agreement']:.3f}, keras top1 "
-          f"{report['keras_top1']:.3f}, tflite top1 {report['tflite_top1']:.3f}")
+    print(
+        f"v2b0 int8: top1 agreement {report['top1_agreement']:.3f}, keras top1 "
+        f"{report['keras_top1']:.3f}, tflite top1 {report['tflite_top1']:.3f}"
+    )

@@ -8,9 +8,11 @@ import pytest
 from keras.src.applications import efficientnet_v2 as reference_v2
 
 import keras_effnet
-from helpers import random_images, randomize_batchnorm, save_official_h5
-from keras_effnet import builder, variants, weights as weights_lib
+from keras_effnet import builder, variants
+from keras_effnet import weights as weights_lib
 from keras_effnet.layers import FusedMBConv, MBConv
+
+from helpers import random_images, randomize_batchnorm, save_official_h5
 
 # (include_top with 1000 classes, without top), from keras.applications.
 GOLDEN_PARAMS = {
@@ -22,8 +24,15 @@ GOLDEN_PARAMS = {
     "v2m": (54_431_388, 53_150_388),
     "v2l": (119_027_848, 117_746_848),
 }
-KERAS_NAMES = {"v2b0": "B0", "v2b1": "B1", "v2b2": "B2", "v2b3": "B3", "v2s": "S", "v2m": "M",
-               "v2l": "L"}
+KERAS_NAMES = {
+    "v2b0": "B0",
+    "v2b1": "B1",
+    "v2b2": "B2",
+    "v2b3": "B3",
+    "v2s": "S",
+    "v2m": "M",
+    "v2l": "L",
+}
 
 
 def _reference(name, **kwargs):
@@ -31,8 +40,13 @@ def _reference(name, **kwargs):
     return ctor(weights=None, **kwargs)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("v2m", "v2l")
-                                  else n for n in sorted(GOLDEN_PARAMS)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in ("v2m", "v2l") else n
+        for n in sorted(GOLDEN_PARAMS)
+    ],
+)
 def test_param_counts_equal_keras_applications(name):
     top, notop = GOLDEN_PARAMS[name]
     v = variants.get_variant(name)
@@ -62,8 +76,12 @@ def test_constructors_match_keras_applications(name):
 
 @pytest.mark.parametrize(
     "name,include_top,shape",
-    [("v2b0", True, (65, 97, 3)), ("v2b0", False, (33, 47, 3)), ("v2s", True, (57, 57, 3)),
-     ("v2b3", False, (41, 41, 3))],
+    [
+        ("v2b0", True, (65, 97, 3)),
+        ("v2b0", False, (33, 47, 3)),
+        ("v2s", True, (57, 57, 3)),
+        ("v2b3", False, (41, 41, 3)),
+    ],
 )
 def test_outputs_equal_keras_applications_with_official_file(tmp_path, name, include_top, shape):
     kwargs = {"include_top": include_top, "input_shape": shape}
@@ -84,13 +102,17 @@ def test_layer_names_match_keras_applications():
     ref = keras.applications.EfficientNetV2B0(weights=None)
     ours = keras_effnet.EfficientNetV2B0()
     ref_names = {l.name for l in ref.layers if l.weights}
-    ours_names = {l.name for l in ours._flatten_layers(include_self=False)
-                  if l.weights and not l._layers}
+    ours_names = {
+        l.name for l in ours._flatten_layers(include_self=False) if l.weights and not l._layers
+    }
     assert ref_names == ours_names
     assert isinstance(ours.get_layer("block1a"), FusedMBConv)
     assert isinstance(ours.get_layer("block4a"), MBConv)
-    bns = [l for l in ours._flatten_layers(include_self=False)
-           if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [
+        l
+        for l in ours._flatten_layers(include_self=False)
+        if isinstance(l, keras.layers.BatchNormalization)
+    ]
     assert {l.momentum for l in bns} == {0.9}  # keras.applications' V2 momentum
 
 
@@ -98,15 +120,21 @@ def test_layer_names_match_keras_applications():
 @pytest.mark.parametrize("include_top", [True, False])
 def test_imagenet_files_are_keras_applications_files(monkeypatch, name, include_top):
     calls = []
-    monkeypatch.setattr("keras.utils.get_file", lambda *args, **kwargs: calls.append(
-        (args, kwargs)) or "/cached/file.h5")
+    monkeypatch.setattr(
+        "keras.utils.get_file",
+        lambda *args, **kwargs: calls.append((args, kwargs)) or "/cached/file.h5",
+    )
     assert weights_lib.imagenet_weights_path(name, include_top) == "/cached/file.h5"
     key = "b" + name[3:] if name.startswith("v2b") else "-" + name[2:]
     file_name = f"efficientnetv2{key if key[0] == '-' else '-' + key}"
     file_name += ".h5" if include_top else "_notop.h5"
     digest = reference_v2.WEIGHTS_HASHES[key][0 if include_top else 1]
-    assert calls == [((file_name, reference_v2.BASE_WEIGHTS_PATH + file_name),
-                      {"cache_subdir": "models", "file_hash": digest})]
+    assert calls == [
+        (
+            (file_name, reference_v2.BASE_WEIGHTS_PATH + file_name),
+            {"cache_subdir": "models", "file_hash": digest},
+        )
+    ]
 
 
 def test_imagenet_loads_the_hash_checked_file(monkeypatch, tmp_path):
@@ -121,22 +149,28 @@ def test_imagenet_loads_the_hash_checked_file(monkeypatch, tmp_path):
         return path
 
     monkeypatch.setattr("keras.utils.get_file", fake_get_file)
-    model = keras_effnet.EfficientNetV2B0(weights="imagenet", include_top=False,
-                                          input_shape=(32, 32, 3))
-    assert calls == [("efficientnetv2-b0_notop.h5",
-                      "https://storage.googleapis.com/tensorflow/keras-applications/"
-                      "efficientnet_v2/efficientnetv2-b0_notop.h5",
-                      "models", "893217f2bb855e2983157299931e43ff")]
+    model = keras_effnet.EfficientNetV2B0(
+        weights="imagenet", include_top=False, input_shape=(32, 32, 3)
+    )
+    assert calls == [
+        (
+            "efficientnetv2-b0_notop.h5",
+            "https://storage.googleapis.com/tensorflow/keras-applications/"
+            "efficientnet_v2/efficientnetv2-b0_notop.h5",
+            "models",
+            "893217f2bb855e2983157299931e43ff",
+        )
+    ]
     # V2 has no tensorflow#49930 correction: its normalization is already right.
     assert "rescaling_imagenet_std" not in [l.name for l in model.layers]
     x = random_images(2, 32, 32)
-    np.testing.assert_allclose(model.predict(x, verbose=0), source.predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-5)
 
 
 def _preprocessed(model, x):
     return keras.ops.convert_to_numpy(
-        keras.Model(model.inputs, model.get_layer("stem_conv").input)(x))
+        keras.Model(model.inputs, model.get_layer("stem_conv").input)(x)
+    )
 
 
 def test_preprocessing_contract():
@@ -151,11 +185,13 @@ def test_preprocessing_contract():
     np.testing.assert_allclose(_preprocessed(b0, x), (x / 255.0 - mean) / std, atol=1e-5)
     assert not b0.get_layer("normalization").weights  # constants, as keras.applications
     # Without in-graph preprocessing the caller's mapping gives the same output.
-    bare = keras_effnet.EfficientNetV2S(include_top=False, input_shape=(32, 32, 3),
-                                        include_preprocessing=False)
+    bare = keras_effnet.EfficientNetV2S(
+        include_top=False, input_shape=(32, 32, 3), include_preprocessing=False
+    )
     bare.set_weights(s.get_weights())
-    np.testing.assert_allclose(bare.predict(x / 128.0 - 1.0, verbose=0),
-                               s.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        bare.predict(x / 128.0 - 1.0, verbose=0), s.predict(x, verbose=0), atol=1e-5
+    )
 
 
 def test_feature_extractor_on_v2():
@@ -167,8 +203,10 @@ def test_feature_extractor_on_v2():
 
 
 def test_v2_names_and_refusals():
-    assert keras_effnet.get_model("efficientnetv2-s", include_top=False,
-                                  input_shape=(32, 32, 3)).name == "efficientnetv2-s"
+    assert (
+        keras_effnet.get_model("efficientnetv2-s", include_top=False, input_shape=(32, 32, 3)).name
+        == "efficientnetv2-s"
+    )
     with pytest.raises(ValueError, match="would have .* allow_large=True"):
         keras_effnet.build_efficientnet(3.0, 3.0, 384, baseline="v2-s", weights=None)
     with pytest.raises(ValueError, match="lite=True, baseline='v2-b'"):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from helpers import random_images, randomize_batchnorm, save_official_h5
 from keras_effnet import weights as weights_lib
+
+from helpers import random_images, randomize_batchnorm, save_official_h5
 
 
 def test_own_weights_file_round_trip(tmp_path):
@@ -31,14 +32,22 @@ def test_imagenet_uses_official_url_and_hash(monkeypatch, tmp_path):
         return path
 
     monkeypatch.setattr("keras.utils.get_file", fake_get_file)
-    model = keras_effnet.EfficientNetB0(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
-    assert calls == [("efficientnetb0_notop.h5",
-                      "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
-                      "models", "50bc09e76180e00e4465e1a485ddc09d")]
+    model = keras_effnet.EfficientNetB0(
+        weights="imagenet", include_top=False, input_shape=(32, 32, 3)
+    )
+    assert calls == [
+        (
+            "efficientnetb0_notop.h5",
+            "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
+            "models",
+            "50bc09e76180e00e4465e1a485ddc09d",
+        )
+    ]
     # The ImageNet correction layer is present only for the official ImageNet weights.
     assert model.get_layer("rescaling_imagenet_std") is not None
-    np.testing.assert_allclose(model.get_layer("stem_conv").kernel.numpy(),
-                               source.get_layer("stem_conv").kernel.numpy())
+    np.testing.assert_allclose(
+        model.get_layer("stem_conv").kernel.numpy(), source.get_layer("stem_conv").kernel.numpy()
+    )
 
 
 def test_wrong_architecture_names_the_layer(tmp_path):

@@ -21,8 +21,8 @@ def resolve_strategy(strategy=None):
         return tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(
-            "strategy: expected None or a tf.distribute.Strategy, got "
-            f"{type(strategy).__name__}")
+            f"strategy: expected None or a tf.distribute.Strategy, got {type(strategy).__name__}"
+        )
     return strategy
 
 
@@ -31,8 +31,8 @@ def image_size(model):
     height, width = model.inputs[0].shape[1:3]
     if height is None or height != width:
         raise ValueError(
-            f"model: expected a static square input, got "
-            f"{tuple(model.inputs[0].shape)}")
+            f"model: expected a static square input, got {tuple(model.inputs[0].shape)}"
+        )
     return int(height)
 
 
@@ -45,28 +45,51 @@ def output_is_probability(model):
     return getattr(activation, "__name__", "") == "softmax"
 
 
-def train_dataset(dataset, size, batch_size, *, data_dir=None, augment=None,
-                  seed=0):
+def train_dataset(dataset, size, batch_size, *, data_dir=None, augment=None, seed=0):
     """(tf.data train pipeline, steps per epoch) for a dataset name."""
     from keras_effnet import data  # pylint: disable=import-outside-toplevel
+
     if isinstance(dataset, tuple):
         images, labels = (np.asarray(a) for a in dataset)
-        ds = (tf.data.Dataset.from_tensor_slices(
-            (images.astype("float32"), labels.astype("int32")))
-              .shuffle(len(images), seed=seed).repeat()
-              .batch(batch_size, drop_remainder=True))
+        ds = (
+            tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels.astype("int32")))
+            .shuffle(len(images), seed=seed)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)
+        )
         return ds, max(1, len(images) // batch_size)
     info = data.dataset_info(dataset, data_dir=data_dir)
-    ds = data.load_dataset(dataset, "train", size, batch_size,
-                           data_dir=data_dir, shuffle=True, augment=augment,
-                           drop_remainder=True, seed=seed, repeat=True)
+    ds = data.load_dataset(
+        dataset,
+        "train",
+        size,
+        batch_size,
+        data_dir=data_dir,
+        shuffle=True,
+        augment=augment,
+        drop_remainder=True,
+        seed=seed,
+        repeat=True,
+    )
     return ds, max(1, info.splits["train"] // batch_size)
 
 
-def fine_tune(model, dataset, *, epochs=1, batch_size=32, learning_rate=1e-4,
-              steps_per_epoch=None, strategy=None, data_dir=None,
-              augment=None, callbacks=(), seed=0, verbose=0,
-              from_logits=None):
+def fine_tune(
+    model,
+    dataset,
+    *,
+    epochs=1,
+    batch_size=32,
+    learning_rate=1e-4,
+    steps_per_epoch=None,
+    strategy=None,
+    data_dir=None,
+    augment=None,
+    callbacks=(),
+    seed=0,
+    verbose=0,
+    from_logits=None,
+):
     """Compiles and fits a tf_keras classifier for a few epochs.
 
     Args:
@@ -91,6 +114,7 @@ def fine_tune(model, dataset, *, epochs=1, batch_size=32, learning_rate=1e-4,
       The fit history dict (loss and accuracy per epoch).
     """
     import tf_keras  # pylint: disable=import-outside-toplevel
+
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected an int >= 1, got {epochs!r}")
     if not learning_rate > 0:
@@ -98,15 +122,20 @@ def fine_tune(model, dataset, *, epochs=1, batch_size=32, learning_rate=1e-4,
     strategy = resolve_strategy(strategy)
     if from_logits is None:
         from_logits = not output_is_probability(model)
-    ds, steps = train_dataset(dataset, image_size(model), batch_size,
-                              data_dir=data_dir, augment=augment, seed=seed)
+    ds, steps = train_dataset(
+        dataset, image_size(model), batch_size, data_dir=data_dir, augment=augment, seed=seed
+    )
     with strategy.scope():
         model.compile(
             optimizer=tf_keras.optimizers.Adam(learning_rate),
-            loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                from_logits=from_logits),
-            metrics=["accuracy"])
-    history = model.fit(ds, epochs=epochs,
-                        steps_per_epoch=steps_per_epoch or steps,
-                        callbacks=list(callbacks), verbose=verbose)
+            loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+            metrics=["accuracy"],
+        )
+    history = model.fit(
+        ds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch or steps,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -19,20 +19,21 @@ import gzip
 import keras
 import numpy as np
 
-from keras_effnet import io
-from keras_effnet.export.quant import finetune
 from keras_effnet import graph as flatten
-from keras_effnet.export.quant import translate
+from keras_effnet import io
+from keras_effnet.export.quant import finetune, translate
 
 SCHEDULES = ("constant", "polynomial")
 PRUNED_LAYERS = ("Conv2D", "Dense")
 
 
 def _check_sparsity(sparsity):
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) \
-            or not 0.0 < sparsity < 1.0:
-        raise ValueError(
-            f"sparsity: expected a fraction in (0, 1), got {sparsity!r}")
+    if (
+        isinstance(sparsity, bool)
+        or not isinstance(sparsity, (int, float))
+        or not 0.0 < sparsity < 1.0
+    ):
+        raise ValueError(f"sparsity: expected a fraction in (0, 1), got {sparsity!r}")
     return float(sparsity)
 
 
@@ -45,21 +46,19 @@ def make_schedule(sparsity, total_steps, schedule="constant"):
     """
     sparsity = _check_sparsity(sparsity)
     if schedule not in SCHEDULES:
-        raise ValueError(
-            f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
+        raise ValueError(f"schedule: expected one of {list(SCHEDULES)}, got {schedule!r}")
     sched = _tfmot().sparsity.keras
     frequency = max(1, total_steps // 20)
     if schedule == "constant":
-        return sched.ConstantSparsity(sparsity, begin_step=0,
-                                      frequency=frequency)
+        return sched.ConstantSparsity(sparsity, begin_step=0, frequency=frequency)
     # Masks update only when (step - begin) % frequency == 0, so end on one.
     end = max(frequency, (3 * total_steps // 4) // frequency * frequency)
-    return sched.PolynomialDecay(0.0, sparsity, begin_step=0, end_step=end,
-                                 frequency=frequency)
+    return sched.PolynomialDecay(0.0, sparsity, begin_step=0, end_step=end, frequency=frequency)
 
 
 def _tfmot():
     import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
+
     return tfmot
 
 
@@ -87,9 +86,12 @@ def sparsity_report(model, exclude=()):
         layers[layer.name] = count / kernel.size
         zeros += count
         total += kernel.size
-    return {"sparsity": zeros / total if total else 0.0,
-            "num_weights": int(total), "num_layers": len(layers),
-            "layers": layers}
+    return {
+        "sparsity": zeros / total if total else 0.0,
+        "num_weights": int(total),
+        "num_layers": len(layers),
+        "layers": layers,
+    }
 
 
 def gzip_size(data):
@@ -110,14 +112,14 @@ def tflite_weight_sparsity(tflite_bytes):
       JSON-ready dict: "sparsity", "num_weights", "num_tensors".
     """
     from keras_effnet.export import flatbuf  # pylint: disable=import-outside-toplevel
+
     dtypes = {"INT8": np.int8, "FLOAT32": np.float32, "FLOAT16": np.float16}
     model = flatbuf.read_model(tflite_bytes)
     zeros = total = tensors = 0
     seen = set()
     for graph in model.subgraphs:
         for operator in graph.operators:
-            if flatbuf.op_name(model, operator) not in ("CONV_2D",
-                                                        "FULLY_CONNECTED"):
+            if flatbuf.op_name(model, operator) not in ("CONV_2D", "FULLY_CONNECTED"):
                 continue
             tensor = graph.tensors[operator.inputs[1]]
             data = model.buffers[tensor.buffer].data
@@ -125,19 +127,34 @@ def tflite_weight_sparsity(tflite_bytes):
             if data is None or kind not in dtypes or tensor.buffer in seen:
                 continue  # computed or dequantized elsewhere
             seen.add(tensor.buffer)
-            values = np.frombuffer(np.asarray(data, np.uint8).tobytes(),
-                                   dtypes[kind])
+            values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), dtypes[kind])
             zeros += int(np.sum(values == 0))
             total += values.size
             tensors += 1
-    return {"sparsity": zeros / total if total else 0.0,
-            "num_weights": total, "num_tensors": tensors}
+    return {
+        "sparsity": zeros / total if total else 0.0,
+        "num_weights": total,
+        "num_tensors": tensors,
+    }
 
 
-def prune_tf_keras(tfk_model, dataset, *, sparsity, epochs=1,
-                   schedule="constant", exclude=(), batch_size=32,
-                   learning_rate=1e-4, steps_per_epoch=None, strategy=None,
-                   data_dir=None, augment=None, seed=0, verbose=0):
+def prune_tf_keras(
+    tfk_model,
+    dataset,
+    *,
+    sparsity,
+    epochs=1,
+    schedule="constant",
+    exclude=(),
+    batch_size=32,
+    learning_rate=1e-4,
+    steps_per_epoch=None,
+    strategy=None,
+    data_dir=None,
+    augment=None,
+    seed=0,
+    verbose=0,
+):
     """Prunes, fine-tunes and strips a flat tf_keras model.
 
     Args:
@@ -154,21 +171,22 @@ def prune_tf_keras(tfk_model, dataset, *, sparsity, epochs=1,
       (stripped tf_keras model, `sparsity_report` dict, fit history).
     """
     import tf_keras  # pylint: disable=import-outside-toplevel
+
     sparsity = _check_sparsity(sparsity)
     tfmot = _tfmot()
     strategy = finetune.resolve_strategy(strategy)
     if steps_per_epoch is None:
         _, steps_per_epoch = finetune.train_dataset(
-            dataset, finetune.image_size(tfk_model), batch_size,
-            data_dir=data_dir)
-    pruning_schedule = make_schedule(sparsity, epochs * steps_per_epoch,
-                                     schedule)
+            dataset, finetune.image_size(tfk_model), batch_size, data_dir=data_dir
+        )
+    pruning_schedule = make_schedule(sparsity, epochs * steps_per_epoch, schedule)
 
     def clone_fn(layer):
         clone = layer.__class__.from_config(layer.get_config())
         if prunable(layer, exclude):
             return tfmot.sparsity.keras.prune_low_magnitude(
-                clone, pruning_schedule=pruning_schedule)
+                clone, pruning_schedule=pruning_schedule
+            )
         return clone
 
     settings = {"from_logits": not finetune.output_is_probability(tfk_model)}
@@ -176,11 +194,20 @@ def prune_tf_keras(tfk_model, dataset, *, sparsity, epochs=1,
         pruned = tf_keras.models.clone_model(tfk_model, clone_function=clone_fn)
         translate.copy_weights(tfk_model, _unwrapped_view(pruned))
     history = finetune.fine_tune(
-        pruned, dataset, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
-        strategy=strategy, data_dir=data_dir, augment=augment,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], seed=seed,
-        verbose=verbose, **settings)
+        pruned,
+        dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        strategy=strategy,
+        data_dir=data_dir,
+        augment=augment,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        seed=seed,
+        verbose=verbose,
+        **settings,
+    )
     with strategy.scope():
         stripped = tfmot.sparsity.keras.strip_pruning(pruned)
         # strip_pruning reuses the training model's layer objects (two
@@ -190,8 +217,9 @@ def prune_tf_keras(tfk_model, dataset, *, sparsity, epochs=1,
     stripped = clean
     translate.refresh_normalization(stripped)
     report = sparsity_report(stripped, exclude)
-    report.update({"target": sparsity, "schedule": schedule,
-                   "epochs": epochs, "excluded": list(exclude)})
+    report.update(
+        {"target": sparsity, "schedule": schedule, "epochs": epochs, "excluded": list(exclude)}
+    )
     return stripped, report, history
 
 
@@ -207,8 +235,7 @@ class _unwrapped_view:  # pylint: disable=invalid-name
         self.layers = [getattr(l, "layer", l) for l in model.layers]
 
 
-def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant",
-                exclude=(), **settings):
+def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant", exclude=(), **settings):
     """Prunes a Keras 3 model; returns a pruned Keras 3 copy and a report.
 
     The original is left untouched. The copy has exactly the stripped
@@ -224,29 +251,50 @@ def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant",
       (pruned Keras 3 model, `sparsity_report` dict incl. "history").
     """
     from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
+
     strategy = finetune.resolve_strategy(settings.pop("strategy", None))
     size = finetune.image_size(model)
-    images, _ = datasets.load_arrays(dataset, "train", (size, size), limit=16,
-                                     data_dir=settings.get("data_dir"))
+    images, _ = datasets.load_arrays(
+        dataset, "train", (size, size), limit=16, data_dir=settings.get("data_dir")
+    )
     with strategy.scope():
         tfk_model = translate.translate_model(model, check_inputs=images)
     stripped, report, history = prune_tf_keras(
-        tfk_model, dataset, sparsity=sparsity, epochs=epochs,
-        schedule=schedule, exclude=exclude, strategy=strategy, **settings)
+        tfk_model,
+        dataset,
+        sparsity=sparsity,
+        epochs=epochs,
+        schedule=schedule,
+        exclude=exclude,
+        strategy=strategy,
+        **settings,
+    )
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     translate.copy_weights(stripped, flatten.flatten_model(copy))
     report["history"] = history
-    report["keras_sparsity"] = sparsity_report(
-        flatten.flatten_model(copy), exclude)["sparsity"]
+    report["keras_sparsity"] = sparsity_report(flatten.flatten_model(copy), exclude)["sparsity"]
     return copy, report
 
 
-def export_pruned(model, mode, output, *, sparsity, prune_epochs=1,
-                  schedule="constant", exclude=(), dataset="digits",
-                  data_dir=None, batch_size=32, learning_rate=1e-4,
-                  steps_per_epoch=None, strategy=None, seed=0,
-                  **export_kwargs):
+def export_pruned(
+    model,
+    mode,
+    output,
+    *,
+    sparsity,
+    prune_epochs=1,
+    schedule="constant",
+    exclude=(),
+    dataset="digits",
+    data_dir=None,
+    batch_size=32,
+    learning_rate=1e-4,
+    steps_per_epoch=None,
+    strategy=None,
+    seed=0,
+    **export_kwargs,
+):
     """Prunes a model, then exports it in any post-training `mode`.
 
     The export pipeline (`keras_effnet.export.export_tflite`) converts,
@@ -265,21 +313,33 @@ def export_pruned(model, mode, output, *, sparsity, prune_epochs=1,
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import (
+        converter,  # pylint: disable=import-outside-toplevel
+        datasets,  # pylint: disable=import-outside-toplevel
+        pipeline,  # pylint: disable=import-outside-toplevel
+    )
+
     keras_model = converter.load_model(model)
     train = dataset
     if isinstance(dataset, dict):
-        train = datasets.load_arrays(dataset, "train",
-                                     converter.input_size(keras_model))
+        train = datasets.load_arrays(dataset, "train", converter.input_size(keras_model))
     pruned, report = prune_model(
-        keras_model, train, sparsity=sparsity, epochs=prune_epochs,
-        schedule=schedule, exclude=exclude, batch_size=batch_size,
-        learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
-        strategy=strategy, data_dir=data_dir, seed=seed)
-    result = pipeline.export_tflite(pruned, mode, output, dataset=dataset,
-                                   data_dir=data_dir, **export_kwargs)
+        keras_model,
+        train,
+        sparsity=sparsity,
+        epochs=prune_epochs,
+        schedule=schedule,
+        exclude=exclude,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        strategy=strategy,
+        data_dir=data_dir,
+        seed=seed,
+    )
+    result = pipeline.export_tflite(
+        pruned, mode, output, dataset=dataset, data_dir=data_dir, **export_kwargs
+    )
     if mode != "savedmodel":
         with open(output, "rb") as f:
             data = f.read()

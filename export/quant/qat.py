@@ -17,22 +17,32 @@ import os
 
 import numpy as np
 
-from keras_effnet import io
-from keras_effnet import litert
+from keras_effnet import io, litert
+from keras_effnet.export.quant import finetune, translate
+from keras_effnet.export.quant.qat_graph import (
+    IO_TYPES,
+    annotate,
+    check_integer_only,
+    convert,
+    init_ranges,
+    qat_scope,
+    quantize,
+)
 
-from keras_effnet.export.quant import finetune
-from keras_effnet.export.quant import translate
-from keras_effnet.export.quant.qat_graph import IO_TYPES
-from keras_effnet.export.quant.qat_graph import annotate
-from keras_effnet.export.quant.qat_graph import check_integer_only
-from keras_effnet.export.quant.qat_graph import convert
-from keras_effnet.export.quant.qat_graph import init_ranges
-from keras_effnet.export.quant.qat_graph import qat_scope
-from keras_effnet.export.quant.qat_graph import quantize
-
-__all__ = ["IO_TYPES", "QATResult", "annotate", "check_integer_only",
-           "convert", "export_qat", "finish_qat", "init_ranges", "predict_fn",
-           "qat_scope", "quantization_aware_training", "quantize"]
+__all__ = [
+    "IO_TYPES",
+    "QATResult",
+    "annotate",
+    "check_integer_only",
+    "convert",
+    "export_qat",
+    "finish_qat",
+    "init_ranges",
+    "predict_fn",
+    "qat_scope",
+    "quantization_aware_training",
+    "quantize",
+]
 
 
 @dataclasses.dataclass
@@ -55,10 +65,25 @@ class QATResult:
 
 
 def quantization_aware_training(
-        model, dataset, *, epochs=1, batch_size=32, learning_rate=3e-5,
-        steps_per_epoch=None, io_type="uint8", strategy=None, data_dir=None,
-        augment=None, freeze_bn=True, num_calibration=256, prune=None,
-        prune_epochs=None, prune_schedule="constant", seed=0, verbose=0):
+    model,
+    dataset,
+    *,
+    epochs=1,
+    batch_size=32,
+    learning_rate=3e-5,
+    steps_per_epoch=None,
+    io_type="uint8",
+    strategy=None,
+    data_dir=None,
+    augment=None,
+    freeze_bn=True,
+    num_calibration=256,
+    prune=None,
+    prune_epochs=None,
+    prune_schedule="constant",
+    seed=0,
+    verbose=0,
+):
     """Keras 3 model -> QAT fine-tuning -> integer-only int8 TFLite bytes.
 
     Args:
@@ -90,39 +115,54 @@ def quantization_aware_training(
     """
     from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
     from keras_effnet.export.quant import prune as prune_lib  # pylint: disable=import-outside-toplevel
+
     if io_type not in IO_TYPES:
-        raise ValueError(
-            f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
+        raise ValueError(f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
     strategy = finetune.resolve_strategy(strategy)
-    settings = dict(batch_size=batch_size, learning_rate=learning_rate,
-                    steps_per_epoch=steps_per_epoch, strategy=strategy,
-                    data_dir=data_dir, augment=augment, seed=seed,
-                    verbose=verbose)
+    settings = dict(
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        strategy=strategy,
+        data_dir=data_dir,
+        augment=augment,
+        seed=seed,
+        verbose=verbose,
+    )
     history, pruning = {}, None
     size = finetune.image_size(model)
     # Training images: for the rebuild check (random noise is far from the
     # data and amplifies float rounding past 1e-5) and for init_ranges.
     images, _ = datasets.load_arrays(
-        dataset, "train", (size, size), limit=max(num_calibration, 16),
-        data_dir=data_dir, shuffle=True, seed=seed)
+        dataset,
+        "train",
+        (size, size),
+        limit=max(num_calibration, 16),
+        data_dir=data_dir,
+        shuffle=True,
+        seed=seed,
+    )
     with strategy.scope():
-        tfk_model = translate.translate_model(
-            model, check_inputs=images[:16], split_sigmoid=True)
+        tfk_model = translate.translate_model(model, check_inputs=images[:16], split_sigmoid=True)
     from_logits = not finetune.output_is_probability(tfk_model)
     if prune is not None:
         tfk_model, pruning, history["prune"] = prune_lib.prune_tf_keras(
-            tfk_model, dataset, sparsity=prune,
-            epochs=prune_epochs or epochs, schedule=prune_schedule,
-            **settings)
+            tfk_model,
+            dataset,
+            sparsity=prune,
+            epochs=prune_epochs or epochs,
+            schedule=prune_schedule,
+            **settings,
+        )
     if freeze_bn:
         set_batchnorm_trainable(tfk_model, False)
     with strategy.scope():
         qat_model = quantize(tfk_model, prune_preserve=prune is not None)
     if num_calibration:
-        init_ranges(qat_model, tfk_model, images[:num_calibration],
-                    batch_size)
-    history["qat"] = finetune.fine_tune(qat_model, dataset, epochs=epochs,
-                                        from_logits=from_logits, **settings)
+        init_ranges(qat_model, tfk_model, images[:num_calibration], batch_size)
+    history["qat"] = finetune.fine_tune(
+        qat_model, dataset, epochs=epochs, from_logits=from_logits, **settings
+    )
     tflite = convert(qat_model, io_type)
     census = check_integer_only(tflite)
     if pruning is not None:
@@ -157,19 +197,39 @@ def predict_fn(qat_model, batch_size=64, io=None):
     gets the pixels the integer-input .tflite gets, so a comparison of the
     two measures the conversion, not the rounding of the input.
     """
+
     def predict(images):
-        return np.asarray(qat_model.predict(
-            input_grid(images, io), batch_size=batch_size,
-            verbose=0), np.float32)
+        return np.asarray(
+            qat_model.predict(input_grid(images, io), batch_size=batch_size, verbose=0), np.float32
+        )
+
     return predict
 
 
-def export_qat(model, output, *, dataset="digits", epochs=1, prune=None,
-               prune_epochs=None, prune_schedule="constant", io_type="uint8",
-               labels=None, data_dir=None, batch_size=32, learning_rate=3e-5,
-               steps_per_epoch=None, strategy=None, num_calibration=256,
-               test_split="test", test_limit=None, threads=2,
-               latency_runs=50, add_metadata=True, seed=0):
+def export_qat(
+    model,
+    output,
+    *,
+    dataset="digits",
+    epochs=1,
+    prune=None,
+    prune_epochs=None,
+    prune_schedule="constant",
+    io_type="uint8",
+    labels=None,
+    data_dir=None,
+    batch_size=32,
+    learning_rate=3e-5,
+    steps_per_epoch=None,
+    strategy=None,
+    num_calibration=256,
+    test_split="test",
+    test_limit=None,
+    threads=2,
+    latency_runs=50,
+    add_metadata=True,
+    seed=0,
+):
     """QAT export: fine-tune, convert, census, metadata, verify, write.
 
     Args:
@@ -186,33 +246,65 @@ def export_qat(model, output, *, dataset="digits", epochs=1, prune=None,
     Returns:
       The verification report dict (see `finish_qat`).
     """
-    from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import (
+        converter,  # pylint: disable=import-outside-toplevel
+        datasets,  # pylint: disable=import-outside-toplevel
+    )
+
     if os.path.isdir(output):
         raise ValueError(f"output: {output!r} is a directory, expected a file")
     keras_model = converter.load_model(model)
     train = dataset
     if isinstance(dataset, dict):
-        train = datasets.load_arrays(dataset, "train",
-                                     converter.input_size(keras_model))
+        train = datasets.load_arrays(dataset, "train", converter.input_size(keras_model))
     result = quantization_aware_training(
-        keras_model, train, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, steps_per_epoch=steps_per_epoch,
-        io_type=io_type, strategy=strategy, data_dir=data_dir, prune=prune,
-        prune_epochs=prune_epochs, prune_schedule=prune_schedule,
-        num_calibration=num_calibration, seed=seed)
-    settings = {"epochs": epochs, "learning_rate": learning_rate,
-                "batch_size": batch_size}
-    return finish_qat(result, keras_model, output, dataset=dataset,
-                      labels=labels, data_dir=data_dir, test_split=test_split,
-                      test_limit=test_limit, threads=threads,
-                      latency_runs=latency_runs, add_metadata=add_metadata,
-                      settings=settings)
+        keras_model,
+        train,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        steps_per_epoch=steps_per_epoch,
+        io_type=io_type,
+        strategy=strategy,
+        data_dir=data_dir,
+        prune=prune,
+        prune_epochs=prune_epochs,
+        prune_schedule=prune_schedule,
+        num_calibration=num_calibration,
+        seed=seed,
+    )
+    settings = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size}
+    return finish_qat(
+        result,
+        keras_model,
+        output,
+        dataset=dataset,
+        labels=labels,
+        data_dir=data_dir,
+        test_split=test_split,
+        test_limit=test_limit,
+        threads=threads,
+        latency_runs=latency_runs,
+        add_metadata=add_metadata,
+        settings=settings,
+    )
 
 
-def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
-               data_dir=None, test_split="test", test_limit=None, threads=2,
-               latency_runs=50, add_metadata=True, settings=None):
+def finish_qat(
+    result,
+    keras_model,
+    output,
+    *,
+    dataset="digits",
+    labels=None,
+    data_dir=None,
+    test_split="test",
+    test_limit=None,
+    threads=2,
+    latency_runs=50,
+    add_metadata=True,
+    settings=None,
+):
     """Metadata, verification and atomic write of a `QATResult`.
 
     Hands the bytes to the export pipeline (`pipeline.finish_tflite`) with
@@ -236,21 +328,26 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import (
+        converter,  # pylint: disable=import-outside-toplevel
+        datasets,  # pylint: disable=import-outside-toplevel
+        pipeline,  # pylint: disable=import-outside-toplevel
+    )
     from keras_effnet.export.quant import prune as prune_lib  # pylint: disable=import-outside-toplevel
+
     size = converter.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
     labels = pipeline.resolve_labels(labels, dataset, data_dir, classes)
-    test = datasets.load_arrays(dataset, test_split, size, limit=test_limit,
-                                data_dir=data_dir)
-    float_out = np.asarray(keras_model.predict(test[0], batch_size=64,
-                                               verbose=0))
+    test = datasets.load_arrays(dataset, test_split, size, limit=test_limit, data_dir=data_dir)
+    float_out = np.asarray(keras_model.predict(test[0], batch_size=64, verbose=0))
     io_type = result.census["io"]["inputs"][0]["dtype"]
-    extra = {"io_type": io_type, "input_size": list(size), "denylist": [],
-             "float_top1": float(np.mean(float_out.argmax(-1) == test[1])),
-             "qat": dict(settings or {}, history=result.history)}
+    extra = {
+        "io_type": io_type,
+        "input_size": list(size),
+        "denylist": [],
+        "float_top1": float(np.mean(float_out.argmax(-1) == test[1])),
+        "qat": dict(settings or {}, history=result.history),
+    }
     if result.pruning is not None:
         extra["pruning"] = result.pruning
     report = pipeline.finish_tflite(
@@ -258,8 +355,14 @@ def finish_qat(result, keras_model, output, *, dataset="digits", labels=None,
         predict_fn(result.qat_model, io=result.census["io"]["inputs"][0]),
         output,
         mode="qat" if result.pruning is None else "qat+prune",
-        test_data=test, labels=labels, integer_only=True, threads=threads,
-        latency_runs=latency_runs, extra=extra, add_metadata=add_metadata)
+        test_data=test,
+        labels=labels,
+        integer_only=True,
+        threads=threads,
+        latency_runs=latency_runs,
+        extra=extra,
+        add_metadata=add_metadata,
+    )
     report["gzip_size_bytes"] = prune_lib.gzip_size(output)
     io.write_json_atomic(pipeline.report_path(output), report)
     return report

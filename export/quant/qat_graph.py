@@ -44,6 +44,7 @@ PIXEL_RANGE = (0.0, 255.0)
 
 def _tfmot():
     import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
+
     return tfmot
 
 
@@ -68,9 +69,11 @@ def output_quantize_config_class():
             pass
 
         def get_output_quantizers(self, layer):
-            return [quant.quantizers.MovingAverageQuantizer(
-                num_bits=8, per_axis=False, symmetric=False,
-                narrow_range=False)]
+            return [
+                quant.quantizers.MovingAverageQuantizer(
+                    num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+                )
+            ]
 
         def get_config(self):
             return {}
@@ -92,9 +95,11 @@ def sigmoid_quantize_config_class():
         """
 
         def get_output_quantizers(self, layer):
-            return [quant.quantizers.FixedQuantizer(
-                num_bits=8, init_min=0.0, init_max=255.0 / 256.0,
-                narrow_range=False)]
+            return [
+                quant.quantizers.FixedQuantizer(
+                    num_bits=8, init_min=0.0, init_max=255.0 / 256.0, narrow_range=False
+                )
+            ]
 
     return SigmoidQuantizeConfig
 
@@ -112,30 +117,30 @@ def depthwise_quantize_config_class():
     same reshape trick tfmot uses for Conv2DTranspose).
     """
     quant = _tfmot().quantization.keras
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry as registry  # pylint: disable=import-outside-toplevel,line-too-long
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry as registry,
+    )  # pylint: disable=import-outside-toplevel,line-too-long
 
     class DepthwisePerChannelQuantizer(quant.quantizers.LastValueQuantizer):
         """8-bit symmetric narrow-range quantizer per depthwise channel."""
 
         def __init__(self):
-            super().__init__(num_bits=8, per_axis=True, symmetric=True,
-                             narrow_range=True)
+            super().__init__(num_bits=8, per_axis=True, symmetric=True, narrow_range=True)
 
         def build(self, tensor_shape, name, layer):
             channels = int(tensor_shape[-2]) * int(tensor_shape[-1])
             return {
                 "min_var": layer.add_weight(
-                    name + "_min", shape=(channels,), trainable=False,
-                    initializer="zeros"),
+                    name + "_min", shape=(channels,), trainable=False, initializer="zeros"
+                ),
                 "max_var": layer.add_weight(
-                    name + "_max", shape=(channels,), trainable=False,
-                    initializer="zeros"),
+                    name + "_max", shape=(channels,), trainable=False, initializer="zeros"
+                ),
             }
 
         def __call__(self, inputs, training, weights, **kwargs):
             shape = tf.shape(inputs)
-            flat = tf.reshape(inputs, tf.concat(
-                [shape[:2], [1], [shape[2] * shape[3]]], 0))
+            flat = tf.reshape(inputs, tf.concat([shape[:2], [1], [shape[2] * shape[3]]], 0))
             flat = super().__call__(flat, training, weights, **kwargs)
             return tf.reshape(flat, shape)
 
@@ -163,10 +168,18 @@ def _scheme(prune_preserve):
     """tfmot's 8-bit scheme (or its pruning-preserving variant) whose
     registry hands DepthwiseConv2D our per-channel config. Going through
     the registry (not an annotation) keeps tfmot's conv + BN transforms."""
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_scheme as default  # pylint: disable=import-outside-toplevel,line-too-long
-    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import default_8bit_prune_preserve_quantize_scheme as pps  # pylint: disable=import-outside-toplevel,line-too-long
-    base = (pps.Default8BitPrunePreserveQuantizeScheme if prune_preserve
-            else default.Default8BitQuantizeScheme)
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+        default_8bit_prune_preserve_quantize_scheme as pps,
+    )  # pylint: disable=import-outside-toplevel,line-too-long
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_scheme as default,
+    )  # pylint: disable=import-outside-toplevel,line-too-long
+
+    base = (
+        pps.Default8BitPrunePreserveQuantizeScheme
+        if prune_preserve
+        else default.Default8BitQuantizeScheme
+    )
     depthwise = depthwise_quantize_config_class()
 
     class _Registry:
@@ -191,9 +204,12 @@ def _scheme(prune_preserve):
 def qat_scope():
     """`quantize_scope` with our custom objects (to load a saved QAT model)."""
     return _tfmot().quantization.keras.quantize_scope(
-        {"OutputQuantizeConfig": output_quantize_config_class(),
-         "SigmoidQuantizeConfig": sigmoid_quantize_config_class(),
-         "DepthwiseQuantizeConfig": depthwise_quantize_config_class()})
+        {
+            "OutputQuantizeConfig": output_quantize_config_class(),
+            "SigmoidQuantizeConfig": sigmoid_quantize_config_class(),
+            "DepthwiseQuantizeConfig": depthwise_quantize_config_class(),
+        }
+    )
 
 
 def annotate(tfk_model):
@@ -205,6 +221,7 @@ def annotate(tfk_model):
     """
     quant = _tfmot().quantization.keras
     import tf_keras  # pylint: disable=import-outside-toplevel
+
     output_only = output_quantize_config_class()
     sigmoid = sigmoid_quantize_config_class()
 
@@ -214,8 +231,7 @@ def annotate(tfk_model):
         config = None
         if type(layer).__name__ in OUTPUT_ONLY_LAYERS:
             config = output_only()
-        elif (type(layer).__name__ == "Activation" and
-              layer.get_config()["activation"] == "sigmoid"):
+        elif type(layer).__name__ == "Activation" and layer.get_config()["activation"] == "sigmoid":
             config = sigmoid()
         clone = layer.__class__.from_config(layer.get_config())
         return quant.quantize_annotate_layer(clone, config)
@@ -240,8 +256,7 @@ def quantize(tfk_model, *, prune_preserve=False, input_range=PIXEL_RANGE):
     quant = _tfmot().quantization.keras
     annotated = annotate(tfk_model)
     with qat_scope():
-        qat_model = quant.quantize_apply(annotated, scheme=_scheme(
-            prune_preserve))
+        qat_model = quant.quantize_apply(annotated, scheme=_scheme(prune_preserve))
     translate.refresh_normalization(qat_model)
     sync_weight_ranges(qat_model)
     if input_range is not None:
@@ -253,8 +268,7 @@ def pin_input_range(qat_model, input_range=PIXEL_RANGE):
     """Sets the input quantizer's range (tracked ranges only widen from it)."""
     low, high = (float(v) for v in input_range)
     if not low <= 0.0 < high:
-        raise ValueError(
-            f"input_range: expected (min <= 0 < max), got {input_range!r}")
+        raise ValueError(f"input_range: expected (min <= 0 < max), got {input_range!r}")
     found = 0
     for layer in qat_model.layers:
         if type(layer).__name__ == "QuantizeLayer":
@@ -276,8 +290,7 @@ def sync_weight_ranges(qat_model):
     """
     count = 0
     for wrapper in qat_model.layers:
-        for weight, quantizer, variables in getattr(wrapper, "_weight_vars",
-                                                    ()):
+        for weight, quantizer, variables in getattr(wrapper, "_weight_vars", ()):
             quantizer(weight, True, variables)
             count += 1
     return count
@@ -326,6 +339,7 @@ def init_ranges(qat_model, float_model, images, batch_size=32):
       The number of ranges set.
     """
     import tf_keras  # pylint: disable=import-outside-toplevel
+
     targets = _range_targets(qat_model)
     outputs = []
     for _, name, kind in targets:
@@ -333,8 +347,7 @@ def init_ranges(qat_model, float_model, images, batch_size=32):
         if kind == "out":
             outputs.append(layer.output)
             continue
-        config = dict(layer.get_config(), activation="linear",
-                      name=f"{name}_preactivation")
+        config = dict(layer.get_config(), activation="linear", name=f"{name}_preactivation")
         linear = type(layer).from_config(config)
         outputs.append(linear(layer.input))
         linear.set_weights(layer.get_weights())
@@ -342,8 +355,7 @@ def init_ranges(qat_model, float_model, images, batch_size=32):
     sums = np.zeros((len(targets), 2))
     batches = 0
     for start in range(0, len(images), batch_size):
-        values = probe(np.asarray(images[start:start + batch_size],
-                                  np.float32), training=False)
+        values = probe(np.asarray(images[start : start + batch_size], np.float32), training=False)
         for i, value in enumerate(values):
             value = np.asarray(value)
             sums[i] += (min(value.min(), 0.0), max(value.max(), 0.0))
@@ -367,14 +379,11 @@ def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
       dynamic_batch: Keep the batch dimension open (default batch 1).
     """
     if io_type not in IO_TYPES:
-        raise ValueError(
-            f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
+        raise ValueError(f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
     sync_weight_ranges(qat_model)
     shape = tuple(qat_model.inputs[0].shape[1:])
-    spec = tf.TensorSpec(((None if dynamic_batch else 1),) + shape,
-                         tf.float32, name="image")
-    serve = tf.function(lambda image: qat_model(image, training=False),
-                        input_signature=[spec])
+    spec = tf.TensorSpec(((None if dynamic_batch else 1),) + shape, tf.float32, name="image")
+    serve = tf.function(lambda image: qat_model(image, training=False), input_signature=[spec])
     # Save a plain tf.Module holding only the serving function and the
     # variables: saving the tf_keras model itself also traces every layer
     # for Keras' SavedModel format (3x slower, unused by the converter).
@@ -382,8 +391,7 @@ def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
     module.serve = serve
     module.variables_ = qat_model.variables
     with tempfile.TemporaryDirectory(prefix="effnet-qat-") as tmp:
-        tf.saved_model.save(module, tmp,
-                            signatures=serve.get_concrete_function())
+        tf.saved_model.save(module, tmp, signatures=serve.get_concrete_function())
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if io_type != "float32":
@@ -395,6 +403,7 @@ def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
 def check_integer_only(tflite_bytes):
     """Op census; raises ValueError naming every op that computes in float."""
     from keras_effnet.export import census as census_lib  # pylint: disable=import-outside-toplevel
+
     census = census_lib.op_census(tflite_bytes)
     census_lib.check_integer_only(census)
     return census

@@ -26,8 +26,9 @@ from keras_effnet.graph import flatten_model
 
 # Config keys of Keras 3 layers that tf_keras either names differently or
 # does not know. Initializers/regularizers/constraints are translated below.
-_DROP_KEYS = frozenset({"quantization_config", "lora_rank", "lora_alpha",
-                        "optional", "synchronized"})
+_DROP_KEYS = frozenset(
+    {"quantization_config", "lora_rank", "lora_alpha", "optional", "synchronized"}
+)
 # Keras 3 activation names that tf_keras spells differently.
 _ACTIVATION_ALIASES = {"silu": "swish"}
 # Keras 3 variable name -> tf_keras variable name, per layer class.
@@ -41,6 +42,7 @@ def _special(class_name):
     def register(fn):
         _SPECIAL[class_name] = fn
         return fn
+
     return register
 
 
@@ -51,20 +53,34 @@ def _translate_object(value, deserialize, what, layer_name):
     if isinstance(value, dict) and "class_name" in value:
         config = dict(value.get("config") or {})
         try:
-            return deserialize({"class_name": value["class_name"],
-                                "config": config})
+            return deserialize({"class_name": value["class_name"], "config": config})
         except (ValueError, TypeError):
             # Keras 3 added keys tf_keras does not know (e.g. input_axes).
-            known = {k: v for k, v in config.items()
-                     if k in ("seed", "scale", "mode", "distribution", "l1",
-                              "l2", "value", "mean", "stddev", "minval",
-                              "maxval", "gain", "max_value", "min_value",
-                              "rate", "axis")}
-            return deserialize({"class_name": value["class_name"],
-                                "config": known})
-    raise ValueError(
-        f"to_tf_keras: layer {layer_name!r} has an untranslatable {what} "
-        f"{value!r}")
+            known = {
+                k: v
+                for k, v in config.items()
+                if k
+                in (
+                    "seed",
+                    "scale",
+                    "mode",
+                    "distribution",
+                    "l1",
+                    "l2",
+                    "value",
+                    "mean",
+                    "stddev",
+                    "minval",
+                    "maxval",
+                    "gain",
+                    "max_value",
+                    "min_value",
+                    "rate",
+                    "axis",
+                )
+            }
+            return deserialize({"class_name": value["class_name"], "config": known})
+    raise ValueError(f"to_tf_keras: layer {layer_name!r} has an untranslatable {what} {value!r}")
 
 
 def _generic_config(layer, tfk_cls, tf_keras):
@@ -75,19 +91,16 @@ def _generic_config(layer, tfk_cls, tf_keras):
         if key in _DROP_KEYS:
             del config[key]
         elif key.endswith("_initializer"):
-            config[key] = _translate_object(
-                value, tf_keras.initializers.get, key, layer.name)
+            config[key] = _translate_object(value, tf_keras.initializers.get, key, layer.name)
         elif key.endswith("_regularizer"):
-            config[key] = _translate_object(
-                value, tf_keras.regularizers.get, key, layer.name)
+            config[key] = _translate_object(value, tf_keras.regularizers.get, key, layer.name)
         elif key.endswith("_constraint"):
-            config[key] = _translate_object(
-                value, tf_keras.constraints.get, key, layer.name)
+            config[key] = _translate_object(value, tf_keras.constraints.get, key, layer.name)
         elif key == "activation":
             if not isinstance(value, str):
                 raise ValueError(
-                    f"to_tf_keras: layer {layer.name!r} has a non-builtin "
-                    f"activation {value!r}")
+                    f"to_tf_keras: layer {layer.name!r} has a non-builtin activation {value!r}"
+                )
             config[key] = _ACTIVATION_ALIASES.get(value, value)
     params = inspect.signature(tfk_cls.__init__).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
@@ -98,8 +111,7 @@ def _generic_config(layer, tfk_cls, tf_keras):
 @_special("InputLayer")
 def _input_layer(layer, tf_keras):
     del tf_keras
-    return {"batch_input_shape": tuple(layer.batch_shape),
-            "dtype": "float32", "name": layer.name}
+    return {"batch_input_shape": tuple(layer.batch_shape), "dtype": "float32", "name": layer.name}
 
 
 @_special("Normalization")
@@ -117,8 +129,8 @@ def _make_tf_keras_layer(layer, tf_keras):
     tfk_cls = getattr(tf_keras.layers, class_name, None)
     if tfk_cls is None:
         raise ValueError(
-            f"to_tf_keras: layer {layer.name!r} of class {class_name} has no "
-            "tf_keras counterpart")
+            f"to_tf_keras: layer {layer.name!r} of class {class_name} has no tf_keras counterpart"
+        )
     if class_name in _SPECIAL:
         config = _SPECIAL[class_name](layer, tf_keras)
     else:
@@ -151,36 +163,46 @@ def copy_weights(source, target):
       ValueError: On any missing layer, missing variable or shape mismatch.
     """
     # Leaf layers of any nesting depth, so `source` need not be flat.
-    leaves = {l.name: l for l in source._flatten_layers(  # pylint: disable=protected-access
-        include_self=False, recursive=True)
-              if not list(l._flatten_layers(include_self=False,  # pylint: disable=protected-access
-                                            recursive=False))}
+    leaves = {
+        l.name: l
+        for l in source._flatten_layers(  # pylint: disable=protected-access
+            include_self=False, recursive=True
+        )
+        if not list(
+            l._flatten_layers(
+                include_self=False,  # pylint: disable=protected-access
+                recursive=False,
+            )
+        )
+    }
     for t_layer in target.layers:
         s_layer = leaves.get(t_layer.name)
         if s_layer is None:
             if not t_layer.weights:  # e.g. a split-off sigmoid
                 continue
-            raise ValueError(
-                f"copy_weights: target layer {t_layer.name!r} not in source")
+            raise ValueError(f"copy_weights: target layer {t_layer.name!r} not in source")
         s_vars = {_tf_keras_name(s_layer, v): v for v in s_layer.weights}
         t_vars = t_layer.weights
         if len(s_vars) != len(t_vars):
             raise ValueError(
                 f"copy_weights: layer {t_layer.name!r} has {len(s_vars)} "
-                f"variables in the source and {len(t_vars)} in the target")
+                f"variables in the source and {len(t_vars)} in the target"
+            )
         for t_var in t_vars:
             short = _tf_keras_name(t_layer, t_var)
             if short not in s_vars:
                 raise ValueError(
                     f"copy_weights: variable {short!r} of layer "
                     f"{t_layer.name!r} not found in the source "
-                    f"(has {sorted(s_vars)})")
+                    f"(has {sorted(s_vars)})"
+                )
             value = np.asarray(keras.ops.convert_to_numpy(s_vars[short]))
             if tuple(value.shape) != tuple(t_var.shape):
                 raise ValueError(
                     f"copy_weights: {t_layer.name}/{short} has shape "
                     f"{tuple(value.shape)} in the source and "
-                    f"{tuple(t_var.shape)} in the target")
+                    f"{tuple(t_var.shape)} in the target"
+                )
             t_var.assign(value)
     refresh_normalization(target)
 
@@ -214,19 +236,16 @@ def _split_sigmoid(layer, tf_keras):
     activation = getattr(layer, "activation", None)
     act = getattr(activation, "__name__", None)
     is_activation = type(layer).__name__ == "Activation"
-    if act not in ("swish", "silu", "sigmoid") or (
-            is_activation and act == "sigmoid"):
+    if act not in ("swish", "silu", "sigmoid") or (is_activation and act == "sigmoid"):
         return None
     name = layer.name
     base = None
     if not is_activation:
-        base = type(layer).from_config(
-            dict(layer.get_config(), activation="linear"))
+        base = type(layer).from_config(dict(layer.get_config(), activation="linear"))
     sigmoid = tf_keras.layers.Activation("sigmoid", name=f"{name}_sigmoid")
     multiply = None
     if act != "sigmoid":
-        multiply = tf_keras.layers.Multiply(
-            name=name if is_activation else f"{name}_swish")
+        multiply = tf_keras.layers.Multiply(name=name if is_activation else f"{name}_swish")
 
     def call(x, **kwargs):
         del kwargs  # training: none of these layers uses it
@@ -234,6 +253,7 @@ def _split_sigmoid(layer, tf_keras):
             x = base(x)
         gate = sigmoid(x)
         return gate if multiply is None else multiply([x, gate])
+
     return call
 
 
@@ -253,8 +273,7 @@ def _relu_layer(layer, tf_keras):
     act = getattr(layer.activation, "__name__", None)
     if act not in ("relu", "relu6"):
         return None
-    return tf_keras.layers.ReLU(max_value=6.0 if act == "relu6" else None,
-                                name=layer.name)
+    return tf_keras.layers.ReLU(max_value=6.0 if act == "relu6" else None, name=layer.name)
 
 
 def to_tf_keras(flat_model, split_sigmoid=False):
@@ -289,9 +308,9 @@ def to_tf_keras(flat_model, split_sigmoid=False):
     # The traversal below hands tf_keras tensors to tf_keras layers, so the
     # Keras 3 graph code is only used for its node order and arguments.
     outputs = flat_model._run_through_graph(  # pylint: disable=protected-access
-        inputs, operation_fn=operation_fn)
-    model = tf_keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs,
-                           name=flat_model.name)
+        inputs, operation_fn=operation_fn
+    )
+    model = tf_keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=flat_model.name)
     copy_weights(flat_model, model)
     return model
 
@@ -314,16 +333,15 @@ def check_equivalence(source, target, inputs=None, atol=1e-5, seed=0):
     """
     if inputs is None:
         shape = (4,) + tuple(source.inputs[0].shape[1:])
-        inputs = np.random.default_rng(seed).uniform(
-            0, 255, size=shape).astype("float32")
-    expected = np.asarray(keras.ops.convert_to_numpy(
-        source(inputs, training=False)))
+        inputs = np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
+    expected = np.asarray(keras.ops.convert_to_numpy(source(inputs, training=False)))
     actual = np.asarray(target(inputs, training=False))
     diff = float(np.max(np.abs(expected - actual)))
     if not diff < atol:
         raise ValueError(
             f"check_equivalence: tf_keras rebuild of {source.name!r} differs "
-            f"from the original by max|diff|={diff:.3g} (atol={atol})")
+            f"from the original by max|diff|={diff:.3g} (atol={atol})"
+        )
     return diff
 
 

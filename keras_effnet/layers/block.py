@@ -41,12 +41,27 @@ class InvertedResidual(keras.layers.Layer):
         bn_momentum: BatchNormalization momentum.
     """
 
-    def __init__(self, filters_in, filters_out, kernel_size=3, strides=1, expand_ratio=1,
-                 se_ratio=0.0, id_skip=True, drop_rate=0.0, activation="swish",
-                 bn_momentum=BN_MOMENTUM, **kwargs):
+    def __init__(
+        self,
+        filters_in,
+        filters_out,
+        kernel_size=3,
+        strides=1,
+        expand_ratio=1,
+        se_ratio=0.0,
+        id_skip=True,
+        drop_rate=0.0,
+        activation="swish",
+        bn_momentum=BN_MOMENTUM,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        for arg, value in (("filters_in", filters_in), ("filters_out", filters_out),
-                           ("kernel_size", kernel_size), ("expand_ratio", expand_ratio)):
+        for arg, value in (
+            ("filters_in", filters_in),
+            ("filters_out", filters_out),
+            ("kernel_size", kernel_size),
+            ("expand_ratio", expand_ratio),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
         if strides not in (1, 2):
@@ -57,7 +72,8 @@ class InvertedResidual(keras.layers.Layer):
             raise ValueError(f"`drop_rate` must be in [0, 1). Received: drop_rate={drop_rate!r}")
         if not 0 <= bn_momentum < 1:
             raise ValueError(
-                f"`bn_momentum` must be in [0, 1). Received: bn_momentum={bn_momentum!r}")
+                f"`bn_momentum` must be in [0, 1). Received: bn_momentum={bn_momentum!r}"
+            )
         self.filters_in = filters_in
         self.filters_out = filters_out
         self.kernel_size = kernel_size

@@ -55,16 +55,32 @@ class FusedMBConv(InvertedResidual):
         bn_momentum=BN_MOMENTUM,
         **kwargs,
     ):
-        super().__init__(filters_in, filters_out, kernel_size, strides, expand_ratio, se_ratio,
-                         id_skip, drop_rate, activation, bn_momentum, **kwargs)
+        super().__init__(
+            filters_in,
+            filters_out,
+            kernel_size,
+            strides,
+            expand_ratio,
+            se_ratio,
+            id_skip,
+            drop_rate,
+            activation,
+            bn_momentum,
+            **kwargs,
+        )
         prefix, momentum = self.name, self.bn_momentum
         filters = filters_in * expand_ratio
         self.expand_layers = []
         if expand_ratio != 1:
             self.expand_layers = [
                 keras.layers.Conv2D(
-                    filters, kernel_size, strides=strides, padding="same", use_bias=False,
-                    kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_expand_conv",
+                    filters,
+                    kernel_size,
+                    strides=strides,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=CONV_KERNEL_INITIALIZER,
+                    name=f"{prefix}_expand_conv",
                 ),
                 batch_norm(f"{prefix}_expand_bn", momentum),
                 keras.layers.Activation(activation, name=f"{prefix}_expand_activation"),
@@ -76,8 +92,12 @@ class FusedMBConv(InvertedResidual):
         if expand_ratio != 1:
             project = [
                 keras.layers.Conv2D(
-                    filters_out, 1, padding="same", use_bias=False,
-                    kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_project_conv",
+                    filters_out,
+                    1,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=CONV_KERNEL_INITIALIZER,
+                    name=f"{prefix}_project_conv",
                 ),
                 batch_norm(f"{prefix}_project_bn", momentum),
             ]
@@ -86,8 +106,13 @@ class FusedMBConv(InvertedResidual):
             # `<name>_project_activation`); the 1x1 projection stays linear.
             project = [
                 keras.layers.Conv2D(
-                    filters_out, kernel_size, strides=strides, padding="same", use_bias=False,
-                    kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_project_conv",
+                    filters_out,
+                    kernel_size,
+                    strides=strides,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=CONV_KERNEL_INITIALIZER,
+                    name=f"{prefix}_project_conv",
                 ),
                 batch_norm(f"{prefix}_project_bn", momentum),
                 keras.layers.Activation(activation, name=f"{prefix}_project_activation"),

@@ -63,11 +63,24 @@ class MBConv(InvertedResidual):
         depthwise_name="dwconv",
         **kwargs,
     ):
-        super().__init__(filters_in, filters_out, kernel_size, strides, expand_ratio, se_ratio,
-                         id_skip, drop_rate, activation, bn_momentum, **kwargs)
+        super().__init__(
+            filters_in,
+            filters_out,
+            kernel_size,
+            strides,
+            expand_ratio,
+            se_ratio,
+            id_skip,
+            drop_rate,
+            activation,
+            bn_momentum,
+            **kwargs,
+        )
         if depthwise_name not in DEPTHWISE_NAMES:
-            raise ValueError(f"`depthwise_name` must be one of {DEPTHWISE_NAMES}. "
-                             f"Received: depthwise_name={depthwise_name!r}")
+            raise ValueError(
+                f"`depthwise_name` must be one of {DEPTHWISE_NAMES}. "
+                f"Received: depthwise_name={depthwise_name!r}"
+            )
         self.depthwise_name = depthwise_name
         prefix, momentum = self.name, self.bn_momentum
         filters = filters_in * expand_ratio
@@ -75,16 +88,24 @@ class MBConv(InvertedResidual):
         if expand_ratio != 1:
             self.expand_layers = [
                 keras.layers.Conv2D(
-                    filters, 1, padding="same", use_bias=False,
-                    kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_expand_conv",
+                    filters,
+                    1,
+                    padding="same",
+                    use_bias=False,
+                    kernel_initializer=CONV_KERNEL_INITIALIZER,
+                    name=f"{prefix}_expand_conv",
                 ),
                 batch_norm(f"{prefix}_expand_bn", momentum),
                 keras.layers.Activation(activation, name=f"{prefix}_expand_activation"),
             ]
         self.depthwise_layers = [
             keras.layers.DepthwiseConv2D(
-                kernel_size, strides=strides, padding="same", use_bias=False,
-                depthwise_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_{depthwise_name}",
+                kernel_size,
+                strides=strides,
+                padding="same",
+                use_bias=False,
+                depthwise_initializer=CONV_KERNEL_INITIALIZER,
+                name=f"{prefix}_{depthwise_name}",
             ),
             batch_norm(f"{prefix}_bn", momentum),
             keras.layers.Activation(activation, name=f"{prefix}_activation"),
@@ -95,8 +116,12 @@ class MBConv(InvertedResidual):
             self.se_layers = [SqueezeExcite(filters, se_filters, activation, name=f"{prefix}_se")]
         self.project_layers = [
             keras.layers.Conv2D(
-                filters_out, 1, padding="same", use_bias=False,
-                kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_project_conv",
+                filters_out,
+                1,
+                padding="same",
+                use_bias=False,
+                kernel_initializer=CONV_KERNEL_INITIALIZER,
+                name=f"{prefix}_project_conv",
             ),
             batch_norm(f"{prefix}_project_bn", momentum),
         ]

@@ -34,13 +34,22 @@ class SqueezeExcite(keras.layers.Layer):
         prefix = self.name
         self.squeeze = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_squeeze")
         self.reduce = keras.layers.Conv2D(
-            se_filters, 1, padding="same", kernel_initializer=CONV_KERNEL_INITIALIZER,
+            se_filters,
+            1,
+            padding="same",
+            kernel_initializer=CONV_KERNEL_INITIALIZER,
             name=f"{prefix}_reduce",
         )
-        self.reduce_activation = keras.layers.Activation(activation, name=f"{prefix}_reduce_activation")
+        self.reduce_activation = keras.layers.Activation(
+            activation, name=f"{prefix}_reduce_activation"
+        )
         self.expand = keras.layers.Conv2D(
-            filters, 1, padding="same", activation="sigmoid",
-            kernel_initializer=CONV_KERNEL_INITIALIZER, name=f"{prefix}_expand",
+            filters,
+            1,
+            padding="same",
+            activation="sigmoid",
+            kernel_initializer=CONV_KERNEL_INITIALIZER,
+            name=f"{prefix}_expand",
         )
         self.excite = keras.layers.Multiply(name=f"{prefix}_excite")
 

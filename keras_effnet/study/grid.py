@@ -93,7 +93,8 @@ def select_candidates(candidates, max_candidates=0, order="closest", keep=()):
         raise ValueError(f'`order` must be "closest" or "spread". Received: order={order!r}')
     if not isinstance(max_candidates, int) or max_candidates < 0:
         raise ValueError(
-            f"`max_candidates` must be an int >= 0. Received: max_candidates={max_candidates!r}")
+            f"`max_candidates` must be an int >= 0. Received: max_candidates={max_candidates!r}"
+        )
     keep = {tuple(round(float(v), _DECIMALS) for v in p) for p in keep}
     kept = [c for c in candidates if (c.alpha, c.beta, c.gamma) in keep]
     rest = [c for c in candidates if c not in kept]
@@ -139,13 +140,15 @@ def unique_networks(candidates, base_resolution, keep=()):
 
 
 def candidate_label(c):
-    """"a1.20-b1.10-g1.15": the name of a candidate in tables and plots."""
+    """ "a1.20-b1.10-g1.15": the name of a candidate in tables and plots."""
     return f"a{c.alpha:.2f}-b{c.beta:.2f}-g{c.gamma:.2f}"
 
 
 def coefficients_expression(alpha, beta, gamma, phi=1):
     """The Python expression building the model, e.g. for the chosen candidate."""
-    return f"keras_effnet.EfficientNet(phi={phi!r}, alpha={alpha!r}, beta={beta!r}, gamma={gamma!r})"
+    return (
+        f"keras_effnet.EfficientNet(phi={phi!r}, alpha={alpha!r}, beta={beta!r}, gamma={gamma!r})"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,10 +191,13 @@ class GridConfig(MeasureSettings):
         super().__post_init__()
         if self.rank_by not in ("accuracy", "efficiency"):
             raise ValueError(
-                f'`rank_by` must be "accuracy" or "efficiency". Received: rank_by={self.rank_by!r}')
+                f'`rank_by` must be "accuracy" or "efficiency". Received: rank_by={self.rank_by!r}'
+            )
         if not isinstance(self.base_resolution, int) or self.base_resolution < 32:
-            raise ValueError(f"`base_resolution` must be an int >= 32. "
-                             f"Received: base_resolution={self.base_resolution!r}")
+            raise ValueError(
+                f"`base_resolution` must be an int >= 32. "
+                f"Received: base_resolution={self.base_resolution!r}"
+            )
         self.candidates()  # Validates the grid, tolerance, order and limit.
 
     def candidates(self):
@@ -204,8 +210,9 @@ class GridConfig(MeasureSettings):
 
     def _candidates(self):
         extra = (PAPER_COEFFICIENTS,) if self.include_paper else ()
-        found = enumerate_candidates(grid_values(self.start, self.stop, self.step),
-                                     self.target, self.tolerance, extra)
+        found = enumerate_candidates(
+            grid_values(self.start, self.stop, self.step), self.target, self.tolerance, extra
+        )
         unique, twins = unique_networks(found, self.base_resolution, keep=extra)
         chosen = select_candidates(unique, self.max_candidates, self.order, keep=extra)
         labels = {candidate_label(c) for c in chosen}
@@ -219,19 +226,25 @@ class GridConfig(MeasureSettings):
             out.append(runner.make_cell(self, spec, self.base_resolution))
         for c in self.candidates():
             spec = specs.compound_spec(
-                1.0, c.alpha, c.beta, c.gamma, self.base_resolution,
-                label=candidate_label(c))
+                1.0, c.alpha, c.beta, c.gamma, self.base_resolution, label=candidate_label(c)
+            )
             out.append(runner.make_cell(self, spec, specs.native_resolution(spec)))
         return out
 
 
 GRID_COLUMNS = (
     ("flops_factor", "alpha * beta^2 * gamma^2 (the constraint; target 2)"),
-    ("flops_ratio", "FLOPs / FLOPs of the phi=0 baseline at base_resolution (rounding of "
-                    "channels, repeats and resolution makes it differ from flops_factor)"),
+    (
+        "flops_ratio",
+        "FLOPs / FLOPs of the phi=0 baseline at base_resolution (rounding of "
+        "channels, repeats and resolution makes it differ from flops_factor)",
+    ),
     ("time_ratio", "train_ms_per_image / the baseline's"),
-    ("train_cost_s", "train_steps * batch_size / train_images_per_s: steady-state seconds "
-                     "the training budget costs (tracing excluded)"),
+    (
+        "train_cost_s",
+        "train_steps * batch_size / train_images_per_s: steady-state seconds "
+        "the training budget costs (tracing excluded)",
+    ),
     ("accuracy_per_train_second", "accuracy / train_cost_s"),
     ("rank_accuracy", "1 = best accuracy (ties: cheaper first)"),
     ("rank_efficiency", "1 = best accuracy_per_train_second"),
@@ -271,31 +284,49 @@ def run_grid_search(config, cell_runner=None):
     os.makedirs(config.output_dir, exist_ok=True)
     store = results.ResultStore(os.path.join(config.output_dir, f"{PREFIX}_cells.json"))
     jobs = config.jobs()
-    summary = runner.run_cells(jobs, store, cell_runner or runner.default_runner(config),
-                               desc="grid search")
+    summary = runner.run_cells(
+        jobs, store, cell_runner or runner.default_runner(config), desc="grid search"
+    )
     rows = runner.run_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
     baseline = next((r for r in rows if r["model"] == "baseline"), None)
     ranked = rank_rows([r for r in rows if r["model"] != "baseline"], baseline)
-    out = {"rows": ranked, "baseline": baseline, **summary, "twins": config.twins(), "chosen": None,
-           "chosen_expression": None, "best_accuracy": None, "best_efficiency": None}
+    out = {
+        "rows": ranked,
+        "baseline": baseline,
+        **summary,
+        "twins": config.twins(),
+        "chosen": None,
+        "chosen_expression": None,
+        "best_accuracy": None,
+        "best_efficiency": None,
+    }
     if ranked:
         out["best_accuracy"] = ranked[0]
         out["best_efficiency"] = min(ranked, key=lambda r: r["rank_efficiency"])
         chosen = out["best_accuracy" if config.rank_by == "accuracy" else "best_efficiency"]
         out["chosen"] = chosen
         out["chosen_expression"] = coefficients_expression(
-            chosen["alpha"], chosen["beta"], chosen["gamma"])
+            chosen["alpha"], chosen["beta"], chosen["gamma"]
+        )
     table_columns = results.columns(config.tflite_modes, GRID_COLUMNS)
-    metadata = {"config": dataclasses.asdict(config), "machine": runner.machine_info(),
-                "failed": summary["failed"], "chosen_expression": out["chosen_expression"],
-                "twins": out["twins"],
-                "baseline": baseline}
+    metadata = {
+        "config": dataclasses.asdict(config),
+        "machine": runner.machine_info(),
+        "failed": summary["failed"],
+        "chosen_expression": out["chosen_expression"],
+        "twins": out["twins"],
+        "baseline": baseline,
+    }
     table_rows = ([baseline] if baseline else []) + ranked
     out["csv"], out["json"] = results.write_tables(
-        table_rows, os.path.join(config.output_dir, f"{PREFIX}_results"), table_columns, metadata)
+        table_rows, os.path.join(config.output_dir, f"{PREFIX}_results"), table_columns, metadata
+    )
     out["figure"] = None
     if ranked:
         out["figure"] = plots.grid_figure(
-            ranked, os.path.join(config.output_dir, f"{PREFIX}_candidates.png"),
-            out["chosen"]["cell_id"], baseline)
+            ranked,
+            os.path.join(config.output_dir, f"{PREFIX}_candidates.png"),
+            out["chosen"]["cell_id"],
+            baseline,
+        )
     return out

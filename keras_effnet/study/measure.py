@@ -34,7 +34,6 @@ from keras_effnet.export_modes import QUANTIZED_MODES
 from keras_effnet.io import write_bytes_atomic
 from keras_effnet.study import memory, results, specs
 
-
 # Where progress goes: JSON lines on stdout for the parent of a worker
 # process, or a callback when the cell runs in-process (`measure_cell`).
 _on_phase = None
@@ -51,8 +50,11 @@ def _median_images_per_s(step, timing):
     from keras_effnet.benchmark import interleaved_throughput
 
     result = interleaved_throughput(
-        {"step": step}, iterations=timing["iterations"], repeats=timing["repeats"],
-        warmup=timing["warmup"])
+        {"step": step},
+        iterations=timing["iterations"],
+        repeats=timing["repeats"],
+        warmup=timing["warmup"],
+    )
     return result["step"]["images_per_s"]
 
 
@@ -111,26 +113,37 @@ def _train(model, cell, train_ds, steps_per_epoch, classes):
     planned_epochs = epochs if epochs else 1.0
     warmup = int(round(steps_per_epoch * recipe.auto_warmup_epochs(planned_epochs)))
     schedule = recipe.WarmupSchedule(
-        recipe.peak_learning_rate(cell["base_lr"], batch), warmup,
-        int(planned_epochs * steps_per_epoch), steps_per_epoch)
+        recipe.peak_learning_rate(cell["base_lr"], batch),
+        warmup,
+        int(planned_epochs * steps_per_epoch),
+        steps_per_epoch,
+    )
     optimizer = recipe.TF1RMSprop(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3)
     loss, metrics = recipe.make_loss_and_metrics(classes, cell["label_smoothing"])
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
-                  jit_compile=cell["jit_compile"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=cell["jit_compile"])
     budget = _Budget.make(cell["budget_seconds"])
     start = time.perf_counter()
-    history = model.fit(train_ds, epochs=epochs or 10**6, steps_per_epoch=steps_per_epoch,
-                        callbacks=[budget], shuffle=False, verbose=0).history
+    history = model.fit(
+        train_ds,
+        epochs=epochs or 10**6,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[budget],
+        shuffle=False,
+        verbose=0,
+    ).history
     steps = budget.step_seconds
     steady = statistics.median(steps[1:]) if len(steps) > 1 else None
-    return {"fit_seconds": time.perf_counter() - start, "train_steps": len(steps),
-            "first_step_seconds": steps[0] if steps else None,
-            # Last epoch, as trained (dropout on): tells "not converged in
-            # the budget" apart from "overfit" when test accuracy is low.
-            "train_loss": history["loss"][-1] if history.get("loss") else None,
-            "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
-            "train_images_per_s": batch / steady if steady else None,
-            "train_ms_per_image": 1000.0 * steady / batch if steady else None}
+    return {
+        "fit_seconds": time.perf_counter() - start,
+        "train_steps": len(steps),
+        "first_step_seconds": steps[0] if steps else None,
+        # Last epoch, as trained (dropout on): tells "not converged in
+        # the budget" apart from "overfit" when test accuracy is low.
+        "train_loss": history["loss"][-1] if history.get("loss") else None,
+        "train_accuracy": history["accuracy"][-1] if history.get("accuracy") else None,
+        "train_images_per_s": batch / steady if steady else None,
+        "train_ms_per_image": 1000.0 * steady / batch if steady else None,
+    }
 
 
 def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=None):
@@ -155,15 +168,22 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
             needs_data = mode in QUANTIZED_MODES
             if mode == "int8" and search is not None:
                 flatbuffer, guard = pipeline.guarded_int8(
-                    model, representative, search, cell.get("max_accuracy_drop", 1.0),
-                    threads=cell["threads"])
-                row.update(tflite_int8_plain_val_accuracy=guard["search"]["plain_top1"],
-                           tflite_int8_float_layers=len(guard["denylist"]),
-                           tflite_int8_guard_met=guard["search"]["met"])
+                    model,
+                    representative,
+                    search,
+                    cell.get("max_accuracy_drop", 1.0),
+                    threads=cell["threads"],
+                )
+                row.update(
+                    tflite_int8_plain_val_accuracy=guard["search"]["plain_top1"],
+                    tflite_int8_float_layers=len(guard["denylist"]),
+                    tflite_int8_guard_met=guard["search"]["met"],
+                )
             else:
                 flatbuffer = export.convert(model, mode, representative if needs_data else None)
-            timing = export.latency(flatbuffer, threads=cell["threads"],
-                                    runs=cell["latency_runs"], warmup=10)
+            timing = export.latency(
+                flatbuffer, threads=cell["threads"], runs=cell["latency_runs"], warmup=10
+            )
             outputs = export.run_tflite(flatbuffer, test_x, threads=cell["threads"])
         except Exception as e:  # One failing mode must not lose the cell.
             errors[mode] = f"{type(e).__name__}: {str(e)[:500]}"
@@ -223,36 +243,65 @@ def _measure(cell, cell_id, artifacts_dir):
     classes, train_size = info.num_classes, info.splits["train"]
     steps_per_epoch = max(1, train_size // batch)
     load = dict(data_dir=cell["data_dir"], one_hot=True, num_classes=classes)
-    train_ds = data.load_dataset(cell["dataset"], "train", res, batch, shuffle=True, seed=seed,
-                                 drop_remainder=train_size >= batch, repeat=True, **load)
-    test_x, test_y = _arrays(data.load_dataset(cell["dataset"], "test", res, 64, **load),
-                             info.splits["test"])
+    train_ds = data.load_dataset(
+        cell["dataset"],
+        "train",
+        res,
+        batch,
+        shuffle=True,
+        seed=seed,
+        drop_remainder=train_size >= batch,
+        repeat=True,
+        **load,
+    )
+    test_x, test_y = _arrays(
+        data.load_dataset(cell["dataset"], "test", res, 64, **load), info.splits["test"]
+    )
     search = None
     if info.splits.get("validation"):  # Never test: the int8 guard's held-out images.
-        search = _arrays(data.load_dataset(cell["dataset"], "validation", res, 64, **load),
-                         info.splits["validation"])
-    calib_x, _ = _arrays(data.load_dataset(cell["dataset"], "train", res, 64, shuffle=True,
-                                           seed=seed + 1, **load), cell["bn_images"])
+        search = _arrays(
+            data.load_dataset(cell["dataset"], "validation", res, 64, **load),
+            info.splits["validation"],
+        )
+    calib_x, _ = _arrays(
+        data.load_dataset(cell["dataset"], "train", res, 64, shuffle=True, seed=seed + 1, **load),
+        cell["bn_images"],
+    )
     _emit("build")
     model = specs.build(spec, res, classes)
     profile = keras_effnet.model_profile(model, per_layer=True)
     width, depth = specs.scaling_of(spec)
     row = {
-        "model": specs.label(spec), "family": specs.family(spec),
-        "phi": spec.get("phi"), "alpha": spec.get("alpha"), "beta": spec.get("beta"),
-        "gamma": spec.get("gamma"), "width": width, "depth": depth, "resolution": res,
-        "dataset": cell["dataset"], "classes": classes, "params": profile["params"],
-        "macs": profile["macs"], "flops": profile["flops"], "graph_layers": len(profile["layers"]),
+        "model": specs.label(spec),
+        "family": specs.family(spec),
+        "phi": spec.get("phi"),
+        "alpha": spec.get("alpha"),
+        "beta": spec.get("beta"),
+        "gamma": spec.get("gamma"),
+        "width": width,
+        "depth": depth,
+        "resolution": res,
+        "dataset": cell["dataset"],
+        "classes": classes,
+        "params": profile["params"],
+        "macs": profile["macs"],
+        "flops": profile["flops"],
+        "graph_layers": len(profile["layers"]),
         "batch_size": batch,
-        "epochs": cell["epochs"], "budget_seconds": cell["budget_seconds"], "seed": seed,
-        "rss_base_mib": memory.rss_mib(), "load_avg_start": load_start,
+        "epochs": cell["epochs"],
+        "budget_seconds": cell["budget_seconds"],
+        "seed": seed,
+        "rss_base_mib": memory.rss_mib(),
+        "load_avg_start": load_start,
     }
     _emit("keras latency")
     with memory.PeakMemory() as mem:
-        ips = _median_images_per_s(InferenceStep(model, 1, jit_compile=cell["jit_compile"]),
-                                   cell["timing"])
-    row.update(keras_latency_ms=1000.0 / ips, infer_peak_delta_mib=mem.delta_mib,
-               memory_method=mem.method)
+        ips = _median_images_per_s(
+            InferenceStep(model, 1, jit_compile=cell["jit_compile"]), cell["timing"]
+        )
+    row.update(
+        keras_latency_ms=1000.0 / ips, infer_peak_delta_mib=mem.delta_mib, memory_method=mem.method
+    )
 
     _emit("train")
     keras.utils.set_random_seed(seed)
@@ -267,14 +316,17 @@ def _measure(cell, cell_id, artifacts_dir):
     if cell["bn_images"]:
         from keras_effnet.training.modeling import recalibrate_batch_norm
 
-        recalibrate_batch_norm(model, (calib_x[i:i + 64] for i in range(0, len(calib_x), 64)))
+        recalibrate_batch_norm(model, (calib_x[i : i + 64] for i in range(0, len(calib_x), 64)))
     row["accuracy"] = _accuracy(model, test_x, test_y)
 
     save_as = os.path.join(artifacts_dir, cell_id) if artifacts_dir and cell_id else None
     row.update(_tflite(model, cell, calib_x, test_x, test_y, save_as, search))
 
-    row.update(load_avg_end=memory.load_average(), cell_seconds=time.perf_counter() - started,
-               finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    row.update(
+        load_avg_end=memory.load_average(),
+        cell_seconds=time.perf_counter() - started,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     return row
 
 
@@ -283,10 +335,14 @@ def _accuracy(model, images, labels, batch_size=64):
     import numpy as np
     import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=False), input_signature=[
-        tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)])
-    predictions = [forward(images[i:i + batch_size]).numpy().argmax(-1)
-                   for i in range(0, len(images), batch_size)]
+    forward = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((None,) + tuple(images.shape[1:]), tf.float32)],
+    )
+    predictions = [
+        forward(images[i : i + batch_size]).numpy().argmax(-1)
+        for i in range(0, len(images), batch_size)
+    ]
     return float(np.mean(np.concatenate(predictions) == labels))
 
 

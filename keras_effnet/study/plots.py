@@ -12,8 +12,13 @@ from keras_effnet.export_modes import INTEGER_WEIGHT_MODES
 from keras_effnet.io import write_bytes_atomic
 
 STUDY_FIGURES = ("accuracy_vs_flops", "time_vs_flops", "accuracy_vs_time")
-_COLORS = {"efficientnet": "tab:blue", "efficientnet-lite": "tab:green", "compound": "tab:purple",
-           "compound-lite": "tab:olive", "resnet50": "tab:red"}
+_COLORS = {
+    "efficientnet": "tab:blue",
+    "efficientnet-lite": "tab:green",
+    "compound": "tab:purple",
+    "compound-lite": "tab:olive",
+    "resnet50": "tab:red",
+}
 
 
 def _pyplot():
@@ -49,8 +54,10 @@ def _log_axes(ax, x=True, y=True):
 
 def time_metrics(modes):
     """[(column, axis label)] of the measured times, Keras first."""
-    metrics = [("train_ms_per_image", "training ms / image"),
-               ("keras_latency_ms", "Keras latency, batch 1 (ms)")]
+    metrics = [
+        ("train_ms_per_image", "training ms / image"),
+        ("keras_latency_ms", "Keras latency, batch 1 (ms)"),
+    ]
     metrics += [(f"tflite_{m}_latency_ms", f"LiteRT {m} latency, batch 1 (ms)") for m in modes]
     return metrics
 
@@ -62,8 +69,13 @@ def _scatter(ax, rows, x, y, labels=True, **kwargs):
         color = _COLORS.get(row["family"], "tab:gray")
         ax.scatter(row[x], row[y], color=color, zorder=3, **kwargs)
         if labels:
-            ax.annotate(row["model"], (row[x], row[y]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                row["model"],
+                (row[x], row[y]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
 
 
 def _legend(ax, rows):
@@ -92,8 +104,14 @@ def _reference_line(ax, rows, column):
         return
     smallest = min(valid, key=lambda r: r["mflops"])
     span = np.geomspace(min(r["mflops"] for r in valid), max(r["mflops"] for r in valid), 20)
-    ax.plot(span, smallest[column] * span / smallest["mflops"], "k--", lw=1, zorder=1,
-            label=f"time ∝ FLOPs (through {smallest['model']})")
+    ax.plot(
+        span,
+        smallest[column] * span / smallest["mflops"],
+        "k--",
+        lw=1,
+        zorder=1,
+        label=f"time ∝ FLOPs (through {smallest['model']})",
+    )
 
 
 def study_figures(rows, paths, modes=()):
@@ -117,10 +135,16 @@ def study_figures(rows, paths, modes=()):
         for row in rows:
             value = row.get(f"tflite_{mode}_accuracy")
             if value is not None:
-                ax.scatter(row["mflops"], value, facecolors="none", zorder=2,
-                           edgecolors=_COLORS.get(row["family"], "tab:gray"))
-                ax.plot([row["mflops"]] * 2, [row["accuracy"], value], color="0.7", lw=0.8,
-                        zorder=1)
+                ax.scatter(
+                    row["mflops"],
+                    value,
+                    facecolors="none",
+                    zorder=2,
+                    edgecolors=_COLORS.get(row["family"], "tab:gray"),
+                )
+                ax.plot(
+                    [row["mflops"]] * 2, [row["accuracy"], value], color="0.7", lw=0.8, zorder=1
+                )
         ax.scatter([], [], facecolors="none", edgecolors="k", label=f"LiteRT {mode} (hollow)")
     _legend(ax, rows)
     _log_axes(ax, y=False)
@@ -132,30 +156,35 @@ def study_figures(rows, paths, modes=()):
     metrics = [(c, label) for c, label in time_metrics(modes) if any(r.get(c) for r in rows)]
     ncols = 2
     nrows = math.ceil(len(metrics) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 4.2 * nrows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(11, 4.2 * nrows), squeeze=False, layout="constrained"
+    )
     for ax, (column, label) in zip(axes.flat, metrics):
         _scatter(ax, rows, "mflops", column)
         _reference_line(ax, rows, column)
         k = power_law_exponent([r["mflops"] for r in rows], [r.get(column) for r in rows])
         _log_axes(ax)
-        ax.set(xlabel="MFLOPs per image", ylabel="ms",
-               title=label if k is None else f"{label}; fit: time ∝ FLOPs^{k:.2f}")
+        ax.set(
+            xlabel="MFLOPs per image",
+            ylabel="ms",
+            title=label if k is None else f"{label}; fit: time ∝ FLOPs^{k:.2f}",
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.suptitle(f"Measured time vs FLOPs ({setting})")
     written["time_vs_flops"] = _save(fig, paths["time_vs_flops"])
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 4.0 * nrows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(11, 4.0 * nrows), squeeze=False, layout="constrained"
+    )
     for ax, (column, label) in zip(axes.flat, metrics):
         _scatter(ax, rows, column, "accuracy")
         _log_axes(ax, y=False)
         ax.set(xlabel=label, ylabel="test top-1")
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.suptitle(f"Accuracy vs measured time ({setting})")
     written["accuracy_vs_time"] = _save(fig, paths["accuracy_vs_time"])
@@ -181,21 +210,48 @@ def grid_figure(rows, path, chosen_id=None, baseline=None):
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     ax = axes[0]
-    points = ax.scatter([r["train_ms_per_image"] for r in rows], [r["accuracy"] for r in rows],
-                        c=[r["flops_factor"] for r in rows], cmap="viridis", zorder=3)
+    points = ax.scatter(
+        [r["train_ms_per_image"] for r in rows],
+        [r["accuracy"] for r in rows],
+        c=[r["flops_factor"] for r in rows],
+        cmap="viridis",
+        zorder=3,
+    )
     fig.colorbar(points, ax=ax, label="α·β²·γ²")
     for row in sorted(rows, key=lambda r: r["rank_accuracy"])[:3]:
-        ax.annotate(row["model"], (row["train_ms_per_image"], row["accuracy"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(
+            row["model"],
+            (row["train_ms_per_image"], row["accuracy"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     chosen = [r for r in rows if r["cell_id"] == chosen_id]
     if chosen:
-        ax.scatter(chosen[0]["train_ms_per_image"], chosen[0]["accuracy"], marker="*", s=260,
-                   facecolors="none", edgecolors="red", zorder=4, label="chosen")
+        ax.scatter(
+            chosen[0]["train_ms_per_image"],
+            chosen[0]["accuracy"],
+            marker="*",
+            s=260,
+            facecolors="none",
+            edgecolors="red",
+            zorder=4,
+            label="chosen",
+        )
     if baseline:
-        ax.scatter(baseline["train_ms_per_image"], baseline["accuracy"], marker="s", color="k",
-                   zorder=4, label="baseline (phi=0)")
-    ax.set(xlabel="training ms / image (measured)", ylabel="test top-1",
-           title="Grid search candidates (phi=1)")
+        ax.scatter(
+            baseline["train_ms_per_image"],
+            baseline["accuracy"],
+            marker="s",
+            color="k",
+            zorder=4,
+            label="baseline (phi=0)",
+        )
+    ax.set(
+        xlabel="training ms / image (measured)",
+        ylabel="test top-1",
+        title="Grid search candidates (phi=1)",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -207,8 +263,11 @@ def grid_figure(rows, path, chosen_id=None, baseline=None):
         span = [min(x + y + [1.0]), max(x + y + [2.0])]
         ax.plot(span, span, "k--", lw=1, label="time ratio = FLOPs ratio")
         ax.axvline(2.0, color="0.6", lw=1, ls=":", label="nominal 2x FLOPs")
-        ax.set(xlabel="FLOPs / baseline FLOPs (measured)", ylabel="training time / baseline time",
-               title="Nominal 2x FLOPs: actual FLOPs and time vs baseline")
+        ax.set(
+            xlabel="FLOPs / baseline FLOPs (measured)",
+            ylabel="training time / baseline time",
+            title="Nominal 2x FLOPs: actual FLOPs and time vs baseline",
+        )
         ax.legend(fontsize=8)
     else:
         ax.scatter([r["flops_factor"] for r in rows], [r["accuracy"] for r in rows], zorder=3)

@@ -36,26 +36,49 @@ BASE_COLUMNS = (
     ("params", "parameters (keras count_params, classifier included)"),
     ("macs", "multiply-accumulates per image (keras_effnet.model_profile)"),
     ("flops", "FLOPs per image = 2*MACs + element-wise ops (model_profile; TF profiler within 1%)"),
-    ("graph_layers", "layers of the flattened Keras graph (MBConv blocks expanded): each is at "
-                     "least one kernel launch, the per-op overhead FLOPs do not count"),
-    ("train_images_per_s", "training throughput: a compiled train_on_batch on one fixed batch "
-                           "of `batch_size` (no input pipeline), min or median over interleaved "
-                           "rounds (see timing_method); per-cell: = fit_images_per_s"),
+    (
+        "graph_layers",
+        "layers of the flattened Keras graph (MBConv blocks expanded): each is at "
+        "least one kernel launch, the per-op overhead FLOPs do not count",
+    ),
+    (
+        "train_images_per_s",
+        "training throughput: a compiled train_on_batch on one fixed batch "
+        "of `batch_size` (no input pipeline), min or median over interleaved "
+        "rounds (see timing_method); per-cell: = fit_images_per_s",
+    ),
     ("train_ms_per_image", "1000 / train_images_per_s"),
-    ("fit_images_per_s", "batch_size / median duration of the budgeted model.fit's steps after "
-                         "the first (prefetched input pipeline), timed alone in the cell"),
-    ("keras_latency_ms", "Keras inference latency at batch 1 (tf.function, training=False), "
-                         "min or median over interleaved rounds (see timing_method)"),
-    ("solo_keras_latency_ms", "Keras latency timed alone in the cell, median of rounds "
-                              "(interleaved runs only)"),
-    ("timing_method", "interleaved (N models, <statistic> of R rounds): latency and train_* "
-                      "columns come from one process timing all models in alternating rounds; "
-                      "per-cell: timed alone (medians)"),
-    ("infer_peak_delta_mib", "peak RSS growth during the batch-1 Keras inference timing, "
-                             "the first phase of a fresh worker process"),
-    ("train_peak_delta_mib", "peak RSS growth during the budgeted model.fit (tracing, input "
-                             "pipeline, gradients, optimizer slots, activations at `batch_size`), "
-                             "the second phase"),
+    (
+        "fit_images_per_s",
+        "batch_size / median duration of the budgeted model.fit's steps after "
+        "the first (prefetched input pipeline), timed alone in the cell",
+    ),
+    (
+        "keras_latency_ms",
+        "Keras inference latency at batch 1 (tf.function, training=False), "
+        "min or median over interleaved rounds (see timing_method)",
+    ),
+    (
+        "solo_keras_latency_ms",
+        "Keras latency timed alone in the cell, median of rounds (interleaved runs only)",
+    ),
+    (
+        "timing_method",
+        "interleaved (N models, <statistic> of R rounds): latency and train_* "
+        "columns come from one process timing all models in alternating rounds; "
+        "per-cell: timed alone (medians)",
+    ),
+    (
+        "infer_peak_delta_mib",
+        "peak RSS growth during the batch-1 Keras inference timing, "
+        "the first phase of a fresh worker process",
+    ),
+    (
+        "train_peak_delta_mib",
+        "peak RSS growth during the budgeted model.fit (tracing, input "
+        "pipeline, gradients, optimizer slots, activations at `batch_size`), "
+        "the second phase",
+    ),
     ("rss_base_mib", "RSS of the worker after importing TF, loading data and building the model"),
     ("memory_method", "vmhwm-reset (phase-local peak) or ru_maxrss (lifetime peak, upper bound)"),
     ("batch_size", "training batch size"),
@@ -67,11 +90,17 @@ BASE_COLUMNS = (
     ("first_step_seconds", "wall time of the first training step (mostly tracing)"),
     ("train_loss", "training loss of the last epoch, as trained (label smoothing, dropout on)"),
     ("train_accuracy", "training top-1 of the last epoch, as trained (dropout on)"),
-    ("accuracy", "test top-1 of the Keras model after the budget, BN statistics re-estimated "
-                 "on training images (precise BN)"),
+    (
+        "accuracy",
+        "test top-1 of the Keras model after the budget, BN statistics re-estimated "
+        "on training images (precise BN)",
+    ),
     ("accuracy_bn_ema", "test top-1 with the BN moving averages as trained (momentum 0.99)"),
     ("seed", "seed of initialization, shuffling and dropout"),
-    ("load_avg_start", "1-minute load average when the cell started (2 cores: > 2 means contention)"),
+    (
+        "load_avg_start",
+        "1-minute load average when the cell started (2 cores: > 2 means contention)",
+    ),
     ("load_avg_end", "1-minute load average when the cell ended"),
     ("cell_seconds", "wall time of the whole cell"),
     ("finished_at", "UTC time the cell finished"),
@@ -83,23 +112,38 @@ def tflite_columns(modes):
     columns = []
     for mode in modes:
         columns += [
-            (f"tflite_{mode}_latency_ms", f"LiteRT {mode} latency at batch 1 (ai_edge_litert, "
-                                          "`threads` threads), per round the mean of 10 "
-                                          "invocations, min or median over rounds"),
-            (f"solo_tflite_{mode}_latency_ms", f"LiteRT {mode} latency timed alone in the cell, "
-                                               "median of `latency_runs` (interleaved runs only)"),
+            (
+                f"tflite_{mode}_latency_ms",
+                f"LiteRT {mode} latency at batch 1 (ai_edge_litert, "
+                "`threads` threads), per round the mean of 10 "
+                "invocations, min or median over rounds",
+            ),
+            (
+                f"solo_tflite_{mode}_latency_ms",
+                f"LiteRT {mode} latency timed alone in the cell, "
+                "median of `latency_runs` (interleaved runs only)",
+            ),
             (f"tflite_{mode}_mib", f"{mode} .tflite file size in MiB"),
             (f"tflite_{mode}_ops", f"operators in the {mode} .tflite graph"),
             (f"tflite_{mode}_accuracy", f"test top-1 of the {mode} .tflite"),
         ]
         if mode == "int8":
             columns += [
-                ("tflite_int8_plain_val_accuracy", "validation top-1 of plain int8 (all layers "
-                                                   "quantized), before any float fallback"),
-                ("tflite_int8_float_layers", "layers kept in float by the int8 accuracy guard "
-                                             "(0 = plain int8 was within max_accuracy_drop)"),
-                ("tflite_int8_guard_met", "whether the int8 file is within max_accuracy_drop "
-                                          "of float on validation (False: fallback missed)"),
+                (
+                    "tflite_int8_plain_val_accuracy",
+                    "validation top-1 of plain int8 (all layers "
+                    "quantized), before any float fallback",
+                ),
+                (
+                    "tflite_int8_float_layers",
+                    "layers kept in float by the int8 accuracy guard "
+                    "(0 = plain int8 was within max_accuracy_drop)",
+                ),
+                (
+                    "tflite_int8_guard_met",
+                    "whether the int8 file is within max_accuracy_drop "
+                    "of float on validation (False: fallback missed)",
+                ),
             ]
     return tuple(columns)
 
@@ -167,12 +211,15 @@ def write_tables(rows, path_prefix, table_columns, metadata=None):
         writer.writerow([_cell(row.get(name)) for name in names])
     csv_path, json_path = path_prefix + ".csv", path_prefix + ".json"
     write_text_atomic(csv_path, buffer.getvalue())
-    write_json_atomic(json_path, {
-        # A list, not a dict: JSON objects are written with sorted keys.
-        "columns": [{"name": name, "description": text} for name, text in table_columns],
-        "rows": [{name: row.get(name) for name in names} for row in rows],
-        "metadata": metadata or {},
-    })
+    write_json_atomic(
+        json_path,
+        {
+            # A list, not a dict: JSON objects are written with sorted keys.
+            "columns": [{"name": name, "description": text} for name, text in table_columns],
+            "rows": [{name: row.get(name) for name in names} for row in rows],
+            "metadata": metadata or {},
+        },
+    )
     return csv_path, json_path
 
 

@@ -82,8 +82,14 @@ class MeasureSettings:
     cell_timeout: float = 3600.0
 
     def __post_init__(self):
-        for name in ("batch_size", "threads", "latency_runs", "timing_iterations",
-                     "timing_repeats", "interleaved_repeats"):
+        for name in (
+            "batch_size",
+            "threads",
+            "latency_runs",
+            "timing_iterations",
+            "timing_repeats",
+            "interleaved_repeats",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
@@ -93,23 +99,31 @@ class MeasureSettings:
                 raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
         if self.budget_seconds < 0:
             raise ValueError(
-                f"`budget_seconds` must be >= 0. Received: budget_seconds={self.budget_seconds!r}")
+                f"`budget_seconds` must be >= 0. Received: budget_seconds={self.budget_seconds!r}"
+            )
         if not self.epochs and not self.budget_seconds:
-            raise ValueError("Training needs a budget: set `epochs` or `budget_seconds` > 0. "
-                             f"Received: epochs={self.epochs}, budget_seconds={self.budget_seconds}")
+            raise ValueError(
+                "Training needs a budget: set `epochs` or `budget_seconds` > 0. "
+                f"Received: epochs={self.epochs}, budget_seconds={self.budget_seconds}"
+            )
         if not self.base_lr > 0:
             raise ValueError(f"`base_lr` must be > 0. Received: base_lr={self.base_lr!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(
-                f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}")
+                f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
+            )
         if self.timing_statistic not in ("min", "median"):
-            raise ValueError('`timing_statistic` must be "min" or "median". '
-                             f"Received: timing_statistic={self.timing_statistic!r}")
+            raise ValueError(
+                '`timing_statistic` must be "min" or "median". '
+                f"Received: timing_statistic={self.timing_statistic!r}"
+            )
         object.__setattr__(self, "tflite_modes", tuple(self.tflite_modes))
         for mode in self.tflite_modes:
             if mode not in TFLITE_MODES:
-                raise ValueError(f"`tflite_modes` entries must be in {TFLITE_MODES}. "
-                                 f"Received: tflite_modes={self.tflite_modes!r}")
+                raise ValueError(
+                    f"`tflite_modes` entries must be in {TFLITE_MODES}. "
+                    f"Received: tflite_modes={self.tflite_modes!r}"
+                )
         if len(set(self.tflite_modes)) != len(self.tflite_modes):
             raise ValueError(f"`tflite_modes` has duplicates. Received: {self.tflite_modes!r}")
 
@@ -117,15 +131,26 @@ class MeasureSettings:
 def make_cell(settings, spec, resolution):
     """Returns (cell_id, cell) for one model spec at one resolution."""
     cell = {
-        "model": spec, "resolution": resolution, "dataset": settings.dataset,
-        "data_dir": settings.data_dir, "batch_size": settings.batch_size,
-        "epochs": settings.epochs, "budget_seconds": float(settings.budget_seconds),
-        "base_lr": settings.base_lr, "label_smoothing": settings.label_smoothing,
-        "seed": settings.seed, "bn_images": settings.bn_images,
-        "jit_compile": settings.jit_compile, "tflite_modes": list(settings.tflite_modes),
-        "threads": settings.threads, "latency_runs": settings.latency_runs,
-        "timing": {"iterations": settings.timing_iterations,
-                   "repeats": settings.timing_repeats, "warmup": settings.timing_warmup},
+        "model": spec,
+        "resolution": resolution,
+        "dataset": settings.dataset,
+        "data_dir": settings.data_dir,
+        "batch_size": settings.batch_size,
+        "epochs": settings.epochs,
+        "budget_seconds": float(settings.budget_seconds),
+        "base_lr": settings.base_lr,
+        "label_smoothing": settings.label_smoothing,
+        "seed": settings.seed,
+        "bn_images": settings.bn_images,
+        "jit_compile": settings.jit_compile,
+        "tflite_modes": list(settings.tflite_modes),
+        "threads": settings.threads,
+        "latency_runs": settings.latency_runs,
+        "timing": {
+            "iterations": settings.timing_iterations,
+            "repeats": settings.timing_repeats,
+            "warmup": settings.timing_warmup,
+        },
     }
     return results.cell_id(specs.label(spec), resolution, cell), cell
 
@@ -137,8 +162,9 @@ def in_process(cell_id, cell, on_phase=None, artifacts_dir=None):
     from keras_effnet.study import measure
 
     try:
-        row = measure.measure_cell(cell, cell_id=cell_id, artifacts_dir=artifacts_dir,
-                                   on_phase=on_phase)
+        row = measure.measure_cell(
+            cell, cell_id=cell_id, artifacts_dir=artifacts_dir, on_phase=on_phase
+        )
     except Exception:
         return {"status": "error", "error": traceback.format_exc()[-4000:], "cell": cell}
     row["memory_method"] = f"{row.get('memory_method')} (in-process)"
@@ -158,8 +184,13 @@ def spawn_worker(module, job, log_path, timeout, on_phase=None):
         job_path, out_path = os.path.join(tmp, "job.json"), os.path.join(tmp, "out.json")
         with open(job_path, "w") as f:
             json.dump(job, f)
-        proc = subprocess.Popen([sys.executable, "-m", module, job_path, out_path],
-                                stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, job_path, out_path],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+        )
         killed = []
         timer = threading.Timer(timeout, lambda: (killed.append(1), proc.kill()))
         timer.start()
@@ -192,9 +223,13 @@ def subprocess_runner(log_dir, timeout=3600.0, artifacts_dir=None):
 
     def run(cell_id, cell, on_phase=None):
         job = {"id": cell_id, "cell": cell, "artifacts_dir": artifacts_dir}
-        record = spawn_worker("keras_effnet.study.measure", job,
-                              os.path.join(log_dir, cell_id.replace("/", "_") + ".log"),
-                              timeout, on_phase)
+        record = spawn_worker(
+            "keras_effnet.study.measure",
+            job,
+            os.path.join(log_dir, cell_id.replace("/", "_") + ".log"),
+            timeout,
+            on_phase,
+        )
         record["cell"] = cell
         return record
 
@@ -228,9 +263,12 @@ def run_cells(jobs, store, runner, desc="cells"):
         if record.get("status") == "ok":
             summary["ran"].append(key)
             row = record["row"]
-            bar.write(f"{label}: accuracy {row.get('accuracy', float('nan')):.3f}, "
-                      f"train {row.get('train_images_per_s', float('nan')):.1f} img/s, "
-                      f"{row.get('cell_seconds', float('nan')):.0f} s", file=sys.stderr)
+            bar.write(
+                f"{label}: accuracy {row.get('accuracy', float('nan')):.3f}, "
+                f"train {row.get('train_images_per_s', float('nan')):.1f} img/s, "
+                f"{row.get('cell_seconds', float('nan')):.0f} s",
+                file=sys.stderr,
+            )
         else:
             summary["failed"].append(key)
             bar.write(f"{label}: FAILED\n{record.get('error', '')[-1500:]}", file=sys.stderr)
@@ -241,8 +279,9 @@ def run_cells(jobs, store, runner, desc="cells"):
 def default_runner(settings):
     artifacts = os.path.join(settings.output_dir, "tflite")
     if settings.isolate:
-        return subprocess_runner(os.path.join(settings.output_dir, "logs"), settings.cell_timeout,
-                                 artifacts)
+        return subprocess_runner(
+            os.path.join(settings.output_dir, "logs"), settings.cell_timeout, artifacts
+        )
     return lambda cell_id, cell, on_phase=None: in_process(cell_id, cell, on_phase, artifacts)
 
 
@@ -264,15 +303,19 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
         with tqdm(total=1, desc="interleaved timing", file=sys.stderr) as bar:
             on_phase = bar.set_postfix_str
             if worker is None:
-                record = spawn_worker("keras_effnet.study.timing", job, log,
-                                      settings.cell_timeout, on_phase)
+                record = spawn_worker(
+                    "keras_effnet.study.timing", job, log, settings.cell_timeout, on_phase
+                )
             else:
                 record = worker(job, on_phase)
             bar.update(1)
         store.put(key, dict(record, job=job))
         if record.get("status") != "ok":
-            bar.write(f"interleaved timing FAILED (per-cell figures kept):\n"
-                      f"{record.get('error', '')[-1500:]}", file=sys.stderr)
+            bar.write(
+                f"interleaved timing FAILED (per-cell figures kept):\n"
+                f"{record.get('error', '')[-1500:]}",
+                file=sys.stderr,
+            )
     return timing.apply(rows, store.records[key], settings.timing_statistic)
 
 
@@ -282,8 +325,12 @@ def machine_info():
 
     from keras_effnet.study import memory
 
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "load_avg_1m": memory.load_average()}
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": memory.load_average(),
+    }
     try:
         from importlib import metadata
 

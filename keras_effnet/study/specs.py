@@ -47,10 +47,17 @@ def compound_spec(phi, alpha, beta, gamma, base_resolution, lite=False, label=No
     scaling.compound_coefficients(phi, alpha, beta, gamma, warn=False)
     if not isinstance(base_resolution, int) or base_resolution < 32:
         raise ValueError(
-            f"`base_resolution` must be an int >= 32. Received: base_resolution={base_resolution!r}")
-    return {"phi": float(phi), "alpha": float(alpha), "beta": float(beta),
-            "gamma": float(gamma), "base_resolution": int(base_resolution), "lite": bool(lite),
-            "label": label or f"phi{float(phi):g}"}
+            f"`base_resolution` must be an int >= 32. Received: base_resolution={base_resolution!r}"
+        )
+    return {
+        "phi": float(phi),
+        "alpha": float(alpha),
+        "beta": float(beta),
+        "gamma": float(gamma),
+        "base_resolution": int(base_resolution),
+        "lite": bool(lite),
+        "label": label or f"phi{float(phi):g}",
+    }
 
 
 def is_compound(spec):
@@ -63,7 +70,7 @@ def label(spec):
 
 
 def family(spec):
-    """"efficientnet", "efficientnet-lite", "efficientnetv2", "compound" or the reference name."""
+    """ "efficientnet", "efficientnet-lite", "efficientnetv2", "compound" or the reference name."""
     if is_compound(spec):
         return "compound-lite" if spec.get("lite") else "compound"
     if spec["name"] in REFERENCE_MODELS:
@@ -78,7 +85,8 @@ def scaling_of(spec):
     """(width, depth) multipliers of an EfficientNet spec; (None, None) otherwise."""
     if is_compound(spec):
         c = scaling.compound_coefficients(
-            spec["phi"], spec["alpha"], spec["beta"], spec["gamma"], warn=False)
+            spec["phi"], spec["alpha"], spec["beta"], spec["gamma"], warn=False
+        )
         return c.width, c.depth
     if spec["name"] in REFERENCE_MODELS:
         return None, None
@@ -106,8 +114,10 @@ def architecture_key(spec, resolution):
     equal models (same layers, shapes and parameters).
     """
     p = plan(spec)
-    convs = tuple((b.filters_in, b.filters_out, b.kernel_size, b.strides, b.expand_ratio,
-                   b.se_ratio, b.fused) for b in p.blocks)
+    convs = tuple(
+        (b.filters_in, b.filters_out, b.kernel_size, b.strides, b.expand_ratio, b.se_ratio, b.fused)
+        for b in p.blocks
+    )
     return p.stem_filters, p.head_filters, convs, p.activation, int(resolution)
 
 
@@ -115,7 +125,8 @@ def native_resolution(spec):
     """The input side the model was designed for."""
     if is_compound(spec):
         c = scaling.compound_coefficients(
-            spec["phi"], spec["alpha"], spec["beta"], spec["gamma"], warn=False)
+            spec["phi"], spec["alpha"], spec["beta"], spec["gamma"], warn=False
+        )
         return scaling.scaled_resolution(spec["base_resolution"], c.resolution)
     if spec["name"] in REFERENCE_MODELS:
         return _REFERENCE_RESOLUTION[spec["name"]]
@@ -137,11 +148,16 @@ def resolve_resolution(spec, resolution=0, resolution_scale=1.0):
     """
     if not isinstance(resolution, int) or resolution < 0 or 0 < resolution < 32:
         raise ValueError(
-            f"`resolution` must be 0 (native) or an int >= 32. Received: resolution={resolution!r}")
-    if not (isinstance(resolution_scale, (int, float)) and math.isfinite(resolution_scale)
-            and resolution_scale > 0):
+            f"`resolution` must be 0 (native) or an int >= 32. Received: resolution={resolution!r}"
+        )
+    if not (
+        isinstance(resolution_scale, (int, float))
+        and math.isfinite(resolution_scale)
+        and resolution_scale > 0
+    ):
         raise ValueError(
-            f"`resolution_scale` must be a positive number. Received: resolution_scale={resolution_scale!r}")
+            f"`resolution_scale` must be a positive number. Received: resolution_scale={resolution_scale!r}"
+        )
     if resolution:
         return resolution
     return max(32, int(round(native_resolution(spec) * resolution_scale)))
@@ -156,13 +172,21 @@ def build(spec, resolution, classes):
     shape = (resolution, resolution, 3)
     if is_compound(spec):
         return keras_effnet.EfficientNet(
-            phi=spec["phi"], alpha=spec["alpha"], beta=spec["beta"], gamma=spec["gamma"],
-            base_resolution=spec["base_resolution"], lite=spec.get("lite", False),
-            weights=None, input_shape=shape, classes=classes)
+            phi=spec["phi"],
+            alpha=spec["alpha"],
+            beta=spec["beta"],
+            gamma=spec["gamma"],
+            base_resolution=spec["base_resolution"],
+            lite=spec.get("lite", False),
+            weights=None,
+            input_shape=shape,
+            classes=classes,
+        )
     if spec["name"] == "resnet50":
         inputs = keras.Input(shape, name="input_layer")
         # Same 0..255 input contract as our models; [-1, 1] into the network.
         x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescaling")(inputs)
         return keras.applications.ResNet50(
-            weights=None, input_tensor=x, classes=classes, name="resnet50")
+            weights=None, input_tensor=x, classes=classes, name="resnet50"
+        )
     return keras_effnet.get_model(spec["name"], weights=None, input_shape=shape, classes=classes)

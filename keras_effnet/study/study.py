@@ -51,8 +51,10 @@ class StudyConfig(MeasureSettings):
         object.__setattr__(self, "models", tuple(self.models))
         object.__setattr__(self, "phis", tuple(float(p) for p in self.phis))
         if not self.models and not self.phis:
-            raise ValueError("Nothing to measure: give `models` and/or `phis`. "
-                             f"Received: models={self.models!r}, phis={self.phis!r}")
+            raise ValueError(
+                "Nothing to measure: give `models` and/or `phis`. "
+                f"Received: models={self.models!r}, phis={self.phis!r}"
+            )
         # Fail fast on bad names, coefficients and resolutions.
         for spec in self.model_specs():
             specs.resolve_resolution(spec, self.resolution, self.resolution_scale)
@@ -60,20 +62,29 @@ class StudyConfig(MeasureSettings):
     def model_specs(self):
         """The specs to measure, named models first, then the `phis` models."""
         out = [specs.parse_model_name(name) for name in self.models]
-        out += [specs.compound_spec(phi, self.alpha, self.beta, self.gamma,
-                                    self.base_resolution, self.lite) for phi in self.phis]
+        out += [
+            specs.compound_spec(
+                phi, self.alpha, self.beta, self.gamma, self.base_resolution, self.lite
+            )
+            for phi in self.phis
+        ]
         labels = [specs.label(s) for s in out]
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         if duplicates:
-            raise ValueError(f"Models listed twice: {duplicates}. Received: models={self.models!r}, "
-                             f"phis={self.phis!r}")
+            raise ValueError(
+                f"Models listed twice: {duplicates}. Received: models={self.models!r}, "
+                f"phis={self.phis!r}"
+            )
         return out
 
     def jobs(self):
         """[(cell_id, cell)] in measurement order."""
-        return [runner.make_cell(self, spec, specs.resolve_resolution(
-                    spec, self.resolution, self.resolution_scale))
-                for spec in self.model_specs()]
+        return [
+            runner.make_cell(
+                self, spec, specs.resolve_resolution(spec, self.resolution, self.resolution_scale)
+            )
+            for spec in self.model_specs()
+        ]
 
 
 def output_paths(output_dir):
@@ -81,8 +92,9 @@ def output_paths(output_dir):
     return {
         "store": os.path.join(output_dir, f"{PREFIX}_cells.json"),
         "table": os.path.join(output_dir, f"{PREFIX}_results"),
-        "figures": {name: os.path.join(output_dir, f"{PREFIX}_{name}.png")
-                    for name in plots.STUDY_FIGURES},
+        "figures": {
+            name: os.path.join(output_dir, f"{PREFIX}_{name}.png") for name in plots.STUDY_FIGURES
+        },
     }
 
 
@@ -102,13 +114,17 @@ def run_scaling_study(config, cell_runner=None):
     os.makedirs(config.output_dir, exist_ok=True)
     store = results.ResultStore(paths["store"])
     jobs = config.jobs()
-    summary = runner.run_cells(jobs, store, cell_runner or runner.default_runner(config),
-                               desc="scaling study")
+    summary = runner.run_cells(
+        jobs, store, cell_runner or runner.default_runner(config), desc="scaling study"
+    )
     rows = store.rows([key for key, _ in jobs])
     rows = runner.run_interleaved(config, jobs, rows, store)
     table_columns = results.columns(config.tflite_modes)
-    metadata = {"config": dataclasses.asdict(config), "machine": runner.machine_info(),
-                "failed": summary["failed"]}
+    metadata = {
+        "config": dataclasses.asdict(config),
+        "machine": runner.machine_info(),
+        "failed": summary["failed"],
+    }
     csv_path, json_path = results.write_tables(rows, paths["table"], table_columns, metadata)
     figures = {}
     if config.plots and rows:
@@ -118,14 +134,20 @@ def run_scaling_study(config, cell_runner=None):
 
 def format_summary(rows, modes=()):
     """A plain-text table of the key figures, one line per model."""
-    header = (f"{'model':<20}{'res':>5}{'params':>9}{'MFLOPs':>9}{'train img/s':>12}"
-              f"{'keras ms':>10}" + "".join(f"{m + ' ms':>10}" for m in modes)
-              + f"{'acc':>7}" + "".join(f"{m + ' acc':>10}" for m in modes))
+    header = (
+        f"{'model':<20}{'res':>5}{'params':>9}{'MFLOPs':>9}{'train img/s':>12}"
+        f"{'keras ms':>10}"
+        + "".join(f"{m + ' ms':>10}" for m in modes)
+        + f"{'acc':>7}"
+        + "".join(f"{m + ' acc':>10}" for m in modes)
+    )
     lines = [header]
     for row in rows:
-        line = (f"{row['model']:<20}{row['resolution']:>5}{row['params'] / 1e6:>8.2f}M"
-                f"{row['flops'] / 1e6:>9.1f}{row['train_images_per_s']:>12.1f}"
-                f"{row['keras_latency_ms']:>10.2f}")
+        line = (
+            f"{row['model']:<20}{row['resolution']:>5}{row['params'] / 1e6:>8.2f}M"
+            f"{row['flops'] / 1e6:>9.1f}{row['train_images_per_s']:>12.1f}"
+            f"{row['keras_latency_ms']:>10.2f}"
+        )
         line += "".join(_fmt(row.get(f"tflite_{m}_latency_ms"), 10, ".2f") for m in modes)
         line += _fmt(row.get("accuracy"), 7, ".3f")
         line += "".join(_fmt(row.get(f"tflite_{m}_accuracy"), 10, ".3f") for m in modes)

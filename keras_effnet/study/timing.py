@@ -41,13 +41,29 @@ def make_job(jobs, rows, settings, artifacts_dir):
     for row in rows:
         cell = cells[row["cell_id"]]
         files = {mode: row.get(f"tflite_{mode}_file") for mode in cell["tflite_modes"]}
-        models.append({"id": row["cell_id"], "spec": cell["model"], "resolution": cell["resolution"],
-                       "classes": row["classes"], "tflite": {m: f for m, f in files.items() if f}})
-    job = {"models": models, "artifacts_dir": artifacts_dir, "batch_size": settings.batch_size,
-           "jit_compile": settings.jit_compile, "threads": settings.threads,
-           "latency_runs": settings.latency_runs, "seed": settings.seed,
-           "timing": {"iterations": settings.timing_iterations,
-                      "repeats": settings.interleaved_repeats, "warmup": settings.timing_warmup}}
+        models.append(
+            {
+                "id": row["cell_id"],
+                "spec": cell["model"],
+                "resolution": cell["resolution"],
+                "classes": row["classes"],
+                "tflite": {m: f for m, f in files.items() if f},
+            }
+        )
+    job = {
+        "models": models,
+        "artifacts_dir": artifacts_dir,
+        "batch_size": settings.batch_size,
+        "jit_compile": settings.jit_compile,
+        "threads": settings.threads,
+        "latency_runs": settings.latency_runs,
+        "seed": settings.seed,
+        "timing": {
+            "iterations": settings.timing_iterations,
+            "repeats": settings.interleaved_repeats,
+            "warmup": settings.timing_warmup,
+        },
+    }
     identity = dict(job, artifacts_dir=None)
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode("utf8")).hexdigest()[:10]
     return f"interleaved-timing-{digest}", job
@@ -95,8 +111,9 @@ def measure_interleaved(job):
     del steps
 
     _emit("train throughput")
-    steps = {key: TrainStep(model, job["batch_size"], jit_compile=jit)
-             for key, model in models.items()}
+    steps = {
+        key: TrainStep(model, job["batch_size"], jit_compile=jit) for key, model in models.items()
+    }
     for key, r in interleaved_throughput(steps, **timing).items():
         rounds[key]["train_ms_per_image"] = [1000.0 / v for v in r["rounds"]]
     del steps, models
@@ -106,11 +123,14 @@ def measure_interleaved(job):
     repeats = max(timing["repeats"], job["latency_runs"] // iterations)
     for mode in modes:
         _emit(f"litert {mode}")
-        steps = {m["id"]: _Invoke(os.path.join(job["artifacts_dir"], m["tflite"][mode]),
-                                  job["threads"])
-                 for m in job["models"] if mode in m["tflite"]}
-        for key, r in interleaved_throughput(steps, iterations=iterations, repeats=repeats,
-                                             warmup=10).items():
+        steps = {
+            m["id"]: _Invoke(os.path.join(job["artifacts_dir"], m["tflite"][mode]), job["threads"])
+            for m in job["models"]
+            if mode in m["tflite"]
+        }
+        for key, r in interleaved_throughput(
+            steps, iterations=iterations, repeats=repeats, warmup=10
+        ).items():
             rounds[key][f"tflite_{mode}_latency_ms"] = [1000.0 / v for v in r["rounds"]]
     return rounds
 
@@ -129,8 +149,10 @@ def apply(rows, record, statistic="min"):
             cost under the load of the run).
     """
     if statistic not in STATISTICS:
-        raise ValueError(f"`timing_statistic` must be one of {STATISTICS}. "
-                         f"Received: timing_statistic={statistic!r}")
+        raise ValueError(
+            f"`timing_statistic` must be one of {STATISTICS}. "
+            f"Received: timing_statistic={statistic!r}"
+        )
     if not record or record.get("status") != "ok":
         return rows
     reduce = min if statistic == "min" else statistics.median
@@ -146,16 +168,18 @@ def apply(rows, record, statistic="min"):
             if "train_ms_per_image" in rounds:
                 row["train_images_per_s"] = 1000.0 / row["train_ms_per_image"]
             count = len(next(iter(rounds.values())))
-            row["timing_method"] = (f"interleaved ({len(record['rounds'])} models, "
-                                    f"{statistic} of {count} rounds)")
+            row["timing_method"] = (
+                f"interleaved ({len(record['rounds'])} models, {statistic} of {count} rounds)"
+            )
         out.append(row)
     return out
 
 
 def main(argv=None):
     """Worker entry: argv = JOB.json OUT.json."""
-    return results.run_worker("keras_effnet.study.timing",
-                              lambda job: {"rounds": measure_interleaved(job)}, argv)
+    return results.run_worker(
+        "keras_effnet.study.timing", lambda job: {"rounds": measure_interleaved(job)}, argv
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from keras_effnet import data
-from keras_effnet.training import config as config_lib
 from keras_effnet.training import builders, loop
+from keras_effnet.training import config as config_lib
 from keras_effnet.training.strategy import make_strategy, precision_policy
 
 
@@ -93,16 +93,28 @@ def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
         next(it)
     pipeline = steps * gb / (time.perf_counter() - start)
     return {
-        "model": config.model.name, "image_size": config.data.image_size,
-        "global_batch_size": gb, "augment": config.data.augment,
-        "bare_images_per_sec": max(bare), "end_to_end_images_per_sec": max(e2e),
-        "ratio": max(e2e) / max(bare), "pipeline_only_images_per_sec": pipeline,
+        "model": config.model.name,
+        "image_size": config.data.image_size,
+        "global_batch_size": gb,
+        "augment": config.data.augment,
+        "bare_images_per_sec": max(bare),
+        "end_to_end_images_per_sec": max(e2e),
+        "ratio": max(e2e) / max(bare),
+        "pipeline_only_images_per_sec": pipeline,
     }
 
 
-def benchmark_switches(config, steps=20, skip=3,
-                       variants=(("float32", False), ("mixed_bfloat16", False),
-                                 ("mixed_float16", False), ("float32", True))):
+def benchmark_switches(
+    config,
+    steps=20,
+    skip=3,
+    variants=(
+        ("float32", False),
+        ("mixed_bfloat16", False),
+        ("mixed_float16", False),
+        ("float32", True),
+    ),
+):
     """Bare train-step throughput for each (precision, jit_compile) pair.
 
     Returns:
@@ -134,17 +146,23 @@ def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
     keras.utils.set_random_seed(seed)
     info = data.dataset_info(dataset)
     common = dict(one_hot=True, num_classes=info.num_classes)
-    train_ds = data.load_dataset(dataset, "train", image_size, batch_size, shuffle=True,
-                                 seed=seed, **common)
+    train_ds = data.load_dataset(
+        dataset, "train", image_size, batch_size, shuffle=True, seed=seed, **common
+    )
     test_ds = data.load_dataset(dataset, "test", image_size, batch_size, **common)
     start = time.perf_counter()
     model = keras.applications.EfficientNetB0(
-        weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes)
+        weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes
+    )
     model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(train_ds, epochs=epochs, verbose=0).history
     test = model.evaluate(test_ds, verbose=0, return_dict=True)
-    return {"train_accuracy": history["accuracy"][-1], "val_accuracy": None,
-            "test_top1": test["accuracy"], "wall_s": time.perf_counter() - start}
+    return {
+        "train_accuracy": history["accuracy"][-1],
+        "val_accuracy": None,
+        "test_top1": test["accuracy"],
+        "wall_s": time.perf_counter() - start,
+    }
 
 
 def recipe_run(dataset, model, image_size, epochs, seed, model_dir, **overrides):
@@ -154,16 +172,29 @@ def recipe_run(dataset, model, image_size, epochs, seed, model_dir, **overrides)
     test_top1 (best.keras), wall_s, the resolved recipe, the progressive
     stages and the per-epoch history.
     """
-    values = {"dataset": dataset, "model": model, "image_size": image_size, "epochs": epochs,
-              "seed": seed, "model_dir": model_dir, "verbose": 0, **overrides}
+    values = {
+        "dataset": dataset,
+        "model": model,
+        "image_size": image_size,
+        "epochs": epochs,
+        "seed": seed,
+        "model_dir": model_dir,
+        "verbose": 0,
+        **overrides,
+    }
     result = loop.train(config_lib.config_from_flags(values))
     with open(result.config_path) as f:
         resolved = json.load(f)["config"]
-    return {"train_accuracy": result.history[-1]["accuracy"],
-            "val_accuracy": result.best_val_accuracy, "test_top1": result.metrics["top1"],
-            "wall_s": result.wall_time_s, "recipe": resolved["optimizer"],
-            "augment": resolved["data"]["augment"], "progressive": resolved["data"]["progressive"],
-            "history": result.history}
+    return {
+        "train_accuracy": result.history[-1]["accuracy"],
+        "val_accuracy": result.best_val_accuracy,
+        "test_top1": result.metrics["top1"],
+        "wall_s": result.wall_time_s,
+        "recipe": resolved["optimizer"],
+        "augment": resolved["data"]["augment"],
+        "progressive": resolved["data"]["progressive"],
+        "history": result.history,
+    }
 
 
 def summarize(rows):
@@ -196,13 +227,19 @@ def transfer_runs(source, target, model, image_size, epochs, seed, out_dir, sour
     import os
 
     source_run = os.path.join(out_dir, "source")
-    rows = {"source": recipe_run(source, model, image_size, source_epochs or epochs, seed, source_run)}
+    rows = {
+        "source": recipe_run(source, model, image_size, source_epochs or epochs, seed, source_run)
+    }
     weights = os.path.join(source_run, "last.keras")
-    for method, extra in (("scratch", {}), ("finetune", {"weights": weights}),
-                          ("finetune_freeze_bn", {"weights": weights, "freeze_bn": True})):
+    for method, extra in (
+        ("scratch", {}),
+        ("finetune", {"weights": weights}),
+        ("finetune_freeze_bn", {"weights": weights, "freeze_bn": True}),
+    ):
         keras.backend.clear_session()
-        rows[method] = recipe_run(target, model, image_size, epochs, seed,
-                                  os.path.join(out_dir, method), **extra)
+        rows[method] = recipe_run(
+            target, model, image_size, epochs, seed, os.path.join(out_dir, method), **extra
+        )
     return rows
 
 
@@ -234,8 +271,16 @@ def progressive_runs(dataset, model, image_size, epochs, seed, out_dir, **overri
     rows = {}
     for mode in ("off", "on"):
         keras.backend.clear_session()
-        rows[mode] = recipe_run(dataset, model, image_size, epochs, seed,
-                                os.path.join(out_dir, mode), progressive=mode, **overrides)
+        rows[mode] = recipe_run(
+            dataset,
+            model,
+            image_size,
+            epochs,
+            seed,
+            os.path.join(out_dir, mode),
+            progressive=mode,
+            **overrides,
+        )
     return rows
 
 
@@ -255,13 +300,20 @@ def progressive_summary(rows, target=None):
     for (dataset, model), runs in sorted(groups.items()):
         goal = target if target else math.floor(100 * min(r["val_accuracy"] for r in runs)) / 100
         for row in sorted(runs, key=lambda r: (r["seed"], r["progressive"])):
-            out.append({
-                "dataset": dataset, "model": model, "seed": row["seed"],
-                "progressive": row["progressive"], "target_val_accuracy": goal,
-                "time_to_target_s": time_to_accuracy(row["history"], goal),
-                "all_epochs_s": elapsed_by_epoch(row["history"])[-1], "wall_s": row["wall_s"],
-                "best_val_accuracy": row["val_accuracy"], "test_top1": row["test_top1"],
-            })
+            out.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "seed": row["seed"],
+                    "progressive": row["progressive"],
+                    "target_val_accuracy": goal,
+                    "time_to_target_s": time_to_accuracy(row["history"], goal),
+                    "all_epochs_s": elapsed_by_epoch(row["history"])[-1],
+                    "wall_s": row["wall_s"],
+                    "best_val_accuracy": row["val_accuracy"],
+                    "test_top1": row["test_top1"],
+                }
+            )
     return out
 
 
@@ -284,11 +336,20 @@ def plot_progressive(rows, summary, path):
     for ax, (dataset, model) in zip(axes[0], panels):
         for row in (r for r in rows if (r["dataset"], r["model"]) == (dataset, model)):
             label = f"progressive {row['progressive']}, seed {row['seed']}"
-            ax.plot(elapsed_by_epoch(row["history"]), [h["val_accuracy"] for h in row["history"]],
-                    marker="o", ms=3, color=colors[row["progressive"]], label=label,
-                    alpha=1.0 if row["seed"] == 0 else 0.55)
-        goal = next(s["target_val_accuracy"] for s in summary
-                    if (s["dataset"], s["model"]) == (dataset, model))
+            ax.plot(
+                elapsed_by_epoch(row["history"]),
+                [h["val_accuracy"] for h in row["history"]],
+                marker="o",
+                ms=3,
+                color=colors[row["progressive"]],
+                label=label,
+                alpha=1.0 if row["seed"] == 0 else 0.55,
+            )
+        goal = next(
+            s["target_val_accuracy"]
+            for s in summary
+            if (s["dataset"], s["model"]) == (dataset, model)
+        )
         ax.axhline(goal, ls="--", color="gray", lw=1)
         ax.set_title(f"{dataset}, {model}")
         ax.set_xlabel("wall seconds since start (2 shared CPU cores)")
@@ -300,4 +361,3 @@ def plot_progressive(rows, summary, path):
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     io.write_bytes_atomic(path, buffer.getvalue())
-

@@ -26,21 +26,33 @@ def build_training_model(config, derived, info, image_size):
     if image_size is None:  # Progressive: the dropout rate changes per stage.
         model = progressive.with_stage_dropout(model)
     if config.run.precision != "float32":  # Loss and metrics in float32 (top-k needs it).
-        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.output)
+        outputs = keras.layers.Activation("linear", dtype="float32", name="float32_output")(
+            model.output
+        )
         model = keras.Model(model.inputs, outputs, name=model.name)
     if config.model.weights:
         copied, skipped = modeling.load_initial_weights(
-            model, config.model.weights, config.model, config.data.image_size)
-        log.info("Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped)
+            model, config.model.weights, config.model, config.data.image_size
+        )
+        log.info(
+            "Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped
+        )
     modeling.set_batch_norm(model, synchronized=config.model.sync_bn, frozen=config.model.freeze_bn)
     recipe.apply_weight_decay(model, config.optimizer.weight_decay, config.optimizer.name)
     schedule = recipe.WarmupSchedule(
-        derived["peak_learning_rate"], derived["warmup_steps"], derived["total_steps"],
-        derived["steps_per_epoch"], config.optimizer.schedule, config.optimizer.decay_rate,
-        config.optimizer.decay_epochs)
+        derived["peak_learning_rate"],
+        derived["warmup_steps"],
+        derived["total_steps"],
+        derived["steps_per_epoch"],
+        config.optimizer.schedule,
+        config.optimizer.decay_rate,
+        config.optimizer.decay_epochs,
+    )
     optimizer = recipe.make_optimizer(config.optimizer, schedule, config.optimizer.ema_momentum)
     loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile)
+    model.compile(
+        optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile
+    )
     return model
 
 
@@ -55,11 +67,24 @@ def make_train_stream(config, derived, info, stage, skip_examples=0):
     if stage.mixup_alpha <= 0:  # The paper's first stage has no MixUp (alpha 0).
         augment = tuple(a for a in augment if a != "mixup")
     stream = data.load_dataset(
-        d.dataset, "train", stage.image_size, derived["global_batch_size"], shuffle=True,
-        augment=augment, drop_remainder=True, repeat=True, seed=config.run.seed,
-        crop_min_area=d.crop_min_area, randaugment_magnitude=stage.randaugment_magnitude,
-        mixup_alpha=stage.mixup_alpha or d.mixup_alpha, skip_examples=skip_examples,
-        data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
+        d.dataset,
+        "train",
+        stage.image_size,
+        derived["global_batch_size"],
+        shuffle=True,
+        augment=augment,
+        drop_remainder=True,
+        repeat=True,
+        seed=config.run.seed,
+        crop_min_area=d.crop_min_area,
+        randaugment_magnitude=stage.randaugment_magnitude,
+        mixup_alpha=stage.mixup_alpha or d.mixup_alpha,
+        skip_examples=skip_examples,
+        data_dir=d.data_dir,
+        one_hot=True,
+        num_classes=info.num_classes,
+        cache=d.cache,
+    )
     return progressive.relax_image_shape(stream) if d.progressive == "on" else stream
 
 
@@ -71,7 +96,9 @@ def make_datasets(config, derived, info, skip_examples=0):
     d = config.data
     common = dict(data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
     batch = derived["global_batch_size"]
-    train_ds = make_train_stream(config, derived, info, progressive.stages_of(derived)[-1], skip_examples)
+    train_ds = make_train_stream(
+        config, derived, info, progressive.stages_of(derived)[-1], skip_examples
+    )
     val_ds = None
     if info.splits["validation"]:
         val_ds = data.load_dataset(d.dataset, "validation", d.image_size, batch, **common)
@@ -80,7 +107,13 @@ def make_datasets(config, derived, info, skip_examples=0):
         # A fixed, seeded sample of training images, preprocessed as for
         # evaluation: the statistics the saved model will see.
         bn_batches = data.load_dataset(
-            d.dataset, "train", d.image_size, min(batch, config.optimizer.bn_images), shuffle=True,
-            reshuffle=False, seed=_BN_SAMPLE_SEED, **common).take(
-                max(1, config.optimizer.bn_images // min(batch, config.optimizer.bn_images)))
+            d.dataset,
+            "train",
+            d.image_size,
+            min(batch, config.optimizer.bn_images),
+            shuffle=True,
+            reshuffle=False,
+            seed=_BN_SAMPLE_SEED,
+            **common,
+        ).take(max(1, config.optimizer.bn_images // min(batch, config.optimizer.bn_images)))
     return train_ds, val_ds, bn_batches

@@ -69,8 +69,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         tmp_weights = io.temp_path(self._weights_path, ".weights.h5")
         self.model.save_weights(tmp_weights, overwrite=True)
         meta = {
-            "epoch": self._current_epoch, "batch": self._last_batch_seen,
-            "seed_states": [np.asarray(g.state.numpy()).tolist() for g in seed_generators(self.model)],
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "seed_states": [
+                np.asarray(g.state.numpy()).tolist() for g in seed_generators(self.model)
+            ],
             **(self.extra_state() if self.extra_state else {}),
         }
         tmp_meta = io.temp_path(self._training_metadata_path)
@@ -78,8 +81,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             json.dump(meta, f)
         os.replace(tmp_weights, self._weights_path)
         os.replace(tmp_meta, self._training_metadata_path)
-        self._saved = (self._current_epoch,
-                       [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables])
+        self._saved = (
+            self._current_epoch,
+            [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables],
+        )
 
     def _load_model(self):
         if self._saved is not None:
@@ -141,8 +146,16 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     after a kill appears once.
     """
 
-    def __init__(self, model_dir, inference_model, write, val_ds=None, bn_batches=None,
-                 monitor="val_accuracy", clock_start=None):
+    def __init__(
+        self,
+        model_dir,
+        inference_model,
+        write,
+        val_ds=None,
+        bn_batches=None,
+        monitor="val_accuracy",
+        clock_start=None,
+    ):
         super().__init__()
         self.clock_start = time.perf_counter() if clock_start is None else clock_start
         self.model_dir = model_dir
@@ -172,7 +185,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         values = recipe.ema_weights(self.model)
         targets = self.inference_model.weights
         if len(values) != len(targets) or any(
-                tuple(v.shape) != tuple(t.shape) for v, t in zip(values, targets)):
+            tuple(v.shape) != tuple(t.shape) for v, t in zip(values, targets)
+        ):
             raise ValueError("Inference model does not match the training model's weights.")
         self.inference_model.set_weights(values)
         if self.bn_batches is not None:

@@ -23,7 +23,11 @@ AUTO = -1  # Numeric "auto": the recipe decides (see training/recipe.py).
 # Fields that may change between a run and its resumption (where and how fast
 # it runs, not what it computes).
 RUNTIME_FIELDS = (
-    "run.strategy", "run.cpu_devices", "run.verbose", "run.jit_compile", "data.data_dir",
+    "run.strategy",
+    "run.cpu_devices",
+    "run.verbose",
+    "run.jit_compile",
+    "data.data_dir",
 )
 
 
@@ -103,8 +107,11 @@ class DataConfig:
             _fail("progressive", self.progressive, '"auto", "on" or "off"')
         if not _is_int(self.progressive_stages) or self.progressive_stages < 0:
             _fail("progressive_stages", self.progressive_stages, "0 (auto) or a positive int")
-        if not _is_int(self.progressive_start_size) or 0 < self.progressive_start_size < 32 or (
-                self.progressive_start_size < 0):
+        if (
+            not _is_int(self.progressive_start_size)
+            or 0 < self.progressive_start_size < 32
+            or (self.progressive_start_size < 0)
+        ):
             _fail("progressive_start_size", self.progressive_start_size, "0 (auto) or an int >= 32")
 
 
@@ -207,7 +214,9 @@ class OptimizerConfig:
         if self.warmup_epochs != AUTO:
             _check_range("warmup_epochs", self.warmup_epochs, 0.0, math.inf, high_open=True)
         _check_range("decay_rate", self.decay_rate, 0.0, 1.0, low_open=True)
-        _check_range("decay_epochs", self.decay_epochs, 0.0, math.inf, low_open=True, high_open=True)
+        _check_range(
+            "decay_epochs", self.decay_epochs, 0.0, math.inf, low_open=True, high_open=True
+        )
         _check_range("rho", self.rho, 0.0, 1.0, high_open=True)
         _check_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_range("epsilon", self.epsilon, 0.0, 1.0, low_open=True)
@@ -217,7 +226,11 @@ class OptimizerConfig:
             _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         if self.ema_momentum != AUTO:
             _check_range("ema_momentum", self.ema_momentum, 0.0, 1.0, high_open=True)
-        if not isinstance(self.bn_images, int) or isinstance(self.bn_images, bool) or self.bn_images < AUTO:
+        if (
+            not isinstance(self.bn_images, int)
+            or isinstance(self.bn_images, bool)
+            or self.bn_images < AUTO
+        ):
             _fail("bn_images", self.bn_images, "-1 (auto), 0 (off) or a positive int")
 
 
@@ -273,7 +286,12 @@ class RunConfig:
             _fail("eval_split", self.eval_split, '"auto", "train", "validation" or "test"')
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optimizer": OptimizerConfig, "run": RunConfig}
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "run": RunConfig,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,29 +349,50 @@ def config_differences(old, new, ignore=RUNTIME_FIELDS):
 
 # Flat flag name -> (section, field): the command-line surface of a config.
 FLAG_FIELDS = {
-    "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"),
-    "image_size": ("data", "image_size"), "batch_size": ("data", "batch_size"),
-    "augment": ("data", "augment"), "crop_min_area": ("data", "crop_min_area"),
+    "dataset": ("data", "dataset"),
+    "data_dir": ("data", "data_dir"),
+    "image_size": ("data", "image_size"),
+    "batch_size": ("data", "batch_size"),
+    "augment": ("data", "augment"),
+    "crop_min_area": ("data", "crop_min_area"),
     "randaugment_magnitude": ("data", "randaugment_magnitude"),
-    "mixup_alpha": ("data", "mixup_alpha"), "cache": ("data", "cache"),
-    "progressive": ("data", "progressive"), "progressive_stages": ("data", "progressive_stages"),
+    "mixup_alpha": ("data", "mixup_alpha"),
+    "cache": ("data", "cache"),
+    "progressive": ("data", "progressive"),
+    "progressive_stages": ("data", "progressive_stages"),
     "progressive_start_size": ("data", "progressive_start_size"),
-    "model": ("model", "name"), "width": ("model", "width"), "depth": ("model", "depth"),
-    "weights": ("model", "weights"), "dropout_rate": ("model", "dropout_rate"),
-    "drop_connect_rate": ("model", "drop_connect_rate"), "sync_bn": ("model", "sync_bn"),
+    "model": ("model", "name"),
+    "width": ("model", "width"),
+    "depth": ("model", "depth"),
+    "weights": ("model", "weights"),
+    "dropout_rate": ("model", "dropout_rate"),
+    "drop_connect_rate": ("model", "drop_connect_rate"),
+    "sync_bn": ("model", "sync_bn"),
     "freeze_bn": ("model", "freeze_bn"),
-    "recipe": ("optimizer", "recipe"), "bn_images": ("optimizer", "bn_images"),
-    "optimizer": ("optimizer", "name"), "base_lr": ("optimizer", "base_lr"),
-    "lr_batch_size": ("optimizer", "lr_batch_size"), "lr_schedule": ("optimizer", "schedule"),
-    "warmup_epochs": ("optimizer", "warmup_epochs"), "decay_rate": ("optimizer", "decay_rate"),
-    "decay_epochs": ("optimizer", "decay_epochs"), "rho": ("optimizer", "rho"),
-    "momentum": ("optimizer", "momentum"), "epsilon": ("optimizer", "epsilon"),
+    "recipe": ("optimizer", "recipe"),
+    "bn_images": ("optimizer", "bn_images"),
+    "optimizer": ("optimizer", "name"),
+    "base_lr": ("optimizer", "base_lr"),
+    "lr_batch_size": ("optimizer", "lr_batch_size"),
+    "lr_schedule": ("optimizer", "schedule"),
+    "warmup_epochs": ("optimizer", "warmup_epochs"),
+    "decay_rate": ("optimizer", "decay_rate"),
+    "decay_epochs": ("optimizer", "decay_epochs"),
+    "rho": ("optimizer", "rho"),
+    "momentum": ("optimizer", "momentum"),
+    "epsilon": ("optimizer", "epsilon"),
     "label_smoothing": ("optimizer", "label_smoothing"),
-    "weight_decay": ("optimizer", "weight_decay"), "ema_momentum": ("optimizer", "ema_momentum"),
-    "model_dir": ("run", "model_dir"), "epochs": ("run", "epochs"),
-    "steps_per_epoch": ("run", "steps_per_epoch"), "strategy": ("run", "strategy"),
-    "cpu_devices": ("run", "cpu_devices"), "precision": ("run", "precision"),
-    "jit_compile": ("run", "jit_compile"), "seed": ("run", "seed"), "verbose": ("run", "verbose"),
+    "weight_decay": ("optimizer", "weight_decay"),
+    "ema_momentum": ("optimizer", "ema_momentum"),
+    "model_dir": ("run", "model_dir"),
+    "epochs": ("run", "epochs"),
+    "steps_per_epoch": ("run", "steps_per_epoch"),
+    "strategy": ("run", "strategy"),
+    "cpu_devices": ("run", "cpu_devices"),
+    "precision": ("run", "precision"),
+    "jit_compile": ("run", "jit_compile"),
+    "seed": ("run", "seed"),
+    "verbose": ("run", "verbose"),
     "eval_split": ("run", "eval_split"),
 }
 

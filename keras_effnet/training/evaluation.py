@@ -46,8 +46,17 @@ class _TFLiteRunner:
         return self.runner(images, batch_size=len(images))
 
 
-def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size=None,
-             batch_size=64, max_examples=None, num_threads=None):
+def evaluate(
+    model,
+    dataset="digits",
+    split="test",
+    *,
+    data_dir=None,
+    image_size=None,
+    batch_size=64,
+    max_examples=None,
+    num_threads=None,
+):
     """Evaluates a classifier on a dataset split.
 
     Args:
@@ -76,7 +85,8 @@ def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size
         runner, fmt = _KerasRunner(model if path is None else path), "keras"
     else:
         raise ConfigError(
-            f"`model` must be a .keras or .tflite file or a keras.Model. Received: model={path!r}")
+            f"`model` must be a .keras or .tflite file or a keras.Model. Received: model={path!r}"
+        )
     size = image_size or runner.image_size
     if not size:
         raise ConfigError("The model has a dynamic input size: pass image_size.")
@@ -91,12 +101,15 @@ def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size
         if probs.shape[-1] != info.num_classes:
             raise ConfigError(
                 f"Model has {probs.shape[-1]} outputs but dataset {dataset!r} has "
-                f"{info.num_classes} classes. Received: model={path or model.name!r}")
+                f"{info.num_classes} classes. Received: model={path or model.name!r}"
+            )
         k = min(5, probs.shape[-1])
         topk = np.argsort(-probs, axis=-1)[:, :k]
         correct1 += int(np.sum(topk[:, 0] == labels))
         correct5 += int(np.sum(np.any(topk == labels[:, None], axis=-1)))
-        loss_sum += float(-np.sum(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))))
+        loss_sum += float(
+            -np.sum(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)))
+        )
         count += len(labels)
         if max_examples and count >= max_examples:
             break
@@ -104,19 +117,29 @@ def evaluate(model, dataset="digits", split="test", *, data_dir=None, image_size
         raise ConfigError(f"Split {split!r} of dataset {dataset!r} is empty.")
     elapsed = time.perf_counter() - start
     return {
-        "top1": correct1 / count, "top5": correct5 / count, "loss": loss_sum / count,
-        "num_examples": count, "examples_per_sec": count / max(elapsed, 1e-9),
-        "model": path or model.name, "format": fmt, "dataset": dataset, "split": split,
+        "top1": correct1 / count,
+        "top5": correct5 / count,
+        "loss": loss_sum / count,
+        "num_examples": count,
+        "examples_per_sec": count / max(elapsed, 1e-9),
+        "model": path or model.name,
+        "format": fmt,
+        "dataset": dataset,
+        "split": split,
     }
 
 
 def format_table(results):
     """A small text table of one or more `evaluate` results."""
     rows = results if isinstance(results, list) else [results]
-    header = f"{'model':<40} {'format':<7} {'split':<10} {'n':>6} {'top1':>7} {'top5':>7} {'loss':>8}"
+    header = (
+        f"{'model':<40} {'format':<7} {'split':<10} {'n':>6} {'top1':>7} {'top5':>7} {'loss':>8}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         name = r["model"] if len(r["model"]) <= 40 else "..." + r["model"][-37:]
-        lines.append(f"{name:<40} {r['format']:<7} {r['split']:<10} {r['num_examples']:>6} "
-                     f"{r['top1']:>7.4f} {r['top5']:>7.4f} {r['loss']:>8.4f}")
+        lines.append(
+            f"{name:<40} {r['format']:<7} {r['split']:<10} {r['num_examples']:>6} "
+            f"{r['top1']:>7.4f} {r['top5']:>7.4f} {r['loss']:>8.4f}"
+        )
     return "\n".join(lines)

@@ -35,7 +35,12 @@ from keras_effnet.training.builders import build_training_model, make_datasets, 
 from keras_effnet.training.config import AUTO, ExperimentConfig, config_differences
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.strategy import (
-    make_strategy, precision_policy, split_cpu, strategy_name, task_info)
+    make_strategy,
+    precision_policy,
+    split_cpu,
+    strategy_name,
+    task_info,
+)
 
 log = logging.getLogger("keras_effnet.training")
 
@@ -82,12 +87,18 @@ class TrainResult:
 
     def summary(self):
         m = self.metrics or {}
-        test = (f"{m.get('split', 'test')} top1 {m['top1']:.4f} top5 {m['top5']:.4f} "
-                f"loss {m['loss']:.4f}" if m else "no evaluation on this worker")
+        test = (
+            f"{m.get('split', 'test')} top1 {m['top1']:.4f} top5 {m['top5']:.4f} "
+            f"loss {m['loss']:.4f}"
+            if m
+            else "no evaluation on this worker"
+        )
         val = f"{self.best_val_accuracy:.4f}" if self.best_val_accuracy is not None else "n/a"
-        return (f"keras-effnet train: {test} | best val acc {val} (epoch {self.best_epoch}) | "
-                f"{self.images_per_sec:.1f} img/s | {self.wall_time_s:.1f}s wall | "
-                f"{self.epochs_completed} epochs | {self.best_model_path}")
+        return (
+            f"keras-effnet train: {test} | best val acc {val} (epoch {self.best_epoch}) | "
+            f"{self.images_per_sec:.1f} img/s | {self.wall_time_s:.1f}s wall | "
+            f"{self.epochs_completed} epochs | {self.best_model_path}"
+        )
 
 
 def _auto(value):
@@ -101,9 +112,12 @@ def resolve(config, info, num_replicas):
         raise ConfigError(
             f"A classifier needs at least 2 classes; dataset {config.data.dataset!r} has "
             f"{info.num_classes} ({', '.join(info.class_names)}): its accuracy would be 1.0 by "
-            f"construction. Received: dataset={config.data.dataset!r}")
+            f"construction. Received: dataset={config.data.dataset!r}"
+        )
     image_size = config.data.image_size or variant.resolution
-    crop_min_area = recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
+    crop_min_area = (
+        recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
+    )
     global_batch = config.data.batch_size * num_replicas
     train_examples = info.splits["train"]
     steps = config.run.steps_per_epoch or train_examples // global_batch
@@ -111,7 +125,8 @@ def resolve(config, info, num_replicas):
         raise ConfigError(
             f"The training split ({train_examples} examples) is smaller than one global batch "
             f"({config.data.batch_size} x {num_replicas} replicas). "
-            f"Received: batch_size={config.data.batch_size}")
+            f"Received: batch_size={config.data.batch_size}"
+        )
     total = steps * config.run.epochs
     augment = config.data.augment
     if augment == "auto":
@@ -119,39 +134,70 @@ def resolve(config, info, num_replicas):
     opt = config.optimizer
     name = recipe.recipe_name(opt.recipe, config.model.weights)
     table = recipe.RECIPES[name]
-    pick = {key: table[key] if _auto(getattr(opt, key)) else getattr(opt, key)
-            for key in ("name", "base_lr", "schedule", "label_smoothing", "weight_decay")}
+    pick = {
+        key: table[key] if _auto(getattr(opt, key)) else getattr(opt, key)
+        for key in ("name", "base_lr", "schedule", "label_smoothing", "weight_decay")
+    }
     lr_batch = opt.lr_batch_size or table["lr_batch_size"]
-    warmup = recipe.auto_warmup_epochs(config.run.epochs) if _auto(opt.warmup_epochs) else opt.warmup_epochs
-    ema = (recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
-           if _auto(opt.ema_momentum) else opt.ema_momentum)
+    warmup = (
+        recipe.auto_warmup_epochs(config.run.epochs)
+        if _auto(opt.warmup_epochs)
+        else opt.warmup_epochs
+    )
+    ema = (
+        recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
+        if _auto(opt.ema_momentum)
+        else opt.ema_momentum
+    )
     if _auto(opt.bn_images):  # Frozen BatchNorm keeps the source model's statistics.
         bn_images = 0 if config.model.freeze_bn else min(recipe.AUTO_BN_IMAGES, train_examples)
     else:
         bn_images = opt.bn_images
     dropout = config.model.dropout_rate if config.model.dropout_rate >= 0 else variant.dropout
-    drop_connect = (recipe.auto_drop_connect(total) if _auto(config.model.drop_connect_rate)
-                    else config.model.drop_connect_rate)
+    drop_connect = (
+        recipe.auto_drop_connect(total)
+        if _auto(config.model.drop_connect_rate)
+        else config.model.drop_connect_rate
+    )
     if config.run.eval_split != "auto":
         eval_split = config.run.eval_split
     else:
         eval_split = "test" if info.splits["test"] else "validation"
     stages = progressive.resolve_stages(config.data, config.run.epochs, image_size, dropout, total)
     resolved = config.replace(
-        data={"image_size": image_size, "augment": augment, "crop_min_area": float(crop_min_area),
-              "progressive": "on" if len(stages[0]) > 1 else "off",
-              "progressive_stages": len(stages[0]), "progressive_start_size": stages[0][0].image_size},
-        model={"name": variant.name, "dropout_rate": dropout, "drop_connect_rate": float(drop_connect)},
-        optimizer={"recipe": name, **pick, "lr_batch_size": lr_batch, "warmup_epochs": float(warmup),
-                   "ema_momentum": float(round(ema, 6)), "bn_images": int(bn_images)},
+        data={
+            "image_size": image_size,
+            "augment": augment,
+            "crop_min_area": float(crop_min_area),
+            "progressive": "on" if len(stages[0]) > 1 else "off",
+            "progressive_stages": len(stages[0]),
+            "progressive_start_size": stages[0][0].image_size,
+        },
+        model={
+            "name": variant.name,
+            "dropout_rate": dropout,
+            "drop_connect_rate": float(drop_connect),
+        },
+        optimizer={
+            "recipe": name,
+            **pick,
+            "lr_batch_size": lr_batch,
+            "warmup_epochs": float(warmup),
+            "ema_momentum": float(round(ema, 6)),
+            "bn_images": int(bn_images),
+        },
         run={"model_dir": os.path.abspath(config.run.model_dir), "eval_split": eval_split},
     )
     derived = {
-        "num_replicas": num_replicas, "global_batch_size": global_batch,
-        "steps_per_epoch": steps, "total_steps": total,
+        "num_replicas": num_replicas,
+        "global_batch_size": global_batch,
+        "steps_per_epoch": steps,
+        "total_steps": total,
         "peak_learning_rate": recipe.peak_learning_rate(pick["base_lr"], global_batch, lr_batch),
         "warmup_steps": int(round(warmup * steps)),
-        "num_classes": info.num_classes, "dataset_kind": info.kind, "splits": info.splits,
+        "num_classes": info.num_classes,
+        "dataset_kind": info.kind,
+        "splits": info.splits,
         "split_sources": info.sources,
         "progressive": {"reason": stages[1], "stages": [s.to_dict() for s in stages[0]]},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
@@ -164,22 +210,28 @@ def describe(config, derived, resuming_at):
     d, m, o = config.data, config.model, config.optimizer
     splits = " | ".join(
         f"{s} {derived['splits'][s]} ({derived['split_sources'].get(s, '?')})"
-        for s in ("train", "validation", "test"))
+        for s in ("train", "validation", "test")
+    )
     augment = d.augment if d.augment not in ("", "none") else "none"
     lines = [
         f"keras-effnet train: {m.name} at {d.image_size} px on {d.dataset!r} "
         f"({derived['dataset_kind']}, {derived['num_classes']} classes), {derived['strategy']}",
         f"  splits: {splits}",
         f"  final evaluation on: {config.run.eval_split}"
-        + ("" if config.run.eval_split == "test" else
-           "  (NOT a held-out test score: the dataset has no test split)"
-           if not derived["splits"]["test"] else ""),
+        + (
+            ""
+            if config.run.eval_split == "test"
+            else "  (NOT a held-out test score: the dataset has no test split)"
+            if not derived["splits"]["test"]
+            else ""
+        ),
         f"  recipe {o.recipe}: {o.name}, peak lr {derived['peak_learning_rate']:.3g} "
         f"(global batch {derived['global_batch_size']}), {o.schedule} schedule, warmup "
         f"{o.warmup_epochs:g} epochs, label smoothing {o.label_smoothing:g}, weight decay "
         f"{o.weight_decay:g}, EMA {o.ema_momentum:g}, dropout {m.dropout_rate:g}, stochastic depth "
         f"{m.drop_connect_rate:g}, BatchNorm re-estimated on {o.bn_images} images",
-        f"  augment: {augment}" + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
+        f"  augment: {augment}"
+        + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
         + ("  [wrong for digits or text: pass --augment=crop]" if "flip" in augment else ""),
         f"  progressive: {progressive.describe(progressive.stages_of(derived))} "
         f"({derived['progressive']['reason']})",
@@ -202,7 +254,8 @@ def _check_resume(model_dir, resolved):
         raise ConfigError(
             f"model_dir {model_dir!r} holds a run with a different configuration "
             f"({'; '.join(diffs)}). Use a new --model_dir (start from its weights with "
-            f"--weights={os.path.join(model_dir, 'last.keras')}) or delete the old one.")
+            f"--weights={os.path.join(model_dir, 'last.keras')}) or delete the old one."
+        )
     return True
 
 
@@ -230,7 +283,9 @@ def _prepare_multi_worker(model, dataset, strategy):
         return
 
     def reduce_per_replica(values, strategy, reduction="auto"):
-        if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if reduction in ("auto", "mean") and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
             return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return original(values, strategy, reduction)
 
@@ -254,18 +309,30 @@ def _fit_stages(model, config, derived, info, strategy, stages, start_epoch, cal
     steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
     for stage in [s for s in stages if s.end_epoch > start_epoch] or stages[-1:]:
         first = min(max(stage.first_epoch, start_epoch), stage.end_epoch)
-        train_ds = make_train_stream(config, derived, info, stage, skip_examples=first * steps * batch)
+        train_ds = make_train_stream(
+            config, derived, info, stage, skip_examples=first * steps * batch
+        )
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _prepare_multi_worker(model, train_ds, strategy)
         if len(stages) > 1:
             progressive.set_dropout(model, stage.dropout_rate)
             if config.run.verbose and first < stage.end_epoch:
-                print(f"  stage {stage.index + 1}/{len(stages)}: {stage.image_size} px, dropout "
-                      f"{stage.dropout_rate:.3g}, RandAugment {stage.randaugment_magnitude:.3g}, MixUp "
-                      f"alpha {stage.mixup_alpha:.3g}, epochs {first + 1}-{stage.end_epoch}", flush=True)
+                print(
+                    f"  stage {stage.index + 1}/{len(stages)}: {stage.image_size} px, dropout "
+                    f"{stage.dropout_rate:.3g}, RandAugment {stage.randaugment_magnitude:.3g}, MixUp "
+                    f"alpha {stage.mixup_alpha:.3g}, epochs {first + 1}-{stage.end_epoch}",
+                    flush=True,
+                )
         stage_log.stage = stage
-        model.fit(train_ds, initial_epoch=first, epochs=stage.end_epoch, steps_per_epoch=steps,
-                  callbacks=callbacks, verbose=config.run.verbose, shuffle=False)
+        model.fit(
+            train_ds,
+            initial_epoch=first,
+            epochs=stage.end_epoch,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=config.run.verbose,
+            shuffle=False,
+        )
 
 
 def _check_backup_stage(backup_dir, stages, start_epoch):
@@ -277,7 +344,8 @@ def _check_backup_stage(backup_dir, stages, start_epoch):
             raise ConfigError(
                 f"The backup in {backup_dir!r} was written in stage {recorded} after epoch "
                 f"{start_epoch}, but this run's schedule has {expected} there. Use a new "
-                f"--model_dir. Received: progressive stage {recorded}")
+                f"--model_dir. Received: progressive stage {recorded}"
+            )
 
 
 def train(config, *, extra_callbacks=()):
@@ -303,18 +371,24 @@ def train(config, *, extra_callbacks=()):
     derived["strategy"] = strategy_name(strategy)
     model_dir = config.run.model_dir
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise ConfigError(f"`model_dir` exists and is not a directory. Received: model_dir={model_dir!r}")
+        raise ConfigError(
+            f"`model_dir` exists and is not a directory. Received: model_dir={model_dir!r}"
+        )
     os.makedirs(model_dir, exist_ok=True)
     resuming = _check_resume(model_dir, config)
     backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
     for directory in (model_dir, backup_dir):  # Left by a process killed mid-write.
         io.remove_stale_temp_files(directory)
     start_epoch = cb.backup_epoch(backup_dir) if resuming else 0
-    paths = {name: os.path.join(model_dir, name) for name in
-             ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")}
+    paths = {
+        name: os.path.join(model_dir, name)
+        for name in ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")
+    }
     if is_chief:
-        io.write_text_atomic(paths["config.json"], json.dumps(
-            {"config": config.to_dict(), "derived": derived}, indent=2, sort_keys=True))
+        io.write_text_atomic(
+            paths["config.json"],
+            json.dumps({"config": config.to_dict(), "derived": derived}, indent=2, sort_keys=True),
+        )
         io.write_text_atomic(paths["labels.txt"], "".join(f"{n}\n" for n in info.class_names))
     if config.run.verbose:
         print(describe(config, derived, start_epoch), flush=True)
@@ -322,31 +396,51 @@ def train(config, *, extra_callbacks=()):
     image_size = config.data.image_size
     with precision_policy("float32"):
         inference_model = modeling.build_model(config.model, info.num_classes, image_size)
-        loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
+        loss, metrics = recipe.make_loss_and_metrics(
+            info.num_classes, config.optimizer.label_smoothing
+        )
         inference_model.compile(loss=loss, metrics=metrics)
     stages = progressive.stages_of(derived)
     with precision_policy(config.run.precision):
         with strategy.scope():
-            model = build_training_model(config, derived, info, None if len(stages) > 1 else image_size)
+            model = build_training_model(
+                config, derived, info, None if len(stages) > 1 else image_size
+            )
         _, val_ds, bn_batches = make_datasets(config, derived, info)
         meter = cb.ThroughputMeter(derived["global_batch_size"])
         checkpoint = cb.EvaluateAndCheckpoint(
-            model_dir, inference_model, write=is_chief, val_ds=val_ds, bn_batches=bn_batches,
-            monitor="val_accuracy" if val_ds is not None else "accuracy", clock_start=wall_start)
+            model_dir,
+            inference_model,
+            write=is_chief,
+            val_ds=val_ds,
+            bn_batches=bn_batches,
+            monitor="val_accuracy" if val_ds is not None else "accuracy",
+            clock_start=wall_start,
+        )
         stage_log = progressive.StageLog()
         backup = cb.AtomicBackupAndRestore(
-            backup_dir, delete_checkpoint=False,
-            extra_state=lambda: {"progressive_stage": stage_log.stage.to_dict()})
+            backup_dir,
+            delete_checkpoint=False,
+            extra_state=lambda: {"progressive_stage": stage_log.stage.to_dict()},
+        )
         callbacks = [meter, stage_log, checkpoint, backup]
         if is_chief:
-            callbacks.append(
-                cb.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
-        callbacks = keras.callbacks.CallbackList(  # One list: progress reads "Epoch 5/12" in any stage.
-            [*callbacks, *extra_callbacks], add_history=True, add_progbar=config.run.verbose != 0,
-            verbose=config.run.verbose, epochs=config.run.epochs,
-            steps=derived["steps_per_epoch"], model=model)
+            callbacks.append(cb.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
+        callbacks = (
+            keras.callbacks.CallbackList(  # One list: progress reads "Epoch 5/12" in any stage.
+                [*callbacks, *extra_callbacks],
+                add_history=True,
+                add_progbar=config.run.verbose != 0,
+                verbose=config.run.verbose,
+                epochs=config.run.epochs,
+                steps=derived["steps_per_epoch"],
+                model=model,
+            )
+        )
         _check_backup_stage(backup_dir, stages, start_epoch)
-        _fit_stages(model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log)
+        _fit_stages(
+            model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log
+        )
 
     metrics = None
     state = checkpoint.state
@@ -354,16 +448,30 @@ def train(config, *, extra_callbacks=()):
         if not os.path.exists(paths["best.keras"]):  # Finished run from an older layout.
             checkpoint.copy_ema_weights()
             io.save_model_atomic(inference_model, paths["best.keras"])
-        metrics = evaluate(paths["best.keras"], config.data.dataset, config.run.eval_split,
-                           data_dir=config.data.data_dir, batch_size=derived["global_batch_size"])
+        metrics = evaluate(
+            paths["best.keras"],
+            config.data.dataset,
+            config.run.eval_split,
+            data_dir=config.data.data_dir,
+            batch_size=derived["global_batch_size"],
+        )
     result = TrainResult(
-        model_dir=model_dir, best_model_path=paths["best.keras"], last_model_path=paths["last.keras"],
-        labels_path=paths["labels.txt"], config_path=paths["config.json"], metrics=metrics,
-        best_val_accuracy=state["best"], best_epoch=state["best_epoch"],
+        model_dir=model_dir,
+        best_model_path=paths["best.keras"],
+        last_model_path=paths["last.keras"],
+        labels_path=paths["labels.txt"],
+        config_path=paths["config.json"],
+        metrics=metrics,
+        best_val_accuracy=state["best"],
+        best_epoch=state["best_epoch"],
         initial_epoch=start_epoch,
-        epochs_completed=state["epochs_completed"], images_per_sec=meter.steady_rate(),
-        wall_time_s=time.perf_counter() - wall_start, num_replicas=strategy.num_replicas_in_sync,
-        optimizer_steps=int(model.optimizer.iterations.numpy()), history=state["history"])
+        epochs_completed=state["epochs_completed"],
+        images_per_sec=meter.steady_rate(),
+        wall_time_s=time.perf_counter() - wall_start,
+        num_replicas=strategy.num_replicas_in_sync,
+        optimizer_steps=int(model.optimizer.iterations.numpy()),
+        history=state["history"],
+    )
     if is_chief:
         io.write_text_atomic(paths["results.json"], json.dumps(result.to_dict(), indent=2))
     if config.run.verbose:

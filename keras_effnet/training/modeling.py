@@ -19,18 +19,26 @@ def build_model(model_config, num_classes, image_size):
     variant = variants.get_variant(model_config.name)
     dropout = variant.dropout if model_config.dropout_rate < 0 else model_config.dropout_rate
     kwargs = dict(
-        input_shape=(image_size, image_size, 3), classes=num_classes, weights=None,
+        input_shape=(image_size, image_size, 3),
+        classes=num_classes,
+        weights=None,
         dropout_rate=dropout,
         # Unresolved "auto" (-1) builds the paper's rate; `train` resolves it first.
-        drop_connect_rate=0.2 if model_config.drop_connect_rate < 0 else model_config.drop_connect_rate,
+        drop_connect_rate=0.2
+        if model_config.drop_connect_rate < 0
+        else model_config.drop_connect_rate,
     )
     if model_config.width or model_config.depth:
         model = keras_effnet.build_efficientnet(
-            model_config.width or variant.width, model_config.depth or variant.depth,
-            variant.resolution, lite=variant.lite, baseline=variant.baseline,
+            model_config.width or variant.width,
+            model_config.depth or variant.depth,
+            variant.resolution,
+            lite=variant.lite,
+            baseline=variant.baseline,
             name=f"{variant.model_name}_w{model_config.width or variant.width:g}"
-                 f"_d{model_config.depth or variant.depth:g}".replace(".", "_"),
-            **kwargs)
+            f"_d{model_config.depth or variant.depth:g}".replace(".", "_"),
+            **kwargs,
+        )
     else:
         model = keras_effnet.get_model(variant.name, **kwargs)
     zero_classifier(model)
@@ -54,7 +62,8 @@ def zero_classifier(model):
 def batch_norm_layers(model):
     """Every BatchNormalization layer, nested ones included."""
     return [
-        layer for layer in model._flatten_layers(include_self=False, recursive=True)
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
 
@@ -85,14 +94,20 @@ def _source_model(weights, model_config, image_size):
         variant = variants.get_variant(model_config.name)
         try:
             return keras_effnet.get_model(
-                variant.name, include_top=False, weights="imagenet",
-                input_shape=(image_size, image_size, 3))
+                variant.name,
+                include_top=False,
+                weights="imagenet",
+                input_shape=(image_size, image_size, 3),
+            )
         except ValueError as e:  # Lite variants have no official weights.
-            raise ConfigError(f"{e}. Received: weights='imagenet', model={variant.name!r}") from None
+            raise ConfigError(
+                f"{e}. Received: weights='imagenet', model={variant.name!r}"
+            ) from None
         except Exception as e:  # Offline machines: the download fails.
             raise ConfigError(
                 f"Could not get the ImageNet weights of {variant.name} ({type(e).__name__}: "
-                f"{str(e)[:200]}). Received: weights='imagenet'") from None
+                f"{str(e)[:200]}). Received: weights='imagenet'"
+            ) from None
     if not os.path.isfile(weights):
         raise ConfigError(f"Weights file not found. Received: weights={weights!r}")
     if weights.endswith(".keras"):
@@ -139,7 +154,8 @@ def load_initial_weights(model, weights, model_config, image_size):
     if not copied:
         raise ConfigError(
             f"No layer of {weights!r} matches {model.name} by name and shape. "
-            f"Received: weights={weights!r}")
+            f"Received: weights={weights!r}"
+        )
     return copied, skipped
 
 
@@ -170,10 +186,18 @@ def recalibrate_batch_norm(model, batches):
         for batch in batches:
             images = batch[0] if isinstance(batch, (tuple, list)) else batch
             step(images)
-            values = [(keras.ops.convert_to_numpy(layer.moving_mean),
-                       keras.ops.convert_to_numpy(layer.moving_variance)) for layer in layers]
-            sums = values if sums is None else [
-                (m0 + m1, v0 + v1) for (m0, v0), (m1, v1) in zip(sums, values)]
+            values = [
+                (
+                    keras.ops.convert_to_numpy(layer.moving_mean),
+                    keras.ops.convert_to_numpy(layer.moving_variance),
+                )
+                for layer in layers
+            ]
+            sums = (
+                values
+                if sums is None
+                else [(m0 + m1, v0 + v1) for (m0, v0), (m1, v1) in zip(sums, values)]
+            )
             count += 1
     finally:
         for layer, momentum in zip(layers, saved):

@@ -68,8 +68,9 @@ def auto_start_size(image_size):
     return max(MIN_SIZE, int(image_size * START_SIZE_FRACTION) // SIZE_MULTIPLE * SIZE_MULTIPLE)
 
 
-def auto_mode(image_size, epochs, stages=AUTO_STAGES, total_steps=AUTO_MIN_STEPS,
-              min_steps=AUTO_MIN_STEPS):
+def auto_mode(
+    image_size, epochs, stages=AUTO_STAGES, total_steps=AUTO_MIN_STEPS, min_steps=AUTO_MIN_STEPS
+):
     """("on" or "off", why) for `progressive="auto"`.
 
     Off when it cannot help: a target under 64 px (the first stage would be at
@@ -83,7 +84,9 @@ def auto_mode(image_size, epochs, stages=AUTO_STAGES, total_steps=AUTO_MIN_STEPS
     if auto_start_size(image_size) >= image_size or image_size < 2 * MIN_SIZE:
         return "off", f"{image_size} px is too small to start smaller (needs >= {2 * MIN_SIZE})"
     if epochs < MIN_EPOCHS_PER_STAGE * stages:
-        return "off", (f"{epochs} epochs is under {MIN_EPOCHS_PER_STAGE} per stage x {stages} stages")
+        return "off", (
+            f"{epochs} epochs is under {MIN_EPOCHS_PER_STAGE} per stage x {stages} stages"
+        )
     if total_steps < min_steps:
         return "off", f"{total_steps} steps is a short run (under {min_steps})"
     return "on", f"{image_size} px, {epochs} epochs, {total_steps} steps"
@@ -97,8 +100,9 @@ def _round_size(size):
     return max(MIN_SIZE, int(round(size / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
 
 
-def schedule(image_size, epochs, num_stages, start_size, dropout_rate, randaugment_magnitude,
-             mixup_alpha):
+def schedule(
+    image_size, epochs, num_stages, start_size, dropout_rate, randaugment_magnitude, mixup_alpha
+):
     """The stages of a run (Algorithm 1); one stage at the target values when `num_stages` is 1.
 
     Args:
@@ -116,28 +120,46 @@ def schedule(image_size, epochs, num_stages, start_size, dropout_rate, randaugme
         ConfigError: a stage count or start size that cannot make a schedule.
     """
     if not isinstance(num_stages, int) or isinstance(num_stages, bool) or num_stages < 1:
-        raise ConfigError(f"`progressive_stages` must be a positive int. "
-                          f"Received: progressive_stages={num_stages!r}")
+        raise ConfigError(
+            f"`progressive_stages` must be a positive int. "
+            f"Received: progressive_stages={num_stages!r}"
+        )
     if num_stages > epochs:
         raise ConfigError(
             f"`progressive_stages` must be at most the number of epochs ({epochs}): a stage is "
-            f"whole epochs. Received: progressive_stages={num_stages}")
+            f"whole epochs. Received: progressive_stages={num_stages}"
+        )
     if num_stages > 1 and not MIN_SIZE <= start_size < image_size:
         raise ConfigError(
             f"`progressive_start_size` must be in [{MIN_SIZE}, image_size={image_size}). "
-            f"Received: progressive_start_size={start_size}")
-    starts = (min(START_DROPOUT, dropout_rate),
-              randaugment_magnitude * START_RANDAUGMENT_FRACTION,
-              min(START_MIXUP_ALPHA, mixup_alpha))
+            f"Received: progressive_start_size={start_size}"
+        )
+    starts = (
+        min(START_DROPOUT, dropout_rate),
+        randaugment_magnitude * START_RANDAUGMENT_FRACTION,
+        min(START_MIXUP_ALPHA, mixup_alpha),
+    )
     targets = (dropout_rate, randaugment_magnitude, mixup_alpha)
     stages = []
     for i in range(num_stages):
         last = i == num_stages - 1
-        size = image_size if last else _round_size(_interpolate(start_size, image_size, i, num_stages))
-        values = targets if last else [
-            round(_interpolate(a, b, i, num_stages), 6) for a, b in zip(starts, targets)]
-        stages.append(Stage(i, epochs * i // num_stages, epochs * (i + 1) // num_stages,
-                            min(size, image_size), *values))
+        size = (
+            image_size if last else _round_size(_interpolate(start_size, image_size, i, num_stages))
+        )
+        values = (
+            targets
+            if last
+            else [round(_interpolate(a, b, i, num_stages), 6) for a, b in zip(starts, targets)]
+        )
+        stages.append(
+            Stage(
+                i,
+                epochs * i // num_stages,
+                epochs * (i + 1) // num_stages,
+                min(size, image_size),
+                *values,
+            )
+        )
     return stages
 
 
@@ -156,11 +178,13 @@ def resolve_stages(data_config, epochs, image_size, dropout_rate, total_steps):
     if mode == "on" and not d.progressive_start_size and start >= image_size:
         raise ConfigError(
             f"Progressive learning needs an image size of at least {2 * MIN_SIZE} px to start "
-            f"smaller (image_size={image_size}). Received: progressive='on'")
+            f"smaller (image_size={image_size}). Received: progressive='on'"
+        )
     if mode == "off":
         count, start = 1, image_size
-    return schedule(image_size, epochs, count, start, dropout_rate, d.randaugment_magnitude,
-                    d.mixup_alpha), why
+    return schedule(
+        image_size, epochs, count, start, dropout_rate, d.randaugment_magnitude, d.mixup_alpha
+    ), why
 
 
 def stages_of(derived):
@@ -180,10 +204,12 @@ def describe(stages):
     sizes = " -> ".join(f"{s.image_size}" for s in stages)
     spans = ", ".join(f"{s.end_epoch - s.first_epoch}" for s in stages)
     first, last = stages[0], stages[-1]
-    return (f"{len(stages)} stages, {sizes} px (epochs per stage {spans}), dropout "
-            f"{first.dropout_rate:g} -> {last.dropout_rate:g}, RandAugment "
-            f"{first.randaugment_magnitude:.3g} -> {last.randaugment_magnitude:g}, MixUp alpha "
-            f"{first.mixup_alpha:g} -> {last.mixup_alpha:g} (where on)")
+    return (
+        f"{len(stages)} stages, {sizes} px (epochs per stage {spans}), dropout "
+        f"{first.dropout_rate:g} -> {last.dropout_rate:g}, RandAugment "
+        f"{first.randaugment_magnitude:.3g} -> {last.randaugment_magnitude:g}, MixUp alpha "
+        f"{first.mixup_alpha:g} -> {last.mixup_alpha:g} (where on)"
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
@@ -202,8 +228,9 @@ class StageDropout(keras.layers.Layer):
         super().__init__(**kwargs)
         self.initial_rate = float(rate)
         self.seed = seed
-        self.rate = tf.Variable(self.initial_rate, trainable=False, dtype=tf.float32,
-                                name="stage_dropout_rate")
+        self.rate = tf.Variable(
+            self.initial_rate, trainable=False, dtype=tf.float32, name="stage_dropout_rate"
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
@@ -235,8 +262,11 @@ def with_stage_dropout(model):
 
 def set_dropout(model, rate):
     """Sets the rate of every `StageDropout` of `model`; returns how many there are."""
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-              if isinstance(layer, StageDropout)]
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, StageDropout)
+    ]
     for layer in layers:
         layer.rate.assign(float(rate))
     return len(layers)
@@ -248,6 +278,7 @@ def relax_image_shape(dataset):
     Every stage's stream then has one element spec, so Keras' traced step
     (keyed by the input iterator's spec) is reused across stages.
     """
+
     def relax(images, labels):
         shape = [images.shape[0], None, None, images.shape[-1]]
         return tf.raw_ops.PlaceholderWithDefault(input=images, shape=shape), labels

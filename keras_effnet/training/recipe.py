@@ -30,12 +30,36 @@ import tensorflow as tf
 # Recipe table: (optimizer, base_lr, lr_batch_size, schedule, label_smoothing,
 # weight_decay, EMA window as a fraction of the run, EMA cap).
 RECIPES = {
-    "scratch": dict(name="adamw", base_lr=2e-3, lr_batch_size=64, schedule="cosine",
-                    label_smoothing=0.1, weight_decay=0.05, ema_fraction=0.05, ema_cap=0.9999),
-    "finetune": dict(name="adamw", base_lr=2e-3, lr_batch_size=64, schedule="cosine",
-                     label_smoothing=0.1, weight_decay=0.005, ema_fraction=0.05, ema_cap=0.9999),
-    "paper": dict(name="rmsprop", base_lr=0.016, lr_batch_size=256, schedule="exponential",
-                  label_smoothing=0.1, weight_decay=1e-5, ema_fraction=0.1, ema_cap=0.9999),
+    "scratch": dict(
+        name="adamw",
+        base_lr=2e-3,
+        lr_batch_size=64,
+        schedule="cosine",
+        label_smoothing=0.1,
+        weight_decay=0.05,
+        ema_fraction=0.05,
+        ema_cap=0.9999,
+    ),
+    "finetune": dict(
+        name="adamw",
+        base_lr=2e-3,
+        lr_batch_size=64,
+        schedule="cosine",
+        label_smoothing=0.1,
+        weight_decay=0.005,
+        ema_fraction=0.05,
+        ema_cap=0.9999,
+    ),
+    "paper": dict(
+        name="rmsprop",
+        base_lr=0.016,
+        lr_batch_size=256,
+        schedule="exponential",
+        label_smoothing=0.1,
+        weight_decay=1e-5,
+        ema_fraction=0.1,
+        ema_cap=0.9999,
+    ),
 }
 AUTO_BN_IMAGES = 512
 AUTO_CROP_MIN_AREA = 0.5
@@ -43,14 +67,14 @@ AUGMENT_MIN_STEPS = 2000
 
 
 def recipe_name(recipe, weights):
-    """"auto" -> "finetune" when starting from weights, else "scratch"."""
+    """ "auto" -> "finetune" when starting from weights, else "scratch"."""
     if recipe != "auto":
         return recipe
     return "finetune" if weights else "scratch"
 
 
 def auto_augment(dataset_kind, total_steps, min_steps=AUGMENT_MIN_STEPS):
-    """"none" for the bundled digits and for runs under `min_steps`, else "crop,flip".
+    """ "none" for the bundled digits and for runs under `min_steps`, else "crop,flip".
 
     Digits fill their 8x8 frame: any crop cuts strokes, a flip makes other
     digits. On short runs augmentation slows fitting more than it helps: on
@@ -86,11 +110,20 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         decay_epochs: exponential staircase period in epochs.
     """
 
-    def __init__(self, peak_lr, warmup_steps, total_steps, steps_per_epoch,
-                 kind="exponential", decay_rate=0.97, decay_epochs=2.4):
+    def __init__(
+        self,
+        peak_lr,
+        warmup_steps,
+        total_steps,
+        steps_per_epoch,
+        kind="exponential",
+        decay_rate=0.97,
+        decay_epochs=2.4,
+    ):
         if kind not in ("exponential", "cosine", "constant"):
             raise ValueError(
-                f'`kind` must be "exponential", "cosine" or "constant". Received: kind={kind!r}')
+                f'`kind` must be "exponential", "cosine" or "constant". Received: kind={kind!r}'
+            )
         self.peak_lr = float(peak_lr)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
@@ -116,9 +149,13 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {
-            "peak_lr": self.peak_lr, "warmup_steps": self.warmup_steps,
-            "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-            "kind": self.kind, "decay_rate": self.decay_rate, "decay_epochs": self.decay_epochs,
+            "peak_lr": self.peak_lr,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "steps_per_epoch": self.steps_per_epoch,
+            "kind": self.kind,
+            "decay_rate": self.decay_rate,
+            "decay_epochs": self.decay_epochs,
         }
 
 
@@ -136,9 +173,11 @@ class TF1RMSprop(keras.optimizers.RMSprop):
         keras.optimizers.Optimizer.build(self, var_list)
         self._velocities = self.add_optimizer_variables(var_list, "velocity", initializer="ones")
         self._momentums = (
-            self.add_optimizer_variables(var_list, "momentum") if self.momentum > 0 else [])
+            self.add_optimizer_variables(var_list, "momentum") if self.momentum > 0 else []
+        )
         self._average_gradients = (
-            self.add_optimizer_variables(var_list, "average_gradient") if self.centered else [])
+            self.add_optimizer_variables(var_list, "average_gradient") if self.centered else []
+        )
 
 
 def peak_learning_rate(base_lr, global_batch_size, lr_batch_size=256):
@@ -166,16 +205,22 @@ def make_optimizer(opt_config, schedule, ema_momentum):
     ema = dict(use_ema=ema_momentum > 0, ema_momentum=ema_momentum if ema_momentum > 0 else 0.99)
     if opt_config.name == "adamw":
         optimizer = keras.optimizers.AdamW(
-            learning_rate=schedule, weight_decay=opt_config.weight_decay, **ema)
+            learning_rate=schedule, weight_decay=opt_config.weight_decay, **ema
+        )
         # BatchNorm scale/offset and biases are not decayed.
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
         return optimizer
     if opt_config.name == "rmsprop":
         return TF1RMSprop(
-            learning_rate=schedule, rho=opt_config.rho, momentum=opt_config.momentum,
-            epsilon=opt_config.epsilon, **ema)
+            learning_rate=schedule,
+            rho=opt_config.rho,
+            momentum=opt_config.momentum,
+            epsilon=opt_config.epsilon,
+            **ema,
+        )
     return keras.optimizers.SGD(
-        learning_rate=schedule, momentum=opt_config.momentum, nesterov=True, **ema)
+        learning_rate=schedule, momentum=opt_config.momentum, nesterov=True, **ema
+    )
 
 
 class KernelL2:
@@ -229,8 +274,9 @@ def ema_weights(model):
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer.
     averages = {}
     if optimizer is not None and getattr(optimizer, "use_ema", False) and optimizer.built:
-        for var, avg in zip(optimizer._trainable_variables,
-                            optimizer._model_variables_moving_average):
+        for var, avg in zip(
+            optimizer._trainable_variables, optimizer._model_variables_moving_average
+        ):
             if avg is not None:
                 averages[id(var)] = avg
     return [keras.ops.convert_to_numpy(averages.get(id(v), v)) for v in model.weights]

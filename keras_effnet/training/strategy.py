@@ -94,7 +94,9 @@ def parse_tf_config(raw=None):
     if isinstance(index, bool) or not isinstance(index, int):
         raise bad(f"task index {index!r} is not an int")
     if not 0 <= index < len(cluster[task_type]):
-        raise bad(f"task index {index} is out of range for {len(cluster[task_type])} {task_type}(s)")
+        raise bad(
+            f"task index {index} is out of range for {len(cluster[task_type])} {task_type}(s)"
+        )
     return config
 
 
