@@ -52,8 +52,9 @@ def main(argv):
     print(format_table(results))
     print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     if _OUTPUT_JSON.value:
-        with open(_OUTPUT_JSON.value, "w") as f:
-            json.dump(results if len(results) > 1 else results[0], f, indent=2)
+        from keras_effnet import io
+
+        io.write_json_atomic(_OUTPUT_JSON.value, results if len(results) > 1 else results[0])
 
 
 if __name__ == "__main__":

@@ -76,11 +76,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             ],
             **(self.extra_state() if self.extra_state else {}),
         }
-        tmp_meta = io.temp_path(self._training_metadata_path)
-        with open(tmp_meta, "w") as f:
-            json.dump(meta, f)
+        # Weights first, then the metadata that names their epoch: a kill in
+        # between leaves new weights under the old epoch, which a resume redoes.
         os.replace(tmp_weights, self._weights_path)
-        os.replace(tmp_meta, self._training_metadata_path)
+        io.write_json_atomic(self._training_metadata_path, meta)
         self._saved = (
             self._current_epoch,
             [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables],

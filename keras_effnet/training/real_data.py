@@ -24,10 +24,10 @@ directory, then rename); an existing folder is reused.
 
 import gzip
 import os
-import shutil
-import tempfile
 
 import numpy as np
+
+from keras_effnet import io
 
 DATASETS = ("mnist5k", "fashion", "photos")
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -194,16 +194,10 @@ def build(name, root, train_per_class=200, test_per_class=100, seed=0, patch_siz
     from PIL import Image
 
     splits = _splits(name, train_per_class, test_per_class, seed, patch_size)
-    os.makedirs(root, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=root, prefix=".tmp-")
-    try:
+    with io.atomic_directory(path) as tmp:
         for split, (images, classes) in splits.items():
             for i, (image, cls) in enumerate(zip(images, classes)):
                 directory = os.path.join(tmp, split, cls)
                 os.makedirs(directory, exist_ok=True)
                 Image.fromarray(image).save(os.path.join(directory, f"{i:05d}.png"))
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
