@@ -79,7 +79,12 @@ def test_study_writes_documented_tables(tiny_study):
         assert row["timing_method"] == "interleaved (2 models, min of 2 rounds)"
         for column in ("fit_images_per_s", "solo_keras_latency_ms", "solo_tflite_int8_latency_ms"):
             assert row[column] > 0, column
-        assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
+        # The int8 guard may keep layers of these barely trained models in float.
+        assert isinstance(row["tflite_int8_guard_met"], bool)
+        if row["tflite_int8_float_layers"] == 0:
+            assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
+        else:
+            assert row["tflite_int8_mib"] < row["tflite_fp32_mib"]
         assert row["graph_layers"] > row["tflite_fp32_ops"] / 2
         assert row["train_loss"] > 0
         for column in (
