@@ -17,7 +17,9 @@ def write_bytes_atomic(path, data):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=os.path.basename(path)
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -105,19 +107,37 @@ def atomic_directory(path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_temp_files(directory):
     """Deletes temporary files a killed process left in `directory` (not recursive).
 
     Returns the names removed. Only names made by `temp_path` or
-    `write_bytes_atomic` (prefix `TEMP_PREFIX`) are touched.
+    `write_bytes_atomic` (prefix `TEMP_PREFIX` + the writer's pid) are touched,
+    and none of a process that is still running: workers of one multi-worker
+    run share the directory and write at the same time.
     """
     if not os.path.isdir(directory):
         return []
-    stale = [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX)]
-    for name in stale:
+    stale = []
+    for name in os.listdir(directory):
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        pid = name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
         path = os.path.join(directory, name)
         if os.path.isfile(path):
             os.remove(path)
+            stale.append(name)
     return stale
 
 
