@@ -51,15 +51,25 @@ def temp_path(path, suffix=""):
     return os.path.join(directory or ".", f"{TEMP_PREFIX}{os.getpid()}-{name}{suffix}")
 
 
-def save_model_atomic(model, path):
-    """`model.save(path)` through a temporary .keras file in the same directory."""
-    tmp = temp_path(path, ".keras")
+def _save_atomic(save, path, suffix):
+    """`save(tmp)` to a temporary name ending in `suffix` (Keras checks it), then rename."""
+    tmp = temp_path(path, suffix)
     try:
-        model.save(tmp)
+        save(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_model_atomic(model, path):
+    """`model.save(path)` through a temporary .keras file in the same directory."""
+    _save_atomic(model.save, path, ".keras")
+
+
+def save_weights_atomic(model, path):
+    """`model.save_weights(path)` through a temporary .weights.h5 file in the same directory."""
+    _save_atomic(lambda tmp: model.save_weights(tmp, overwrite=True), path, ".weights.h5")
 
 
 def copy_atomic(src, dst):

@@ -136,20 +136,10 @@ def _preprocess(x, kind, weights):
 
 
 def _block(args, plan):
-    if args.fused:
-        return FusedMBConv(
-            args.filters_in,
-            args.filters_out,
-            kernel_size=args.kernel_size,
-            strides=args.strides,
-            expand_ratio=args.expand_ratio,
-            se_ratio=args.se_ratio,
-            drop_rate=args.drop_rate,
-            activation=plan.activation,
-            bn_momentum=plan.bn_momentum,
-            name=args.name,
-        )
-    return MBConv(
+    layer, extra = (
+        (FusedMBConv, {}) if args.fused else (MBConv, {"depthwise_name": plan.depthwise_name})
+    )
+    return layer(
         args.filters_in,
         args.filters_out,
         kernel_size=args.kernel_size,
@@ -159,8 +149,8 @@ def _block(args, plan):
         drop_rate=args.drop_rate,
         activation=plan.activation,
         bn_momentum=plan.bn_momentum,
-        depthwise_name=plan.depthwise_name,
         name=args.name,
+        **extra,
     )
 
 

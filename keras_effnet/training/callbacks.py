@@ -66,8 +66,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        tmp_weights = io.temp_path(self._weights_path, ".weights.h5")
-        self.model.save_weights(tmp_weights, overwrite=True)
         meta = {
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
@@ -78,7 +76,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         }
         # Weights first, then the metadata that names their epoch: a kill in
         # between leaves new weights under the old epoch, which a resume redoes.
-        os.replace(tmp_weights, self._weights_path)
+        io.save_weights_atomic(self.model, self._weights_path)
         io.write_json_atomic(self._training_metadata_path, meta)
         self._saved = (
             self._current_epoch,
