@@ -61,10 +61,12 @@ def finish_tflite(
     latency_runs=50,
     extra=None,
     add_metadata=True,
+    file_entries=None,
 ):
     """Census, metadata, verification and atomic write of converted bytes.
 
     The second half of `export_tflite`, public for converters elsewhere (QAT).
+    The one writer of the report: it is written once, after the file.
 
     Args:
         tflite_bytes: Converted model without metadata.
@@ -78,6 +80,9 @@ def finish_tflite(
         threads, latency_runs: LiteRT verification settings.
         extra: Additional JSON-ready entries for the report.
         add_metadata: Write MediaPipe/Android metadata.
+        file_entries: None or a function (final .tflite bytes, with metadata)
+            -> more report entries, for figures of the written file (e.g. its
+            gzip size).
 
     Returns:
         The report dict (also written as JSON).
@@ -108,6 +113,8 @@ def finish_tflite(
             latency_runs=latency_runs,
         )
     )
+    if file_entries is not None:
+        report.update(file_entries(tflite_bytes))
     io.write_bytes_atomic(output, tflite_bytes)
     io.write_json_atomic(report_path(output), report)
     return report
@@ -133,6 +140,8 @@ def export_tflite(
     search_split="validation",
     search_limit=500,
     add_metadata=True,
+    extra=None,
+    file_entries=None,
 ):
     """Exports `model` in `mode` to `output`, verified, with metadata.
 
@@ -163,6 +172,8 @@ def export_tflite(
         layer_report: int8 only: put the per-layer error report in the JSON.
         search_split, search_limit: Data for the denylist search.
         add_metadata: Write MediaPipe/Android metadata (TFLite modes).
+        extra: Additional JSON-ready entries for the report.
+        file_entries: TFLite modes: see `finish_tflite`.
 
     Returns:
         The verification report (also written to `<output>.verify.json`).
@@ -191,6 +202,7 @@ def export_tflite(
         "dynamic_batch": bool(dynamic_batch),
         "input_size": list(size),
         "denylist": [],
+        **(extra or {}),
     }
 
     if mode == "savedmodel":
@@ -245,6 +257,7 @@ def export_tflite(
         latency_runs=latency_runs,
         extra=extra,
         add_metadata=add_metadata,
+        file_entries=file_entries,
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from keras_effnet import graph
+from keras_effnet import export, graph
 from keras_effnet.export import datasets, verification
 from keras_effnet.export.quant import qat, translate
 
@@ -248,7 +248,8 @@ def test_lite_variant_is_integer_only_with_int8_and_float_io(digits):
     assert "LOGISTIC" not in result.census["ops"]  # relu6, no SE
     assert result.census["io"]["inputs"][0]["dtype"] == "int8"
     assert result.census["io"]["outputs"][0]["dtype"] == "int8"
-    census = qat.check_integer_only(qat.convert(result.qat_model, "float32"))
+    census = export.op_census(qat.convert_qat(result.qat_model, "float32"))
+    export.check_integer_only(census)
     assert census["io"]["inputs"][0]["dtype"] == "float32"
     assert census["ops"]["QUANTIZE"] >= 1 and census["ops"]["DEQUANTIZE"] == 1
 
@@ -261,7 +262,7 @@ def test_check_integer_only_names_float_ops():
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
     float_tflite = converter.convert(keras.Model(inputs, outputs), "fp32")
     with pytest.raises(ValueError, match="CONV_2D"):
-        qat.check_integer_only(float_tflite)
+        export.check_integer_only(export.op_census(float_tflite))
 
 
 def test_bad_arguments_name_the_argument():

@@ -20,7 +20,6 @@ import keras
 import numpy as np
 
 from keras_effnet import graph as flatten
-from keras_effnet import io
 from keras_effnet.export.quant import finetune, translate
 
 SCHEDULES = ("constant", "polynomial")
@@ -337,14 +336,20 @@ def export_pruned(
         data_dir=data_dir,
         seed=seed,
     )
-    result = pipeline.export_tflite(
-        pruned, mode, output, dataset=dataset, data_dir=data_dir, **export_kwargs
+
+    def file_entries(data):
+        return {
+            "pruning": dict(report, tflite=tflite_weight_sparsity(data)),
+            "gzip_size_bytes": gzip_size(data),
+        }
+
+    return pipeline.export_tflite(
+        pruned,
+        mode,
+        output,
+        dataset=dataset,
+        data_dir=data_dir,
+        extra={"pruning": report},
+        file_entries=file_entries,
+        **export_kwargs,
     )
-    if mode != "savedmodel":
-        with open(output, "rb") as f:
-            data = f.read()
-        report["tflite"] = tflite_weight_sparsity(data)
-        result["gzip_size_bytes"] = gzip_size(data)
-    result["pruning"] = report
-    io.write_json_atomic(pipeline.report_path(output), result)
-    return result

@@ -4,9 +4,10 @@ Path (README "Quantization-aware training ... How it works"): Keras 3 model -> `
 tf_keras graph with the same layer names and weights, outputs checked; every
 sigmoid split into its own layer) -> `qat_graph.quantize` (annotate +
 `quantize_apply`) -> `qat_graph.init_ranges` -> fine-tune on the training
-data (optionally under a tf.distribute strategy) -> `qat_graph.convert`
-(int8 with uint8/int8/float32 I/O) -> op census (fails on any float op) ->
-the export pipeline's metadata and verification (`export_qat`).
+data (optionally under a tf.distribute strategy) -> `qat_graph.convert_qat`
+(int8 with uint8/int8/float32 I/O) -> op census (`census.check_integer_only`
+fails on any float op) -> the export pipeline's metadata and verification
+(`export_qat`).
 
 Optional magnitude pruning first (`prune=0.5`): prune, strip, then
 pruning-preserving QAT.
@@ -17,13 +18,13 @@ import os
 
 import numpy as np
 
-from keras_effnet import io, litert
+from keras_effnet import litert
+from keras_effnet.export import census as census_lib
 from keras_effnet.export.quant import finetune, translate
 from keras_effnet.export.quant.qat_graph import (
     IO_TYPES,
     annotate,
-    check_integer_only,
-    convert,
+    convert_qat,
     init_ranges,
     qat_scope,
     quantize,
@@ -33,8 +34,7 @@ __all__ = [
     "IO_TYPES",
     "QATResult",
     "annotate",
-    "check_integer_only",
-    "convert",
+    "convert_qat",
     "export_qat",
     "finish_qat",
     "init_ranges",
@@ -163,8 +163,9 @@ def quantization_aware_training(
     history["qat"] = finetune.fine_tune(
         qat_model, dataset, epochs=epochs, from_logits=from_logits, **settings
     )
-    tflite = convert(qat_model, io_type)
-    census = check_integer_only(tflite)
+    tflite = convert_qat(qat_model, io_type)
+    census = census_lib.op_census(tflite)
+    census_lib.check_integer_only(census)
     if pruning is not None:
         pruning["tflite"] = prune_lib.tflite_weight_sparsity(tflite)
     return QATResult(tflite, qat_model, census, history, pruning)
@@ -350,7 +351,7 @@ def finish_qat(
     }
     if result.pruning is not None:
         extra["pruning"] = result.pruning
-    report = pipeline.finish_tflite(
+    return pipeline.finish_tflite(
         result.tflite,
         predict_fn(result.qat_model, io=result.census["io"]["inputs"][0]),
         output,
@@ -362,7 +363,5 @@ def finish_qat(
         latency_runs=latency_runs,
         extra=extra,
         add_metadata=add_metadata,
+        file_entries=lambda data: {"gzip_size_bytes": prune_lib.gzip_size(data)},
     )
-    report["gzip_size_bytes"] = prune_lib.gzip_size(output)
-    io.write_json_atomic(pipeline.report_path(output), report)
-    return report

@@ -1,4 +1,4 @@
-"""The QAT graph: annotate, quantize, start ranges, convert, census.
+"""The QAT graph: annotate, quantize, start ranges, convert.
 
 Works on the flat tf_keras model from `translate.translate_model(...,
 split_sigmoid=True)`; `qat.py` strings the steps together. Quantizers (the
@@ -366,12 +366,14 @@ def init_ranges(qat_model, float_model, images, batch_size=32):
     return len(targets)
 
 
-def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
+def convert_qat(qat_model, io_type="uint8", *, dynamic_batch=False):
     """Converts a QAT tf_keras model to int8 .tflite bytes.
 
     No representative dataset: every range comes from the fake-quant nodes.
     `supported_ops` is left at the default on purpose (TFLITE_BUILTINS_INT8
-    would demand calibration data); `check_integer_only` enforces the result.
+    would demand calibration data); `census.check_integer_only` enforces the
+    result. (`converter.convert` is the post-training conversion of a Keras 3
+    model; this one converts the fake-quant graph.)
 
     Args:
       qat_model: From `quantize` (after fine-tuning).
@@ -398,12 +400,3 @@ def convert(qat_model, io_type="uint8", *, dynamic_batch=False):
             converter.inference_input_type = tf.as_dtype(io_type)
             converter.inference_output_type = tf.as_dtype(io_type)
         return converter.convert()
-
-
-def check_integer_only(tflite_bytes):
-    """Op census; raises ValueError naming every op that computes in float."""
-    from keras_effnet.export import census as census_lib  # pylint: disable=import-outside-toplevel
-
-    census = census_lib.op_census(tflite_bytes)
-    census_lib.check_integer_only(census)
-    return census
