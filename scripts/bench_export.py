@@ -1,6 +1,7 @@
 r"""Benchmarks every export mode: accuracy vs float, size, LiteRT latency.
 
-Example (offline digits; ~15 minutes on 2 quiet cores):
+Example (offline digits; each variant trains with the default recipe, as
+scripts/train.py does, into --model_dir/<variant>):
   python scripts/bench_export.py --variants=lite0,b0 --train_size=64 \
       --epochs=10 --latency_size=224 --threads=2 --output=bench_export.json
 
@@ -23,14 +24,18 @@ _MAX_ACCURACY_DROP = flags.DEFINE_float(
     "top-1 loss is at most this (points); negative: skip.",
 )
 _OUTPUT = flags.DEFINE_string("output", "bench_export.json", "JSON results.")
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", "runs/bench_export", "Training runs (one per variant; finished ones are reused)."
+)
 
 
 def main(argv):
     del argv
-    from keras_effnet.export import bench  # pylint: disable=import-outside-toplevel
+    from keras_effnet.bench import export as bench  # pylint: disable=import-outside-toplevel
 
     results = bench.run(
         _VARIANTS.value,
+        _MODEL_DIR.value,
         train_size=_TRAIN_SIZE.value,
         epochs=_EPOCHS.value,
         latency_size=_LATENCY_SIZE.value,

@@ -25,7 +25,7 @@ _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Write the results here.")
 
 def main(argv):
     del argv
-    from keras_effnet.training import bench
+    from keras_effnet.bench import input_pipeline as bench
 
     try:
         config = config_lib.config_from_flags(

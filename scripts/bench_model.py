@@ -18,7 +18,7 @@ _JSON = flags.DEFINE_string("json", None, "Optional path for the results as JSON
 
 def main(argv):
     del argv
-    from keras_effnet.benchmark import compare_b0_with_keras_applications
+    from keras_effnet.bench.model import compare_b0_with_keras_applications
 
     rows = []
     print(

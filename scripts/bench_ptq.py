@@ -60,7 +60,7 @@ def main(argv):
 
     import keras
 
-    from keras_effnet.export import bench
+    from keras_effnet.bench import ptq as bench
     from keras_effnet.io import write_json_atomic, write_text_atomic
 
     os.makedirs(_OUTPUT_DIR.value, exist_ok=True)

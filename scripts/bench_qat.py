@@ -5,7 +5,8 @@ Example (the figures in the README):
       --train_epochs=30 --qat_epochs=2 --model_dir=runs/bench_qat \
       --output_json=runs/bench_qat/results.json
 
-Trained float models are cached in --model_dir and reused.
+The float models train with the default recipe (as scripts/train.py does) into
+--model_dir/<variant>_<image_size>; finished runs there are reused.
 """
 
 from absl import app, flags
@@ -13,7 +14,9 @@ from absl import app, flags
 _VARIANTS = flags.DEFINE_list("variants", ["b0", "lite0"], "Variants to compare.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input resolution.")
 _DATASET = flags.DEFINE_string("dataset", "digits", "Dataset name or folder.")
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Cache of trained float models.")
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", "runs/bench_qat", "Float training runs (finished ones are reused)."
+)
 _TRAIN_EPOCHS = flags.DEFINE_integer("train_epochs", 30, "Float epochs.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "QAT epochs.")
 _QAT_LR = flags.DEFINE_float("qat_learning_rate", 3e-5, "QAT learning rate.")
@@ -24,13 +27,13 @@ _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Results JSON path.")
 
 def main(argv):
     del argv
-    from keras_effnet.export import qat_bench  # pylint: disable=import-outside-toplevel
+    from keras_effnet.bench import qat as bench  # pylint: disable=import-outside-toplevel
 
-    qat_bench.run(
+    bench.run(
         _VARIANTS.value,
         _IMAGE_SIZE.value,
+        _MODEL_DIR.value,
         dataset=_DATASET.value,
-        model_dir=_MODEL_DIR.value,
         train_epochs=_TRAIN_EPOCHS.value,
         qat_epochs=_QAT_EPOCHS.value,
         qat_learning_rate=_QAT_LR.value,

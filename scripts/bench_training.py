@@ -94,7 +94,8 @@ def _transfer(out):
     import os
 
     from keras_effnet import io
-    from keras_effnet.training import bench, real_data
+    from keras_effnet.bench import training as bench
+    from keras_effnet.training import real_data
 
     if len(_TRANSFER.value) != 2:
         raise app.UsageError(
@@ -139,7 +140,8 @@ def _progressive(out):
     import os
 
     from keras_effnet import io
-    from keras_effnet.training import bench, real_data
+    from keras_effnet.bench import progressive as bench
+    from keras_effnet.training import real_data
 
     path = os.path.join(out, "progressive.json")
     rows = []
@@ -206,7 +208,8 @@ def main(argv):
     import keras
 
     from keras_effnet import io
-    from keras_effnet.training import bench, real_data
+    from keras_effnet.bench import training as bench
+    from keras_effnet.training import real_data
 
     out = _OUTPUT_DIR.value
     if _TRANSFER.value:
@@ -238,8 +241,13 @@ def main(argv):
                     row = bench.baseline_run(folder, _IMAGE_SIZE.value, _EPOCHS.value, seed)
                 else:
                     run_dir = os.path.join(out, "runs", f"{name}-{method}-s{seed}")
-                    row = bench.recipe_run(
-                        folder, method, _IMAGE_SIZE.value, _EPOCHS.value, seed, run_dir
+                    row = bench.train_briefly(
+                        method,
+                        run_dir,
+                        dataset=folder,
+                        image_size=_IMAGE_SIZE.value,
+                        epochs=_EPOCHS.value,
+                        seed=seed,
                     )
                 row.update(dataset=name, method=method, seed=seed, **settings)
                 rows.append(row)

@@ -245,29 +245,6 @@ def _five_class_folder(root):
     return str(folder)
 
 
-def test_input_pipeline_benchmark_reports_both_rates():
-    from keras_effnet.training import bench
-
-    config = config_lib.config_from_flags(
-        {
-            "model": "b0",
-            "width": 0.25,
-            "depth": 0.25,
-            "image_size": 32,
-            "batch_size": 8,
-            "augment": "crop,flip",
-            "strategy": "cpu",
-            "model_dir": "unused",
-        }
-    )
-    result = bench.benchmark_input_pipeline(config, steps=4, skip=1, repeats=1)
-    assert result["global_batch_size"] == 8 and result["augment"] == "crop,flip"
-    assert result["bare_images_per_sec"] > 0 and result["end_to_end_images_per_sec"] > 0
-    assert result["ratio"] == pytest.approx(
-        result["end_to_end_images_per_sec"] / result["bare_images_per_sec"]
-    )
-
-
 def _resolved(**flags):
     from keras_effnet import data
     from keras_effnet.training import loop

@@ -47,7 +47,7 @@ def _emit(phase):
 
 
 def _median_images_per_s(step, timing):
-    from keras_effnet.benchmark import interleaved_throughput
+    from keras_effnet.bench.timing import interleaved_throughput
 
     result = interleaved_throughput(
         {"step": step},
@@ -234,7 +234,7 @@ def _measure(cell, cell_id, artifacts_dir):
 
     import keras_effnet
     from keras_effnet import data
-    from keras_effnet.benchmark import InferenceStep
+    from keras_effnet.bench.timing import InferenceStep
 
     started, load_start = time.perf_counter(), memory.load_average()
     spec, res, batch, seed = cell["model"], cell["resolution"], cell["batch_size"], cell["seed"]

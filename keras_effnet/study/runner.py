@@ -42,7 +42,7 @@ class MeasureSettings:
         threads: LiteRT threads.
         latency_runs: LiteRT timed invocations (median reported).
         timing_iterations, timing_repeats, timing_warmup: Keras timing rounds
-            (`keras_effnet.benchmark.interleaved_throughput`).
+            (`keras_effnet.bench.timing.interleaved_throughput`).
         interleaved: after the cells, time all models again in one process in
             alternating rounds (`timing`) and report those figures (robust to
             a changing background load); per-cell figures stay as solo_*.

@@ -4,7 +4,7 @@ Per-cell timings are taken minutes apart; on a shared machine (here: 2 cores,
 several engineers) the background load changes in between, and a ratio of two
 such timings mixes model cost with load. This pass builds every model of the
 study in one worker, loads every saved .tflite, and times them in alternating
-rounds (A, B, C, A, B, C, ...; `keras_effnet.benchmark.interleaved_throughput`),
+rounds (A, B, C, A, B, C, ...; `keras_effnet.bench.model.time_models`),
 reporting medians: a load change then hits all models alike.
 
 Measured per model: Keras inference latency at batch 1, training throughput
@@ -23,7 +23,7 @@ import json
 import os
 import statistics
 
-from keras_effnet.study import results
+from keras_effnet.study import results, specs
 
 
 def _emit(phase):
@@ -69,70 +69,38 @@ def make_job(jobs, rows, settings, artifacts_dir):
     return f"interleaved-timing-{digest}", job
 
 
-class _Invoke:
-    """One LiteRT invocation at batch 1 (a step for interleaved_throughput)."""
-
-    batch_size = 1
-
-    def __init__(self, path, threads):
-        from keras_effnet import litert
-
-        self.runner = litert.Runner(path, threads)
-        self.runner.prime()
-
-    def __call__(self):
-        self.runner.invoke()
-
-
 def measure_interleaved(job):
-    """Times every model of `job` in alternating rounds.
+    """Times every model of `job` in alternating rounds (`keras_effnet.bench.model.time_models`).
 
     Returns:
         {cell_id: {column: [per-round milliseconds]}} for keras_latency_ms,
         train_ms_per_image and tflite_<mode>_latency_ms.
     """
+    # Local: the study's parent process imports this module for `make_job`
+    # and `apply` and stays free of TensorFlow; only the worker loads it.
     import keras
 
-    from keras_effnet.benchmark import InferenceStep, TrainStep, interleaved_throughput
-    from keras_effnet.study import specs
+    from keras_effnet.bench import model as model_bench
 
     keras.utils.set_random_seed(job["seed"])
-    timing, jit = job["timing"], job["jit_compile"]
-    rounds = {m["id"]: {} for m in job["models"]}
     models = {}
     for m in job["models"]:
         _emit(f"build {m['id'].split('@')[0]}")
         models[m["id"]] = specs.build(m["spec"], m["resolution"], m["classes"])
-
-    _emit("keras latency")
-    steps = {key: InferenceStep(model, 1, jit_compile=jit) for key, model in models.items()}
-    for key, r in interleaved_throughput(steps, **timing).items():
-        rounds[key]["keras_latency_ms"] = [1000.0 / v for v in r["rounds"]]
-    del steps
-
-    _emit("train throughput")
-    steps = {
-        key: TrainStep(model, job["batch_size"], jit_compile=jit) for key, model in models.items()
+    tflite = {
+        m["id"]: {mode: os.path.join(job["artifacts_dir"], f) for mode, f in m["tflite"].items()}
+        for m in job["models"]
     }
-    for key, r in interleaved_throughput(steps, **timing).items():
-        rounds[key]["train_ms_per_image"] = [1000.0 / v for v in r["rounds"]]
-    del steps, models
-
-    modes = sorted({mode for m in job["models"] for mode in m["tflite"]})
-    iterations = 10
-    repeats = max(timing["repeats"], job["latency_runs"] // iterations)
-    for mode in modes:
-        _emit(f"litert {mode}")
-        steps = {
-            m["id"]: _Invoke(os.path.join(job["artifacts_dir"], m["tflite"][mode]), job["threads"])
-            for m in job["models"]
-            if mode in m["tflite"]
-        }
-        for key, r in interleaved_throughput(
-            steps, iterations=iterations, repeats=repeats, warmup=10
-        ).items():
-            rounds[key][f"tflite_{mode}_latency_ms"] = [1000.0 / v for v in r["rounds"]]
-    return rounds
+    return model_bench.time_models(
+        models,
+        tflite,
+        batch_size=job["batch_size"],
+        timing=job["timing"],
+        jit_compile=job["jit_compile"],
+        threads=job["threads"],
+        latency_runs=job["latency_runs"],
+        on_phase=_emit,
+    )
 
 
 STATISTICS = ("min", "median")

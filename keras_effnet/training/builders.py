@@ -1,6 +1,6 @@
 """The pieces a run is made of: the compiled training model and its datasets.
 
-`train` (loop.py) and the benchmarks (bench.py) build runs from these, so a
+`train` (loop.py) and the benchmarks (`keras_effnet.bench`) build runs from these, so a
 benchmark measures exactly the model and input pipeline a run trains.
 """
 

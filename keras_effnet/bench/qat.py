@@ -1,66 +1,26 @@
 """Float vs post-training int8 vs QAT int8 on the same models and test data.
 
 Library half of scripts/bench_qat.py. For each variant: train (or reuse) a
-float Keras 3 model on a dataset at a small resolution, then measure on the
-test split the float Keras top-1, and for the fp32, PTQ int8 and QAT int8
-.tflite files their top-1, size, gzip size and LiteRT latency.
+float model on a dataset at a small resolution with `training.train_briefly`
+(the default recipe), then measure on the test split the float Keras top-1,
+and for the fp32, PTQ int8 and QAT int8 .tflite files their top-1, size, gzip
+size and LiteRT latency.
 """
 
 import json
 import os
 import time
 
-import keras
 import numpy as np
 
 from keras_effnet import io
-from keras_effnet.export import datasets
+from keras_effnet.bench.training import train_briefly
+from keras_effnet.export import converter, datasets, verification
 from keras_effnet.export.quant import prune as prune_lib
 from keras_effnet.export.quant import qat
 
 
-def train_float(
-    variant,
-    image_size,
-    dataset="digits",
-    *,
-    epochs=30,
-    batch_size=32,
-    learning_rate=2e-3,
-    seed=0,
-    data_dir=None,
-):
-    """Trains `keras_effnet.get_model(variant)` from scratch (Adam, cosine)."""
-    import keras_effnet  # pylint: disable=import-outside-toplevel
-    from keras_effnet import data  # pylint: disable=import-outside-toplevel
-
-    keras.utils.set_random_seed(seed)
-    info = data.dataset_info(dataset, data_dir=data_dir)
-    model = keras_effnet.get_model(
-        variant, weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes
-    )
-    steps = info.splits["train"] // batch_size
-    train = data.load_dataset(
-        dataset,
-        "train",
-        image_size,
-        batch_size,
-        data_dir=data_dir,
-        shuffle=True,
-        drop_remainder=True,
-        seed=seed,
-    )
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps)
-    model.compile(
-        keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    model.fit(train, epochs=epochs, verbose=0)
-    return model
-
-
 def _tflite_row(name, tflite, images, labels, threads, latency_runs):
-    from keras_effnet.export import verification  # pylint: disable=import-outside-toplevel
-
     out = verification.run_tflite(tflite, images, threads=threads)
     lat = verification.latency(tflite, threads=threads, runs=latency_runs)
     return {
@@ -75,9 +35,9 @@ def _tflite_row(name, tflite, images, labels, threads, latency_runs):
 def bench_variant(
     variant,
     image_size,
+    model_dir,
     *,
     dataset="digits",
-    model_dir=None,
     train_epochs=30,
     qat_epochs=2,
     qat_learning_rate=3e-5,
@@ -86,26 +46,24 @@ def bench_variant(
     latency_runs=50,
     seed=0,
 ):
-    """All figures for one variant; trains the float model unless cached.
+    """All figures for one variant; trains the float model unless `model_dir` has it.
+
+    The float model is `train_briefly`'s best.keras in
+    `model_dir`/<variant>_<image_size>; a finished run there is reused.
 
     Returns:
       A JSON-ready dict with "float_top1" and rows for fp32 / ptq_int8 /
       qat_int8 (top1, size, gzip size, latency), plus QAT-vs-TFLite agreement.
     """
-    from keras_effnet.export import converter  # pylint: disable=import-outside-toplevel
-
-    path = None
-    if model_dir:
-        path = os.path.join(model_dir, f"{variant}_{image_size}.keras")
-    start = time.time()
-    if path and os.path.isfile(path):
-        model = keras.saving.load_model(path, compile=False)
-    else:
-        model = train_float(variant, image_size, dataset, epochs=train_epochs, seed=seed)
-        if path:
-            os.makedirs(model_dir, exist_ok=True)
-            io.save_model_atomic(model, path)
-    train_s = time.time() - start
+    trained = train_briefly(
+        variant,
+        os.path.join(model_dir, f"{variant}_{image_size}"),
+        dataset=dataset,
+        image_size=image_size,
+        epochs=train_epochs,
+        seed=seed,
+    )
+    model = io.load_model(trained["best_model_path"])
     size = (image_size, image_size)
     images, labels = datasets.load_arrays(dataset, "test", size)
     calibration, _ = datasets.load_arrays(
@@ -118,7 +76,8 @@ def bench_variant(
         "dataset": dataset,
         "num_test": int(len(labels)),
         "float_top1": float(np.mean(float_out.argmax(-1) == labels)),
-        "train_seconds": train_s,
+        "train_seconds": trained["wall_s"],
+        "recipe": trained["recipe"]["recipe"],
         "rows": [],
     }
     for mode in ("fp32", "int8"):
@@ -171,11 +130,11 @@ def format_results(results):
     return "\n".join(lines)
 
 
-def run(variants, image_size, *, output_json=None, **kwargs):
+def run(variants, image_size, model_dir, *, output_json=None, **kwargs):
     """Benchmarks `variants`; prints and optionally writes JSON atomically."""
     results = []
     for variant in variants:
-        results.append(bench_variant(variant, image_size, **kwargs))
+        results.append(bench_variant(variant, image_size, model_dir, **kwargs))
         print(format_results(results[-1:]), flush=True)
     if output_json:
         io.write_json_atomic(output_json, results)

@@ -1,0 +1,17 @@
+"""Measurement: every benchmark of the package and the timing primitives they share.
+
+    timing.py          the one interleaved timing loop; TrainStep, InferenceStep,
+                       LiteRTStep; interleaved_throughput, interleaved_latency
+    model.py           our B0 vs keras.applications; the study's interleaved pass
+    training.py        train_briefly (the one brief training: `loop.train`),
+                       the naive baseline, transfer runs
+    progressive.py     progressive learning off vs on: time to an accuracy, plot
+    input_pipeline.py  end-to-end vs bare training step; precision and XLA switches
+    export.py          accuracy, size and LiteRT latency of every export mode
+    ptq.py             post-training int8 of recipe-trained models
+    qat.py             float vs PTQ int8 vs QAT int8
+
+Imports point one way: scripts and the study use this package; it uses
+`keras_effnet.training`, `keras_effnet.export` and the model core, and they
+never import it (README, "Package map").
+"""

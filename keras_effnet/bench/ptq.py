@@ -1,0 +1,109 @@
+"""Post-training int8 of models trained with the default recipe (README, "Why B models
+lose accuracy under post-training int8").
+
+Float vs plain int8 (every op quantized) vs the file the default export writes
+(the accuracy guard, `keras_effnet.export.pipeline.guarded_int8`), scored on
+the digits validation and test splits, with the quantization debugger's worst
+layers.
+"""
+
+from keras_effnet.bench.training import train_briefly
+from keras_effnet.export import converter, datasets, debug, pipeline, verification
+
+
+def ptq_run(
+    name,
+    seed,
+    model_dir,
+    *,
+    image_size=64,
+    epochs=10,
+    num_calibration=200,
+    report_layers=8,
+    **train_overrides,
+):
+    """Post-training int8 of a variant trained with the default recipe on digits.
+
+    Trains `name` with `train_briefly` (the recipe users get, plus
+    `train_overrides` in flag names) into `model_dir`, then measures its
+    best.keras with `ptq_figures`.
+
+    Returns:
+        The `ptq_figures` dict plus model, epochs, train_seconds,
+        train_accuracy and overrides.
+    """
+    run = train_briefly(
+        name, model_dir, image_size=image_size, epochs=epochs, seed=seed, **train_overrides
+    )
+    row = {
+        "model": name,
+        "epochs": epochs,
+        "train_seconds": run["wall_s"],
+        "train_accuracy": run["train_accuracy"],
+        "overrides": train_overrides,
+    }
+    row.update(
+        ptq_figures(
+            run["best_model_path"],
+            seed,
+            image_size=image_size,
+            num_calibration=num_calibration,
+            report_layers=report_layers,
+        )
+    )
+    return row
+
+
+def ptq_figures(
+    model_path, seed, *, image_size=64, num_calibration=200, report_layers=8, max_accuracy_drop=1.0
+):
+    """Float vs int8 top-1 of a digits model: plain int8 and the export's default file.
+
+    Plain int8 quantizes every op (no float fallback). The default file is
+    what `export_tflite` writes with the accuracy guard at `max_accuracy_drop`
+    points (`pipeline.guarded_int8`: plain if it is within the target on
+    validation, else with the worst layers in float). Both are scored on the
+    validation and test splits.
+
+    Returns:
+        A dict: seed, image_size, `{split}_float_top1`, `{split}_int8_top1`,
+        `{split}_drop_pt`, `{split}_agreement` (plain), `{split}_guarded_top1`,
+        `{split}_guarded_drop_pt`, guarded_float_layers, guarded_met, and the
+        `report_layers` worst layers of the quantization debugger.
+    """
+    model = converter.load_model(model_path)
+    size = (image_size, image_size)
+    calib = datasets.load_arrays(
+        "digits", "train", size, limit=num_calibration, shuffle=True, seed=seed
+    )[0]
+    calibrated = converter.calibrate(model, calib)
+    plain = converter.quantize_calibrated(calibrated, "uint8")
+    splits = {
+        split: datasets.load_arrays("digits", split, size) for split in ("validation", "test")
+    }
+    guarded, guard = pipeline.guarded_int8(model, calib, splits["validation"], max_accuracy_drop)
+    row = {
+        "seed": seed,
+        "image_size": image_size,
+        "max_accuracy_drop": max_accuracy_drop,
+        "guarded_float_layers": len(guard["denylist"]),
+        "guarded_met": guard["search"]["met"],
+    }
+    for split, (images, labels) in splits.items():
+        reference = verification.reference_fn(model)(images)
+        compared = verification.compare(reference, verification.run_tflite(plain, images), labels)
+        row[f"{split}_float_top1"] = compared["keras_top1"]
+        row[f"{split}_int8_top1"] = compared["tflite_top1"]
+        row[f"{split}_drop_pt"] = 100.0 * (compared["keras_top1"] - compared["tflite_top1"])
+        row[f"{split}_agreement"] = compared["top1_agreement"]
+        top1 = verification.compare(reference, verification.run_tflite(guarded, images), labels)[
+            "tflite_top1"
+        ]
+        row[f"{split}_guarded_top1"] = top1
+        row[f"{split}_guarded_drop_pt"] = 100.0 * (compared["keras_top1"] - top1)
+    rows = debug.layer_report(calibrated, calib[:64])
+    row["worst_layers"] = [
+        {k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}
+        for r in rows[:report_layers]
+    ]
+    return row

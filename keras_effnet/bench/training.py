@@ -1,0 +1,144 @@
+"""Training runs for the benchmarks: `train_briefly`, the naive baseline, transfer.
+
+`train_briefly` is the one way a benchmark trains a model: `keras_effnet.training`'s
+`train` with the default recipe (what `scripts/train.py` runs), plus flag
+overrides where a benchmark needs a different setting. The naive baseline is
+the one exception on purpose: it is the model and optimizer a user would
+write first (README, "Does the recipe help on real images?").
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_effnet import data
+from keras_effnet.training import config as config_lib
+from keras_effnet.training import loop
+
+
+def train_briefly(
+    model, model_dir, *, dataset="digits", image_size=64, epochs=10, seed=0, **overrides
+):
+    """Trains `model` with `train` and the default recipe (plus `overrides`, flag names).
+
+    Re-running with the same arguments on a finished `model_dir` only
+    re-evaluates (see `train`), so a benchmark can keep its trained models.
+
+    Args:
+        model: a variant name ("b0", "lite0", ...).
+        model_dir: the run directory (best.keras, last.keras, config.json, ...).
+        overrides: more training flags (`config.FLAG_FIELDS` names), e.g.
+            `weights=`, `progressive="on"`, `optimizer="rmsprop"`.
+
+    Returns:
+        A dict: train_accuracy (last epoch, as trained), val_accuracy (best),
+        test_top1 (best.keras), wall_s, the resolved recipe (the optimizer
+        section of config.json), augment, progressive, the per-epoch history
+        and best_model_path.
+    """
+    values = {
+        "dataset": dataset,
+        "model": model,
+        "image_size": image_size,
+        "epochs": epochs,
+        "seed": seed,
+        "model_dir": model_dir,
+        "verbose": 0,
+        **overrides,
+    }
+    result = loop.train(config_lib.config_from_flags(values))
+    with open(result.config_path) as f:
+        resolved = json.load(f)["config"]
+    return {
+        "train_accuracy": result.history[-1]["accuracy"],
+        "val_accuracy": result.best_val_accuracy,
+        "test_top1": result.metrics["top1"],
+        "wall_s": result.wall_time_s,
+        "recipe": resolved["optimizer"],
+        "augment": resolved["data"]["augment"],
+        "progressive": resolved["data"]["progressive"],
+        "history": result.history,
+        "best_model_path": result.best_model_path,
+    }
+
+
+def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
+    """The naive baseline: keras.applications.EfficientNetB0(weights=None) + Adam(1e-3).
+
+    No augmentation, no schedule, no label smoothing; trained on the same
+    training split as our runs (the held-out validation part is unused) and
+    scored on test. Returns train_accuracy (last epoch), test_top1, wall_s.
+    """
+    keras.utils.set_random_seed(seed)
+    info = data.dataset_info(dataset)
+    common = dict(one_hot=True, num_classes=info.num_classes)
+    train_ds = data.load_dataset(
+        dataset, "train", image_size, batch_size, shuffle=True, seed=seed, **common
+    )
+    test_ds = data.load_dataset(dataset, "test", image_size, batch_size, **common)
+    start = time.perf_counter()
+    model = keras.applications.EfficientNetB0(
+        weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(train_ds, epochs=epochs, verbose=0).history
+    test = model.evaluate(test_ds, verbose=0, return_dict=True)
+    return {
+        "train_accuracy": history["accuracy"][-1],
+        "val_accuracy": None,
+        "test_top1": test["accuracy"],
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def summarize(rows):
+    """Mean and spread (max - min) per (dataset, method) of `rows` from the runs above."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["method"]), []).append(row)
+    out = []
+    for (dataset, method), runs in sorted(groups.items()):
+        entry = {"dataset": dataset, "method": method, "seeds": len(runs)}
+        for key in ("test_top1", "train_accuracy", "val_accuracy", "wall_s"):
+            values = [r[key] for r in runs if r.get(key) is not None]
+            if values:
+                entry[key] = float(np.mean(values))
+                entry[key + "_spread"] = float(np.max(values) - np.min(values))
+        out.append(entry)
+    return out
+
+
+def transfer_runs(source, target, model, image_size, epochs, seed, out_dir, source_epochs=None):
+    """Fine-tuning from a model trained on `source` vs training `target` from scratch.
+
+    Trains `model` on `source` (default recipe), then on `target` three ways for
+    the same `epochs`: from scratch, fine-tuned from the source's last.keras
+    (recipe "finetune"), and fine-tuned with frozen BatchNorm. Returns
+    {method: row} with the rows of `train_briefly`.
+    """
+    source_run = os.path.join(out_dir, "source")
+    common = dict(image_size=image_size, seed=seed)
+    rows = {
+        "source": train_briefly(
+            model, source_run, dataset=source, epochs=source_epochs or epochs, **common
+        )
+    }
+    weights = os.path.join(source_run, "last.keras")
+    for method, extra in (
+        ("scratch", {}),
+        ("finetune", {"weights": weights}),
+        ("finetune_freeze_bn", {"weights": weights, "freeze_bn": True}),
+    ):
+        keras.backend.clear_session()
+        rows[method] = train_briefly(
+            model,
+            os.path.join(out_dir, method),
+            dataset=target,
+            epochs=epochs,
+            **common,
+            **extra,
+        )
+    return rows

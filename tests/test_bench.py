@@ -1,0 +1,139 @@
+"""The benchmark library: timing loop, steps, model and pipeline benchmarks, train_briefly.
+
+Figures live in the README; these tests check that the measurements measure
+what they claim (real steps, every step in every round, the real recipe).
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_effnet
+from keras_effnet import data, io
+from keras_effnet.bench import input_pipeline, model, timing, training
+from keras_effnet.training import config as config_lib
+from keras_effnet.training import loop
+
+
+class _Counter:
+    """A step that counts its calls (and records the interleaving order)."""
+
+    batch_size = 4
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def __call__(self):
+        self.log.append(self.name)
+
+
+def test_interleaved_throughput_runs_each_step():
+    log = []
+    result = timing.interleaved_throughput(
+        {"a": _Counter("a", log), "b": _Counter("b", log)}, iterations=2, repeats=3, warmup=1
+    )
+    assert log.count("a") == log.count("b") == 7
+    # Interleaved: after warmup, rounds alternate a, a, b, b, a, a, ...
+    assert log[2:] == ["a", "a", "b", "b"] * 3
+    assert set(result) == {"a", "b"} and len(result["a"]["rounds"]) == 3
+    assert result["a"]["images_per_s"] > 0
+
+
+def test_interleaved_rounds_settle_calls_are_untimed():
+    log = []
+    rounds = timing.interleaved_rounds(
+        {"a": _Counter("a", log)}, iterations=3, repeats=2, warmup=0, settle=1
+    )
+    assert len(log) == 2 * (1 + 3)
+    assert [len(calls) for calls in rounds["a"]] == [3, 3]
+
+
+def test_train_step_updates_weights():
+    net = keras_effnet.EfficientNetLite0(classes=3, input_shape=(32, 32, 3))
+    step = timing.TrainStep(net, batch_size=4)
+    before = keras.ops.convert_to_numpy(net.get_layer("predictions").kernel).copy()
+    step()
+    after = keras.ops.convert_to_numpy(net.get_layer("predictions").kernel)
+    assert (before != after).any()
+
+
+def test_interleaved_latency_times_every_litert_model():
+    from keras_effnet import export  # Local: only this test converts.
+
+    net = keras_effnet.EfficientNetLite0(weights=None, classes=3, input_shape=(32, 32, 3))
+    tflite = export.convert(net, "fp32")
+    result = timing.interleaved_latency({"x": tflite, "y": tflite}, runs=4, rounds=2, warmup=1)
+    assert set(result) == {"x", "y"}
+    for figures in result.values():
+        assert figures["runs"] == 4 and figures["rounds"] == 2
+        assert 0 < figures["min_round_ms"] <= figures["median_ms"]
+
+
+def test_compare_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="mode='eval'"):
+        model.compare_b0_with_keras_applications(32, 2, "eval")
+
+
+def test_compare_small():
+    row = model.compare_b0_with_keras_applications(32, 2, "inference", iterations=1, repeats=1)
+    # The same architecture timed in the same rounds: both rates measured, and
+    # within a factor of 3 of each other (a wrong batch size, model or a
+    # non-interleaved measurement under load would show here).
+    assert row["keras_effnet_images_per_s"] > 0 and row["keras_applications_images_per_s"] > 0
+    assert 1 / 3 < row["ratio"] < 3
+
+
+def test_input_pipeline_benchmark_reports_both_rates():
+    config = config_lib.config_from_flags(
+        {
+            "model": "b0",
+            "width": 0.25,
+            "depth": 0.25,
+            "image_size": 32,
+            "batch_size": 8,
+            "augment": "crop,flip",
+            "strategy": "cpu",
+            "model_dir": "unused",
+        }
+    )
+    result = input_pipeline.benchmark_input_pipeline(config, steps=4, skip=1, repeats=1)
+    assert result["global_batch_size"] == 8 and result["augment"] == "crop,flip"
+    assert result["bare_images_per_sec"] > 0 and result["end_to_end_images_per_sec"] > 0
+    assert result["ratio"] == pytest.approx(
+        result["end_to_end_images_per_sec"] / result["bare_images_per_sec"]
+    )
+
+
+def test_train_briefly_trains_with_the_library_recipe(tmp_path):
+    run_dir = str(tmp_path / "run")
+    row = training.train_briefly("lite0", run_dir, image_size=32, epochs=3)
+    # Digits has 10 classes: chance is 0.1; three epochs of the recipe get far above it.
+    assert row["test_top1"] > 0.5 and row["val_accuracy"] > 0.5
+    assert len(row["history"]) == 3
+    # What train() resolved and wrote for this run is what the row reports,
+    # and it is the library's default recipe for the same flags.
+    with open(f"{run_dir}/config.json") as f:
+        written = json.load(f)["config"]
+    flags = {"model": "lite0", "image_size": 32, "epochs": 3, "seed": 0, "model_dir": run_dir}
+    resolved, _ = loop.resolve(config_lib.config_from_flags(flags), data.dataset_info("digits"), 1)
+    assert row["recipe"] == written["optimizer"] == resolved.to_dict()["optimizer"]
+    assert row["recipe"]["recipe"] == "scratch"
+    trained = io.load_model(row["best_model_path"])
+    images, labels = next(iter(data.load_dataset("digits", "test", 32, 270)))
+    top1 = np.mean(trained.predict(images, verbose=0).argmax(-1) == labels.numpy())
+    assert top1 == pytest.approx(row["test_top1"], abs=1e-6)
+
+
+def test_train_briefly_passes_flag_overrides(tmp_path):
+    row = training.train_briefly(
+        "lite0",
+        str(tmp_path / "rms"),
+        image_size=32,
+        epochs=1,
+        optimizer="rmsprop",
+        bn_images=0,
+        steps_per_epoch=2,
+    )
+    assert row["recipe"]["name"] == "rmsprop" and row["recipe"]["bn_images"] == 0
