@@ -106,6 +106,16 @@ class _Budget:
 
 
 def _train(model, cell, train_ds, steps_per_epoch, classes):
+    """The study's only training: the paper's optimizer on the cell's model, within its budget.
+
+    Not `keras_effnet.training.loop.train` (nor `bench.training.train_briefly`,
+    which wraps it): a cell's model is a study spec (compound phi/alpha/beta/
+    gamma members, ResNet-50) that a training config cannot name; training
+    stops on a wall-clock budget mid-epoch; the step durations of this fit are
+    the cell's training throughput; and peak memory is measured around this
+    fit alone, where `train` would add per-epoch validation, checkpoints and
+    BatchNorm re-estimation. The pieces are the library's (`recipe`).
+    """
     from keras_effnet.training import recipe
 
     epochs = cell["epochs"]
