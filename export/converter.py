@@ -19,6 +19,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+# Internal API (loaded by tf.lite already): the MLIR quantizer call that is the converter's
+# own calibrate-then-quantize step; only `quantize_calibrated` uses it.
+from tensorflow.lite.python import convert as tf_convert
+
 from keras_effnet import io
 from keras_effnet.export import flatbuf
 from keras_effnet.export_modes import QUANTIZED_MODES, check_mode, resolve_io_type
@@ -232,12 +236,6 @@ def quantize_calibrated(calibrated, io_type="uint8", *, denylist=(), numeric_ver
         denylist: Output tensor names of nodes to keep in float.
         numeric_verify: Add NumericVerify debug ops (quantization debugger only).
     """
-    # The converter's own calibrate-then-quantize step is this same MLIR
-    # quantizer call; it is internal API, so keep every use in this function.
-    from tensorflow.lite.python import (
-        convert as tf_convert,
-    )  # pylint: disable=import-outside-toplevel
-
     io_type = resolve_io_type("int8", io_type)
     dtype = _TF_TYPES[io_type]
     result = tf_convert.mlir_quantize(

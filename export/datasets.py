@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from keras_effnet import data
+
 
 def load_arrays(dataset, split, image_size, *, limit=None, data_dir=None, shuffle=False, seed=0):
     """Returns (images float32 NHWC 0..255, labels int32) for one split.
@@ -36,8 +38,6 @@ def load_arrays(dataset, split, image_size, *, limit=None, data_dir=None, shuffl
             raise ValueError(f"dataset: no split {split!r} in {sorted(dataset)}")
         dataset = dataset[split]
     if isinstance(dataset, (str, bytes)) or hasattr(dataset, "__fspath__"):
-        from keras_effnet import data  # pylint: disable=import-outside-toplevel
-
         height, width = image_size
         if height != width:
             raise ValueError(
@@ -89,8 +89,6 @@ def class_names(dataset, data_dir=None):
     if not isinstance(dataset, str):
         return None
     try:
-        from keras_effnet import data  # pylint: disable=import-outside-toplevel
-
         return list(data.dataset_info(dataset, data_dir=data_dir).class_names)
     except (ImportError, AttributeError, ValueError):
         return None

@@ -22,6 +22,7 @@ import io
 import math
 
 import numpy as np
+import tensorflow as tf
 
 from keras_effnet.export import converter as convert_lib
 
@@ -43,8 +44,6 @@ def layer_report(calibrated, images):
         A list of dicts: tensor (the node name `denylist` takes), op, scale,
         zero_point, rmse_scale, mean_error, max_abs_error, stddev.
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
     debug_model = convert_lib.quantize_calibrated(calibrated, numeric_verify=True)
     images = np.asarray(images, np.float32)
 

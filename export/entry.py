@@ -9,6 +9,8 @@ QAT). scripts/export_tflite.py only parses flags into `ExportOptions`.
 import dataclasses
 
 from keras_effnet import export_modes
+from keras_effnet.export import pipeline
+from keras_effnet.export.quant import prune, qat
 
 # The mode `export` adds to `export_modes.MODES`.
 QAT = "qat"
@@ -96,8 +98,6 @@ def export(model, mode, output, options=None):
         seed=options.seed,
     )
     if mode == QAT:
-        from keras_effnet.export.quant import qat  # pylint: disable=import-outside-toplevel
-
         return qat.export_qat(
             model,
             output,
@@ -119,8 +119,6 @@ def export(model, mode, output, options=None):
         **common,
     )
     if options.prune is not None:
-        from keras_effnet.export.quant import prune  # pylint: disable=import-outside-toplevel
-
         return prune.export_pruned(
             model,
             mode,
@@ -131,6 +129,4 @@ def export(model, mode, output, options=None):
             **tuning,
             **settings,
         )
-    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
-
     return pipeline.export_tflite(model, mode, output, **settings)

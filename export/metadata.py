@@ -25,7 +25,7 @@ def _schema():
     try:
         from mediapipe.tasks.metadata import (
             metadata_schema_py_generated as meta,
-        )  # pylint: disable=import-outside-toplevel
+        )  # Optional (the 'android' extra): only metadata needs it.
     except ImportError as e:
         raise ImportError(
             "TFLite metadata needs the 'android' extra: pip "

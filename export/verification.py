@@ -8,6 +8,7 @@ ms at batch 1 on N threads) and the op/dtype census.
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from keras_effnet import litert
 from keras_effnet.export import census as census_lib
@@ -110,8 +111,6 @@ def verify_savedmodel(
     path, reference, dataset, *, split="test", limit=None, data_dir=None, images=None, labels=None
 ):
     """Like `verify` for a SavedModel directory (serving signature)."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
     loaded = tf.saved_model.load(os.fspath(path))
     serve = loaded.signatures["serving_default"]
     spec = serve.structured_input_signature[1]

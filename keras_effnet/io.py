@@ -10,6 +10,9 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+
+import keras
 
 
 def write_bytes_atomic(path, data):
@@ -162,12 +165,6 @@ def load_model(path, argument="model"):
         ValueError: missing file, or a file that is not a readable .keras
             archive (truncated, another format).
     """
-    import zipfile
-
-    import keras
-
-    import keras_effnet  # noqa: F401  (registers our layers for deserialization)
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"`{argument}`: no such file. Received: {argument}={path!r}")
@@ -177,6 +174,7 @@ def load_model(path, argument="model"):
             f"file). Received: {argument}={path!r}"
         )
     try:
+        # Our layers are registered: importing this module ran keras_effnet/__init__.
         return keras.saving.load_model(path, compile=False)
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:
         raise ValueError(

@@ -13,6 +13,7 @@ import statistics
 import time
 
 import numpy as np
+from ai_edge_litert import interpreter as litert
 
 from keras_effnet.errors import ConfigError
 
@@ -68,8 +69,6 @@ class Runner:
     """
 
     def __init__(self, tflite, threads=2, argument="tflite"):
-        from ai_edge_litert import interpreter as litert  # pylint: disable=import-outside-toplevel
-
         name = "bytes" if isinstance(tflite, (bytes, bytearray, memoryview)) else os.fspath(tflite)
         try:
             self.interpreter = litert.Interpreter(

@@ -97,7 +97,7 @@ def _stratified_split(labels, fractions, split):
 
 @functools.lru_cache(maxsize=1)
 def _digits():
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # Deferred: only "digits" needs scikit-learn.
 
     digits = load_digits()
     images = np.clip(digits.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
@@ -228,7 +228,7 @@ def _folder_index(root):
 
 
 def _tfds_builder(name, data_dir):
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # Heavy (seconds): only TFDS names need it.
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -315,7 +315,7 @@ def source(name, split, data_dir, shuffle, seed):
         if encoded:
             ds = ds.map(lambda p, y: (tf.io.read_file(p), y), num_parallel_calls=AUTOTUNE)
         return ds, encoded
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # Heavy (seconds): only TFDS names need it.
 
     builder = _tfds_builder(name, data_dir)
     image_key, label_key = builder.info.supervised_keys

@@ -12,6 +12,8 @@ out of the weights, so its files have no normalization layer.
 import os
 import re
 
+import h5py
+import keras
 import numpy as np
 
 BASE_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
@@ -63,8 +65,6 @@ def check_weights_argument(weights, weights_name):
 
 def imagenet_weights_path(weights_name, include_top):
     """Downloads (once) and returns the official ImageNet file ("b0".."b7", "v2b0".."v2l")."""
-    import keras
-
     top_hash, notop_hash = IMAGENET_WEIGHTS_HASHES[weights_name]
     if weights_name.startswith("v2"):
         stem, base_url = f"efficientnetv2-{weights_name[2:]}", V2_BASE_WEIGHTS_URL
@@ -124,8 +124,6 @@ def _short(name):
 
 def read_legacy_h5(path):
     """Reads a Keras-2 style weights file into {layer_name: [(weight_name, array), ...]}."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f

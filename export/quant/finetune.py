@@ -8,6 +8,8 @@ must have been built inside `strategy.scope()` (see `resolve_strategy`).
 import numpy as np
 import tensorflow as tf
 
+from keras_effnet import data
+
 
 def resolve_strategy(strategy=None):
     """Returns the `tf.distribute.Strategy` to fine-tune under.
@@ -47,8 +49,6 @@ def output_is_probability(model):
 
 def train_dataset(dataset, size, batch_size, *, data_dir=None, augment=None, seed=0):
     """(tf.data train pipeline, steps per epoch) for a dataset name."""
-    from keras_effnet import data  # pylint: disable=import-outside-toplevel
-
     if isinstance(dataset, tuple):
         images, labels = (np.asarray(a) for a in dataset)
         ds = (
@@ -113,7 +113,7 @@ def fine_tune(
     Returns:
       The fit history dict (loss and accuracy per epoch).
     """
-    import tf_keras  # pylint: disable=import-outside-toplevel
+    import tf_keras  # Optional (the 'qat' extra); Keras 2, for tfmot only.
 
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs: expected an int >= 1, got {epochs!r}")

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_effnet import graph as flatten
+from keras_effnet.export import converter, datasets, flatbuf, pipeline
 from keras_effnet.export.quant import finetune, translate
 
 SCHEDULES = ("constant", "polynomial")
@@ -56,7 +57,7 @@ def make_schedule(sparsity, total_steps, schedule="constant"):
 
 
 def _tfmot():
-    import tensorflow_model_optimization as tfmot  # pylint: disable=import-outside-toplevel
+    import tensorflow_model_optimization as tfmot  # Optional; sets legacy Keras on import.
 
     return tfmot
 
@@ -110,8 +111,6 @@ def tflite_weight_sparsity(tflite_bytes):
     Returns:
       JSON-ready dict: "sparsity", "num_weights", "num_tensors".
     """
-    from keras_effnet.export import flatbuf  # pylint: disable=import-outside-toplevel
-
     dtypes = {"INT8": np.int8, "FLOAT32": np.float32, "FLOAT16": np.float16}
     model = flatbuf.read_model(tflite_bytes)
     zeros = total = tensors = 0
@@ -169,7 +168,7 @@ def prune_tf_keras(
     Returns:
       (stripped tf_keras model, `sparsity_report` dict, fit history).
     """
-    import tf_keras  # pylint: disable=import-outside-toplevel
+    import tf_keras  # Optional (the 'qat' extra); Keras 2, for tfmot only.
 
     sparsity = _check_sparsity(sparsity)
     tfmot = _tfmot()
@@ -249,8 +248,6 @@ def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant", excl
     Returns:
       (pruned Keras 3 model, `sparsity_report` dict incl. "history").
     """
-    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
-
     strategy = finetune.resolve_strategy(settings.pop("strategy", None))
     size = finetune.image_size(model)
     images, _ = datasets.load_arrays(
@@ -312,12 +309,6 @@ def export_pruned(
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    from keras_effnet.export import (
-        converter,  # pylint: disable=import-outside-toplevel
-        datasets,  # pylint: disable=import-outside-toplevel
-        pipeline,  # pylint: disable=import-outside-toplevel
-    )
-
     keras_model = converter.load_model(model)
     train = dataset
     if isinstance(dataset, dict):

@@ -287,7 +287,7 @@ def to_tf_keras(flat_model, split_sigmoid=False):
     Returns:
       A `tf_keras.Model` with the same layer names, wiring and weights.
     """
-    import tf_keras  # pylint: disable=import-outside-toplevel
+    import tf_keras  # Optional (the 'qat' extra); Keras 2, for tfmot only.
 
     built = {}
 

@@ -22,6 +22,8 @@ _COLORS = {
 
 
 def _pyplot():
+    # Deferred to the first plot: our code needs matplotlib only to draw, and the Agg
+    # backend must be chosen before pyplot is imported.
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -40,7 +42,7 @@ def _save(fig, path):
 
 def _log_axes(ax, x=True, y=True):
     """Log scale with 1-2-5 ticks printed as plain numbers (ranges here are narrow)."""
-    from matplotlib import ticker
+    from matplotlib import ticker  # Deferred like `_pyplot`.
 
     if x:
         ax.set_xscale("log")

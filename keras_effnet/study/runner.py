@@ -10,13 +10,18 @@ TensorFlow state leaks from one model to the next.
 import dataclasses
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
 import threading
+import traceback
+from importlib import metadata
+
+from tqdm.auto import tqdm
 
 from keras_effnet.export_modes import TFLITE_MODES
-from keras_effnet.study import results, specs
+from keras_effnet.study import memory, results, specs
 
 TIMEOUT_EXIT = "timed out"
 
@@ -157,8 +162,8 @@ def make_cell(settings, spec, resolution):
 
 def in_process(cell_id, cell, on_phase=None, artifacts_dir=None):
     """Runs a cell in this process (no fresh-process memory figures)."""
-    import traceback
-
+    # Local (also `timing` below): these are worker entry points (`python -m ...`), which
+    # import this package first; loaded here at import, runpy would load them twice.
     from keras_effnet.study import measure
 
     try:
@@ -248,8 +253,6 @@ def run_cells(jobs, store, runner, desc="cells"):
     Returns:
         dict with "ran", "skipped" and "failed" (lists of cell ids).
     """
-    from tqdm.auto import tqdm
-
     summary = {"ran": [], "skipped": [], "failed": []}
     bar = tqdm(jobs, desc=desc, unit="cell", file=sys.stderr)
     for key, cell in bar:
@@ -291,9 +294,7 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
     Args:
         worker: callable(job, on_phase) -> record; default: a fresh process.
     """
-    from tqdm.auto import tqdm
-
-    from keras_effnet.study import timing
+    from keras_effnet.study import timing  # Local: a worker entry point (see `in_process`).
 
     if not settings.interleaved or not rows:
         return rows
@@ -321,10 +322,6 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
 
 def machine_info():
     """Versions and CPU facts recorded with the results."""
-    import platform
-
-    from keras_effnet.study import memory
-
     info = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -332,8 +329,6 @@ def machine_info():
         "load_avg_1m": memory.load_average(),
     }
     try:
-        from importlib import metadata
-
         for package in ("tensorflow", "keras", "ai-edge-litert"):
             info[package] = metadata.version(package)
     except Exception:  # Metadata is context, never a reason to fail.

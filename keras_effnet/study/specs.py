@@ -16,6 +16,9 @@ hold only primitives.
 
 import math
 
+import keras
+
+import keras_effnet
 from keras_effnet import builder, scaling, variants
 
 REFERENCE_MODELS = ("resnet50",)
@@ -165,10 +168,6 @@ def resolve_resolution(spec, resolution=0, resolution_scale=1.0):
 
 def build(spec, resolution, classes):
     """Builds the Keras model of `spec` for (resolution, resolution, 3) inputs."""
-    import keras
-
-    import keras_effnet
-
     shape = (resolution, resolution, 3)
     if is_compound(spec):
         return keras_effnet.EfficientNet(

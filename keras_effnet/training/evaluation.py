@@ -4,8 +4,9 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
-from keras_effnet import data, litert
+from keras_effnet import data, io, litert
 from keras_effnet.errors import ConfigError
 
 
@@ -21,11 +22,7 @@ def _to_probabilities(outputs):
 
 class _KerasRunner:
     def __init__(self, model):
-        import tensorflow as tf
-
         if isinstance(model, (str, os.PathLike)):
-            from keras_effnet import io
-
             model = io.load_model(model, "model_path")
         self.model = model
         self.image_size = model.input_shape[1]

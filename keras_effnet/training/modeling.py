@@ -4,9 +4,10 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import keras_effnet
-from keras_effnet import variants
+from keras_effnet import io, variants
 from keras_effnet.errors import ConfigError
 
 
@@ -111,8 +112,6 @@ def _source_model(weights, model_config, image_size):
     if not os.path.isfile(weights):
         raise ConfigError(f"Weights file not found. Received: weights={weights!r}")
     if weights.endswith(".keras"):
-        from keras_effnet import io
-
         try:
             return io.load_model(weights, "weights")
         except ValueError as e:
@@ -215,8 +214,6 @@ def _training_forward(model):
     BatchNorm reads its momentum when traced, so the function is only ever
     called with every momentum at 0 (see `recalibrate_batch_norm`).
     """
-    import tensorflow as tf
-
     step = getattr(model, "_keras_effnet_bn_forward", None)
     if step is None:
         step = tf.function(lambda x: model(x, training=True), reduce_retracing=True)

