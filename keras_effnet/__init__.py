@@ -29,9 +29,9 @@ from keras_effnet.models import (
     EfficientNetV2L,
     EfficientNetV2M,
     EfficientNetV2S,
-    build_efficientnet,
     get_model,
 )
+from keras_effnet.network import build_efficientnet
 from keras_effnet.profile import model_profile
 from keras_effnet.scaling import compound_coefficients, round_filters, round_repeats
 from keras_effnet.variants import VARIANTS, get_variant

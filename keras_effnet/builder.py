@@ -3,7 +3,7 @@
 `build_plan` is the one place that decides what an EfficientNet is made of:
 stem and head widths, every block's arguments, activation, BatchNorm momentum
 and preprocessing, including the Lite rules (tensorflow/tpu
-`models/official/efficientnet/lite`). `models.build_efficientnet` builds a
+`models/official/efficientnet/lite`). `network.build_efficientnet` builds a
 plan; the study (`study.specs`) compares plans without building them.
 """
 
@@ -30,7 +30,7 @@ class BlockArgs:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """Everything `models.build_efficientnet` builds between preprocessing and classifier.
+    """Everything `network.build_efficientnet` builds between preprocessing and classifier.
 
     Attributes:
         stem_filters: channels of the 3x3 stride-2 stem conv.
@@ -192,7 +192,7 @@ def plan_parameters(
 ):
     """Parameters of the network a plan describes, without building it.
 
-    Counts what `models.build_efficientnet` builds (BatchNorm's 4 per channel,
+    Counts what `network.build_efficientnet` builds (BatchNorm's 4 per channel,
     the in-graph preprocessing's weights), so a model too large to build can be
     refused up front.
     """

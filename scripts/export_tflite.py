@@ -23,7 +23,7 @@ import sys
 from absl import app, flags
 
 from keras_effnet.export_modes import ALL_IO_TYPES, CLI_MODES
-from keras_effnet.training.config import STRATEGIES
+from keras_effnet.training.sections import STRATEGIES
 
 _MODEL = flags.DEFINE_string("model", None, "Trained .keras model.", required=True)
 _MODE = flags.DEFINE_enum(

@@ -9,10 +9,10 @@ import tensorflow as tf
 
 from keras_effnet.training import config as config_lib
 from keras_effnet.training import evaluation as evaluate_lib
-from keras_effnet.training import modeling, recipe, strategy
+from keras_effnet.training import modeling, recipe, sections, strategy
 from keras_effnet.training.config import ConfigError, ExperimentConfig
 
-TINY = config_lib.ModelConfig(name="b0", width=0.25, depth=0.25)
+TINY = sections.ModelConfig(name="b0", width=0.25, depth=0.25)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from keras_effnet import data
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import loop, modeling, progressive
+from keras_effnet.training import loop, modeling, progressive, sections
 
 
 def test_schedule_interpolates_size_and_regularization_to_the_targets():
@@ -152,7 +152,7 @@ def test_schedules_that_cannot_exist_are_one_clear_error(flags, match):
 def test_one_set_of_weights_trains_at_every_size_and_dropout_is_a_variable():
     import tensorflow as tf
 
-    tiny = config_lib.ModelConfig(name="b0", width=0.25, depth=0.25, dropout_rate=0.2)
+    tiny = sections.ModelConfig(name="b0", width=0.25, depth=0.25, dropout_rate=0.2)
     fixed = modeling.build_model(tiny, 10, 64)
     dynamic = progressive.with_stage_dropout(modeling.build_model(tiny, 10, None))
     # Same variables in the same order: the EMA copy into the inference model relies on it.

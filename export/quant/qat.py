@@ -20,13 +20,15 @@ import numpy as np
 
 from keras_effnet import litert
 from keras_effnet.export import census as census_lib
+from keras_effnet.export import converter, datasets, pipeline
 from keras_effnet.export.quant import finetune, translate
+from keras_effnet.export.quant import prune as prune_lib
+from keras_effnet.export.quant.qat_configs import qat_scope
 from keras_effnet.export.quant.qat_graph import (
     IO_TYPES,
     annotate,
     convert_qat,
     init_ranges,
-    qat_scope,
     quantize,
 )
 
@@ -113,9 +115,6 @@ def quantization_aware_training(
       ValueError: Bad arguments, a rebuild that does not match the model, or
         a converted model with float ops.
     """
-    from keras_effnet.export import datasets  # pylint: disable=import-outside-toplevel
-    from keras_effnet.export.quant import prune as prune_lib  # pylint: disable=import-outside-toplevel
-
     if io_type not in IO_TYPES:
         raise ValueError(f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
     strategy = finetune.resolve_strategy(strategy)
@@ -247,11 +246,6 @@ def export_qat(
     Returns:
       The verification report dict (see `finish_qat`).
     """
-    from keras_effnet.export import (
-        converter,  # pylint: disable=import-outside-toplevel
-        datasets,  # pylint: disable=import-outside-toplevel
-    )
-
     if os.path.isdir(output):
         raise ValueError(f"output: {output!r} is a directory, expected a file")
     keras_model = converter.load_model(model)
@@ -329,13 +323,6 @@ def finish_qat(
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    from keras_effnet.export import (
-        converter,  # pylint: disable=import-outside-toplevel
-        datasets,  # pylint: disable=import-outside-toplevel
-        pipeline,  # pylint: disable=import-outside-toplevel
-    )
-    from keras_effnet.export.quant import prune as prune_lib  # pylint: disable=import-outside-toplevel
-
     size = converter.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
     labels = pipeline.resolve_labels(labels, dataset, data_dir, classes)

@@ -6,15 +6,10 @@ result = train(cfg)          # TrainResult: model paths, labels path, metrics
 evaluate(result.best_model_path, "digits", "test")
 """
 
-from keras_effnet.training.config import (
-    DataConfig,
-    ExperimentConfig,
-    ModelConfig,
-    OptimizerConfig,
-    RunConfig,
-)
+from keras_effnet.training.config import ExperimentConfig
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.loop import TrainResult, train
+from keras_effnet.training.sections import DataConfig, ModelConfig, OptimizerConfig, RunConfig
 
 __all__ = [
     "DataConfig",

@@ -30,10 +30,11 @@ import tensorflow as tf
 from keras_effnet import data, io, variants
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import callbacks as cb
-from keras_effnet.training import modeling, progressive, recipe
-from keras_effnet.training.builders import build_training_model, make_datasets, make_train_stream
-from keras_effnet.training.config import AUTO, ExperimentConfig, config_differences
+from keras_effnet.training import fitting, modeling, progressive, recipe
+from keras_effnet.training.builders import build_training_model, make_datasets
+from keras_effnet.training.config import ExperimentConfig, config_differences
 from keras_effnet.training.evaluation import evaluate
+from keras_effnet.training.sections import AUTO
 from keras_effnet.training.strategy import (
     make_strategy,
     precision_policy,
@@ -259,95 +260,6 @@ def _check_resume(model_dir, resolved):
     return True
 
 
-def _prepare_multi_worker(model, dataset, strategy):
-    """Works around Keras 3 fit() under MultiWorkerMirroredStrategy.
-
-    tensorflow/tensorflow#72388 (closed unfixed; Keras 3.15 still has it):
-    1. fit() and evaluate() build metrics by reducing the first distributed
-       batch with `strategy.reduce("MEAN", (x, y))`, which MultiWorkerMirrored
-       cannot do for a tuple ("Attempt to convert a value (PerReplica...)").
-       We build from the dataset's element spec and skip that step.
-    2. Each step's logs are reduced with `strategy.reduce("MEAN", v, axis=0)`,
-       invalid for scalars ("Invalid reduction dimension 0 for input with 0
-       dimensions"). We reduce scalars with axis=None (a cross-worker mean of
-       values that Keras' synchronized metric variables already make equal).
-    Both patches are confined to multi-worker runs.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    with strategy.scope():
-        model._symbolic_build(data_batch=dataset.element_spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "keras_effnet_patch", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction="auto"):
-        if reduction in ("auto", "mean") and isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ):
-            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica.keras_effnet_patch = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
-
-
-def _fit_stages(model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log):
-    """Trains the stages from `start_epoch` on, one `fit` per stage.
-
-    Each stage gets its own training stream (size, RandAugment, MixUp) and
-    its dropout rate; the traced step is shared (see `training.progressive`).
-    At the end of a `fit` Keras writes the EMA into the weights
-    (`finalize_variable_values`); the next stage's BackupAndRestore restores
-    the raw weights and the epoch saved at the end of the last epoch (from
-    memory; after a kill, with the optimizer and generators, from the
-    files), so a run killed and resumed in any stage computes what the
-    uninterrupted run computes.
-    A finished run runs the last stage for zero epochs (restore, re-evaluate).
-    """
-    steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
-    for stage in [s for s in stages if s.end_epoch > start_epoch] or stages[-1:]:
-        first = min(max(stage.first_epoch, start_epoch), stage.end_epoch)
-        train_ds = make_train_stream(
-            config, derived, info, stage, skip_examples=first * steps * batch
-        )
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _prepare_multi_worker(model, train_ds, strategy)
-        if len(stages) > 1:
-            progressive.set_dropout(model, stage.dropout_rate)
-            if config.run.verbose and first < stage.end_epoch:
-                print(
-                    f"  stage {stage.index + 1}/{len(stages)}: {stage.image_size} px, dropout "
-                    f"{stage.dropout_rate:.3g}, RandAugment {stage.randaugment_magnitude:.3g}, MixUp "
-                    f"alpha {stage.mixup_alpha:.3g}, epochs {first + 1}-{stage.end_epoch}",
-                    flush=True,
-                )
-        stage_log.stage = stage
-        model.fit(
-            train_ds,
-            initial_epoch=first,
-            epochs=stage.end_epoch,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            verbose=config.run.verbose,
-            shuffle=False,
-        )
-
-
-def _check_backup_stage(backup_dir, stages, start_epoch):
-    """Refuses a backup whose recorded stage is not the schedule's for its epoch."""
-    recorded = cb.backup_metadata(backup_dir).get("progressive_stage")
-    if start_epoch and recorded is not None:
-        expected = progressive.stage_of_epoch(stages, start_epoch - 1).to_dict()
-        if recorded != expected:
-            raise ConfigError(
-                f"The backup in {backup_dir!r} was written in stage {recorded} after epoch "
-                f"{start_epoch}, but this run's schedule has {expected} there. Use a new "
-                f"--model_dir. Received: progressive stage {recorded}"
-            )
-
-
 def train(config, *, extra_callbacks=()):
     """Trains (or resumes) the run described by `config`.
 
@@ -437,8 +349,8 @@ def train(config, *, extra_callbacks=()):
                 model=model,
             )
         )
-        _check_backup_stage(backup_dir, stages, start_epoch)
-        _fit_stages(
+        fitting.check_backup_stage(backup_dir, stages, start_epoch)
+        fitting.fit_stages(
             model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log
         )
 
