@@ -25,6 +25,7 @@ from tensorflow.lite.python import convert as tf_convert
 
 from keras_effnet import io
 from keras_effnet.export import flatbuf
+from keras_effnet.export import ranges as ranges_lib
 from keras_effnet.export_modes import QUANTIZED_MODES, check_mode, resolve_io_type
 
 _TF_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "int16": tf.int16, "float32": tf.float32}
@@ -165,7 +166,14 @@ def _converter(saved_model_dir, mode, representative, io_type):
 
 
 def convert(
-    model, mode, representative_data=None, *, io_type=None, dynamic_batch=False, denylist=()
+    model,
+    mode,
+    representative_data=None,
+    *,
+    io_type=None,
+    dynamic_batch=False,
+    denylist=(),
+    ranges="mse",
 ):
     """Converts a Keras model to TFLite bytes.
 
@@ -180,6 +188,9 @@ def convert(
         dynamic_batch: Keep the batch dimension open (default: batch 1).
         denylist: int8 only: output tensor names of nodes kept in float (from
             the quantization debugger's layer report).
+        ranges: int8 only: activation ranges, "mse" (calibration's min/max
+            narrowed to minimise quantization error, `ranges.mse_ranges`; the
+            default) or "minmax" (calibration's min/max as recorded).
 
     Returns:
         The .tflite flatbuffer bytes (no metadata yet).
@@ -201,8 +212,12 @@ def convert(
             f"representative_data: mode {mode!r} needs calibration images "
             "(float32 0..255 from the train split), got None"
         )
-    if denylist:
+    if ranges not in ranges_lib.RANGES:
+        raise ValueError(f"ranges: expected one of {ranges_lib.RANGES}, got {ranges!r}")
+    if mode == "int8" and (denylist or ranges != "minmax"):
         calibrated = calibrate(model, representative_data, dynamic_batch=dynamic_batch)
+        if ranges == "mse":
+            calibrated, _ = ranges_lib.mse_ranges(calibrated, representative_data)
         return quantize_calibrated(calibrated, io_type, denylist=denylist)
     with _savedmodel_dir(model, dynamic_batch) as saved:
         result = _run_converter(_converter(saved, mode, representative, io_type))

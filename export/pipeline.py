@@ -14,6 +14,7 @@ from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter as convert_lib
 from keras_effnet.export import datasets, debug
 from keras_effnet.export import metadata as metadata_lib
+from keras_effnet.export import ranges as ranges_lib
 from keras_effnet.export import verification as verify_lib
 
 # int8 files may lose at most this many top-1 points on validation (issue: int8 collapse).
@@ -168,7 +169,7 @@ def export_tflite(
             the worst layers (quantization debugger ranking) are kept in float
             until the loss is small enough; if no such file is found, nothing
             is written and a ValueError gives the figures and the remedies.
-            None: write the plain int8 file whatever it scores.
+            None: write the all-integer file (MSE ranges) whatever it scores.
         layer_report: int8 only: put the per-layer error report in the JSON.
         search_split, search_limit: Data for the denylist search.
         add_metadata: Write MediaPipe/Android metadata (TFLite modes).
@@ -274,32 +275,39 @@ def guarded_int8(
 ):
     """int8 checked against the float model; returns (bytes, report part).
 
-    The plain int8 file is scored on `search_data` (held-out images, never
-    test) first; only when it loses more than `max_accuracy_drop` points does
-    the quantization debugger rank the layers and the denylist search keep the
-    worst in float. The report part says whether that was needed
-    (`float_fallback`, `denylist`) and whether the target was met
-    (`search["met"]`); the caller decides what a miss means (`export_tflite`
-    refuses to write, the study records it).
+    Two all-integer candidates come from one calibration: activation ranges
+    narrowed to minimise quantization error (`ranges.mse_ranges`) and the
+    calibration's min/max. Both are scored on `search_data` (held-out images,
+    never test) and the better is kept (`ranges`); only when it still loses more
+    than `max_accuracy_drop` points does the quantization debugger rank its
+    layers and the denylist search keep the worst in float. The report part says
+    whether that was needed (`float_fallback`, `denylist`) and whether the
+    target was met (`search["met"]`); the caller decides what a miss means
+    (`export_tflite` refuses to write, the study records it).
 
     Args:
         keras_model: The float reference.
         calibration: float32 (N, H, W, 3) 0..255 representative images.
         search_data: (images, labels) to score on, or None with
-            `max_accuracy_drop=None` (plain int8, no check).
+            `max_accuracy_drop=None` (int8 with MSE ranges, no check).
         max_accuracy_drop: Largest allowed top-1 loss in points, or None.
         io_type, dynamic_batch: As for `converter.convert`.
         layer_report: Put the whole per-layer report in the result (else the
             worst 10 rows, when the debugger ran).
         threads: LiteRT threads for scoring.
     """
-    calibrated = convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
-    plain = convert_lib.quantize_calibrated(calibrated, io_type)
+    calibrated = {
+        "minmax": convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
+    }
+    calibrated["mse"], range_summary = ranges_lib.mse_ranges(calibrated["minmax"], calibration)
+    files = {name: convert_lib.quantize_calibrated(c, io_type) for name, c in calibrated.items()}
     if max_accuracy_drop is None:
-        rows = debug.layer_report(calibrated, calibration[:64])
-        return plain, {
+        rows = debug.layer_report(calibrated["mse"], calibration[:64])
+        return files["mse"], {
             "layer_report": rows if layer_report else rows[:10],
             "denylist": [],
+            "ranges": "mse",
+            "mse_ranges": range_summary,
             "search": {},
         }
     images, targets = search_data
@@ -310,14 +318,20 @@ def guarded_int8(
         out = verify_lib.run_tflite(tflite, images, threads=threads)
         return float((out.argmax(-1) == targets).mean())
 
-    plain_top1 = evaluate(plain)
+    ranges_top1 = {name: evaluate(tflite) for name, tflite in files.items()}
+    chosen = max(files, key=lambda name: (ranges_top1[name], name == "mse"))  # ties: mse
+    plain, plain_top1 = files[chosen], ranges_top1[chosen]
     plain_drop = 100.0 * (reference_top1 - plain_top1)
     needs_search = plain_drop > max_accuracy_drop
-    rows = debug.layer_report(calibrated, calibration[:64]) if needs_search or layer_report else []
+    rows = (
+        debug.layer_report(calibrated[chosen], calibration[:64])
+        if needs_search or layer_report
+        else []
+    )
     more = {"layer_report": rows if layer_report else rows[:10]}
     if needs_search:
         found = debug.search_denylist(
-            calibrated, rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
+            calibrated[chosen], rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
         )
     else:
         found = {
@@ -332,10 +346,13 @@ def guarded_int8(
             "denylist": list(found["denylist"]),
             "max_accuracy_drop": max_accuracy_drop,
             "float_fallback": bool(found["denylist"]),
+            "ranges": chosen,
+            "mse_ranges": range_summary,
             "search": {
                 "num_examples": int(len(targets)),
                 "keras_top1": reference_top1,
                 "plain_top1": plain_top1,
+                "ranges_top1": ranges_top1,
                 "plain_drop_pt": plain_drop,
                 "accuracy_drop_pt": found["accuracy_drop_pt"],
                 "met": found["met"],

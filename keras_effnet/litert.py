@@ -11,6 +11,7 @@ float32 outputs.
 import os
 import statistics
 import time
+import warnings
 
 import numpy as np
 from ai_edge_litert import interpreter as litert
@@ -62,18 +63,26 @@ class Runner:
         tflite: bytes or a path.
         threads: interpreter threads (None = LiteRT's default).
         argument: the argument or flag name errors name.
+        preserve_all_tensors: keep every intermediate tensor readable after
+            `invoke` (`tensor`), at the cost of memory; for calibration.
 
     Raises:
         ConfigError: missing file, not a .tflite flatbuffer, or an input that
             is not a (batch, H, W, 3) image.
     """
 
-    def __init__(self, tflite, threads=2, argument="tflite"):
+    def __init__(self, tflite, threads=2, argument="tflite", *, preserve_all_tensors=False):
         name = "bytes" if isinstance(tflite, (bytes, bytearray, memoryview)) else os.fspath(tflite)
         try:
-            self.interpreter = litert.Interpreter(
-                model_content=read_flatbuffer(tflite, argument), num_threads=threads
-            )
+            with warnings.catch_warnings():
+                # Its "intended for debugging purposes only" memory warning: the
+                # caller asked for every tensor (calibration, `export.ranges`).
+                warnings.filterwarnings("ignore", "Enabling `experimental_preserve_all_tensors`")
+                self.interpreter = litert.Interpreter(
+                    model_content=read_flatbuffer(tflite, argument),
+                    num_threads=threads,
+                    experimental_preserve_all_tensors=preserve_all_tensors,
+                )
         except ValueError as e:
             if isinstance(e, ConfigError):
                 raise
@@ -123,22 +132,33 @@ class Runner:
         scale, zero = self.output["quantization"]
         return dequantize(self.interpreter.get_tensor(self.output["index"]), scale, zero)
 
-    def __call__(self, images, batch_size=1):
-        """float32 outputs (N, classes) for float 0..255 images (N, H, W, 3).
+    def tensor(self, index):
+        """A copy of tensor `index` after the last `invoke` (raw, not dequantized).
 
-        Runs `batch_size` images per invocation when the model's batch is
-        open (phones run batch 1, the default), else one at a time.
+        Intermediate tensors are only kept with `preserve_all_tensors=True`.
+        """
+        return self.interpreter.get_tensor(index)
+
+    def run_batches(self, images, batch_size=1):
+        """Runs float 0..255 `images` (N, H, W, 3) in batches; yields after each invoke.
+
+        `batch_size` images go in per invocation when the model's batch is
+        open (phones run batch 1, the default), else one at a time. After
+        each yield, `output_values()` and `tensor()` read that batch.
         """
         images = np.asarray(images, np.float32)
         step = self.set_batch(max(1, min(batch_size, len(images))))
-        results = []
         for start in range(0, len(images), step):
             chunk = images[start : start + step]
             if len(chunk) != step:
                 step = self.set_batch(len(chunk))
             self.set_input(chunk)
             self.invoke()
-            results.append(self.output_values())
+            yield len(chunk)
+
+    def __call__(self, images, batch_size=1):
+        """float32 outputs (N, classes) for float 0..255 images (N, H, W, 3) (`run_batches`)."""
+        results = [self.output_values() for _ in self.run_batches(images, batch_size)]
         return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
 
     def prime(self, image=None, seed=0):

@@ -20,6 +20,7 @@ def test_data():
     return lib.arrays("test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_savedmodel_matches_keras(name, test_data, tmp_path):
     report = export.export_tflite(

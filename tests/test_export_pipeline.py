@@ -150,6 +150,12 @@ def test_max_accuracy_drop_is_reported(tmp_path):
     )
     search = report["search"]
     assert search["history"][0]["denylisted"] == 0
+    # Both all-integer candidates were scored on validation and the better kept.
+    assert set(search["ranges_top1"]) == {"mse", "minmax"}
+    assert search["plain_top1"] == search["ranges_top1"][report["ranges"]]
+    assert search["plain_top1"] == max(search["ranges_top1"].values())
+    assert search["history"][0]["top1"] == search["plain_top1"]
+    assert report["mse_ranges"]["narrowed"] > 0
     assert search["met"] == (search["accuracy_drop_pt"] <= 0.0)
     assert (
         report["denylist"]

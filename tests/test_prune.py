@@ -78,6 +78,7 @@ def test_stripped_model_converts_and_compresses(pruned, tmp_path):
     json.dumps(pruned[2])  # the report is JSON-ready
 
 
+@pytest.mark.slow
 def test_prune_then_qat_keeps_zeros_in_int8(train):
     from keras_effnet.export.quant import qat
 

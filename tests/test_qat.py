@@ -172,6 +172,7 @@ def test_quantizers_are_placed_as_documented_and_ranges_start_float():
     assert low == 0.0 and 0.9 < high <= 1.0  # pixels / 255, not [-6, 6]
 
 
+@pytest.mark.slow
 def test_qat_b_variant_is_integer_only_and_matches_keras(trained_b, digits):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -218,6 +219,7 @@ def test_input_grid_matches_the_integer_input():
     np.testing.assert_array_equal(qat.input_grid(images, floats), images)
 
 
+@pytest.mark.slow
 def test_finish_qat_writes_verified_file_with_metadata(trained_b, tmp_path):
     from keras_effnet import export
 
@@ -275,6 +277,7 @@ def test_bad_arguments_name_the_argument():
         qat.export_qat(model, os.getcwd())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_cli_qat_with_pruning_writes_verified_integer_file(tmp_path):
     stdout, report = lib.run_export_cli(

@@ -42,6 +42,7 @@ def _store(config):
         return json.load(f)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_study_writes_documented_tables(tiny_study):
     config, result = tiny_study
@@ -99,6 +100,7 @@ def test_study_writes_documented_tables(tiny_study):
         assert abs(row["tflite_fp32_accuracy"] - row["accuracy"]) <= 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_study_figures_are_pngs(tiny_study):
     _, result = tiny_study
@@ -112,6 +114,7 @@ def test_study_figures_are_pngs(tiny_study):
         assert height > 200 and width > 200
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_study_flops_agree_with_model_profile(tiny_study):
     _, result = tiny_study
@@ -127,6 +130,7 @@ def test_study_flops_agree_with_model_profile(tiny_study):
         assert abs(row["flops"] - reference) / reference < 0.03, (row["model"], reference)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_rerun_skips_finished_cells_and_retries_the_rest(tiny_study, tmp_path):
     config, result = tiny_study
@@ -163,6 +167,7 @@ def test_rerun_skips_finished_cells_and_retries_the_rest(tiny_study, tmp_path):
     assert calls == [lite0_id]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_script_resumes_from_the_store(tiny_study):
     config, result = tiny_study

@@ -109,6 +109,7 @@ def _backup_epoch(run):
         return 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     args = ["--epochs=4", "--steps_per_epoch=25", "--strategy=cpu", "--augment=crop,flip,mixup"]
@@ -225,6 +226,7 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     assert {layer.dtype_policy.name for layer in target.layers} == {"float32"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
     # Two stages of two epochs: 32 px (dropout 0.1, no MixUp), then 64 px at the targets.
@@ -268,6 +270,7 @@ def test_progressive_run_killed_in_its_second_stage_resumes_exactly(tmp_path):
         assert model.input_shape == (None, 64, 64, 3) and probs.shape == (3, 10)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_mirrored_two_replicas_on_split_cpu(tmp_path):
     run = tmp_path / "mirrored"
@@ -298,6 +301,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_multi_worker_two_local_processes(tmp_path):
     run = tmp_path / "multi"

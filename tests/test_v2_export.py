@@ -9,7 +9,9 @@ from keras_effnet import export
 
 import export_testlib as lib
 
-pytestmark = pytest.mark.timeout(900)
+# The V1 export tests cover the same converter path; this repeat on V2 trains its
+# own model, so it runs with the slow tests.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 def trained_v2b0():

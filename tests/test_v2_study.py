@@ -45,6 +45,7 @@ def test_architecture_keys_tell_v1_and_v2_apart():
         specs.parse_model_name("v2x")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_script_measures_v2_models(tmp_path):
     # One V2 model end to end keeps this under a few minutes on 2 shared cores;

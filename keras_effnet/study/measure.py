@@ -160,9 +160,10 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
     """Per-mode LiteRT figures; int8 goes through the export's accuracy guard.
 
     With `search` (held-out validation images and labels), int8 is the file
-    `keras_effnet.export.export_tflite` would write: plain int8 if it loses at
-    most `cell["max_accuracy_drop"]` points (default 1.0) on `search`, else with
-    the worst layers kept in float. The row records whether that fallback was
+    `keras_effnet.export.export_tflite` would write: the better all-integer file
+    (MSE or min/max activation ranges) if it loses at most
+    `cell["max_accuracy_drop"]` points (default 1.0) on `search`, else with the
+    worst layers kept in float. The row records whether that fallback was
     needed and whether it met the target; a miss is kept and recorded, not
     refused (the study reports what happens).
     """
@@ -188,6 +189,7 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
                     tflite_int8_plain_val_accuracy=guard["search"]["plain_top1"],
                     tflite_int8_float_layers=len(guard["denylist"]),
                     tflite_int8_guard_met=guard["search"]["met"],
+                    tflite_int8_ranges=guard["ranges"],
                 )
             else:
                 flatbuffer = export.convert(model, mode, representative if needs_data else None)

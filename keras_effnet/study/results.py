@@ -132,7 +132,12 @@ def tflite_columns(modes):
                 (
                     "tflite_int8_plain_val_accuracy",
                     "validation top-1 of plain int8 (all layers "
-                    "quantized), before any float fallback",
+                    "quantized, the better activation ranges), before any float fallback",
+                ),
+                (
+                    "tflite_int8_ranges",
+                    "activation ranges the int8 guard kept: mse (narrowed to minimise "
+                    "quantization error) or minmax (calibration's)",
                 ),
                 (
                     "tflite_int8_float_layers",
