@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_effnet import export
+from keras_effnet.bench import ptq
 from keras_effnet.export import converter, flatbuf, ranges, verification
 
 import export_testlib as lib
@@ -83,3 +84,20 @@ def test_bad_ranges_and_images_name_the_argument(calibrated_b0):
         export.convert(lib.savedmodel("b0"), "int8", lib.arrays("train", 8)[0], ranges="p99")
     with pytest.raises(ValueError, match=r"images: expected a non-empty \(N, H, W, 3\) batch"):
         ranges.mse_ranges(calibrated_b0[0], np.zeros((0, 32, 32, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_ptq_benchmark_scores_every_file_on_both_splits():
+    row = ptq.ptq_figures(
+        lib.trained_model("b0"), 0, image_size=lib.SIZE, num_calibration=100, report_layers=3
+    )
+    assert row["guarded_ranges"] in ranges.RANGES and len(row["worst_layers"]) == 3
+    for split in ("validation", "test"):
+        for name in ("int8", "mse", "guarded"):
+            assert 0.5 < row[f"{split}_{name}_top1"] <= 1.0  # A trained model, not chance.
+        assert row[f"{split}_mse_drop_pt"] == pytest.approx(
+            100 * (row[f"{split}_float_top1"] - row[f"{split}_mse_top1"])
+        )
+    if row["guarded_float_layers"] == 0 and row["guarded_ranges"] == "mse":
+        # Without a fallback the default file is the MSE file.
+        assert row["test_guarded_top1"] == row["test_mse_top1"]
