@@ -23,7 +23,7 @@ import tensorflow as tf
 # own calibrate-then-quantize step; only `quantize_calibrated` uses it.
 from tensorflow.lite.python import convert as tf_convert
 
-from keras_effnet import io
+from keras_effnet import console, io
 from keras_effnet.export import flatbuf
 from keras_effnet.export import ranges as ranges_lib
 from keras_effnet.export_modes import QUANTIZED_MODES, check_mode, resolve_io_type
@@ -125,7 +125,8 @@ def _representative(images):
 
 def _run_converter(converter):
     try:
-        return converter.convert()
+        with console.native_output_filtered():
+            return converter.convert()
     except Exception as e:  # pylint: disable=broad-except
         text = str(e)
         if re.search(r"Flex|[Ss]elect TF|not supported by|TF Select", text):
@@ -253,17 +254,18 @@ def quantize_calibrated(calibrated, io_type="uint8", *, denylist=(), numeric_ver
     """
     io_type = resolve_io_type("int8", io_type)
     dtype = _TF_TYPES[io_type]
-    result = tf_convert.mlir_quantize(
-        calibrated,
-        disable_per_channel=False,
-        # fully_quantize=False is what the converter itself passes; True
-        # turns a uint8 interface into int8.
-        fully_quantize=False,
-        input_data_type=dtype if not numeric_verify else tf.float32,
-        output_data_type=dtype if not numeric_verify else tf.float32,
-        enable_numeric_verify=numeric_verify,
-        denylisted_nodes=list(denylist) or None,
-    )
+    with console.native_output_filtered():
+        result = tf_convert.mlir_quantize(
+            calibrated,
+            disable_per_channel=False,
+            # fully_quantize=False is what the converter itself passes; True
+            # turns a uint8 interface into int8.
+            fully_quantize=False,
+            input_data_type=dtype if not numeric_verify else tf.float32,
+            output_data_type=dtype if not numeric_verify else tf.float32,
+            enable_numeric_verify=numeric_verify,
+            denylisted_nodes=list(denylist) or None,
+        )
     return result if numeric_verify else pin_pixel_input(result)
 
 

@@ -20,10 +20,12 @@ target, measured on a split other than the test split.
 import csv
 import io
 import math
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
+from keras_effnet import console
 from keras_effnet.export import converter as convert_lib
 
 
@@ -54,10 +56,15 @@ def layer_report(calibrated, images):
     options = tf.lite.experimental.QuantizationDebugOptions(
         layer_direct_compare_metrics={"noise_ratio": _noise_ratio}
     )
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        quant_debug_model_content=debug_model, debug_dataset=dataset, debug_options=options
-    )
-    debugger.run()
+    with warnings.catch_warnings(), console.native_output_filtered():
+        # TFLite's debugger runs the deprecated tf.lite.Interpreter with every
+        # tensor kept; both warnings are about its internals, not the user's model.
+        warnings.filterwarnings("ignore", ".*tf.lite.Interpreter is deprecated")
+        warnings.filterwarnings("ignore", ".*experimental_preserve_all_tensors")
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            quant_debug_model_content=debug_model, debug_dataset=dataset, debug_options=options
+        )
+        debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
     buffer.seek(0)

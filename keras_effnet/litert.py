@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 from ai_edge_litert import interpreter as litert
 
+from keras_effnet import console
 from keras_effnet.errors import ConfigError
 
 
@@ -74,10 +75,10 @@ class Runner:
     def __init__(self, tflite, threads=2, argument="tflite", *, preserve_all_tensors=False):
         name = "bytes" if isinstance(tflite, (bytes, bytearray, memoryview)) else os.fspath(tflite)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), console.native_output_filtered():
                 # Its "intended for debugging purposes only" memory warning: the
                 # caller asked for every tensor (calibration, `export.ranges`).
-                warnings.filterwarnings("ignore", "Enabling `experimental_preserve_all_tensors`")
+                warnings.filterwarnings("ignore", ".*experimental_preserve_all_tensors")
                 self.interpreter = litert.Interpreter(
                     model_content=read_flatbuffer(tflite, argument),
                     num_threads=threads,
@@ -98,7 +99,8 @@ class Runner:
         self.image_size = (int(shape[1]), int(shape[2]))
         self.threads = threads
         self.batch = None
-        self.set_batch(1)
+        with console.native_output_filtered():  # LiteRT's "Created ... XNNPACK delegate".
+            self.set_batch(1)
 
     def set_batch(self, batch):
         """Runs `batch` images per invocation if the model allows it, else 1."""

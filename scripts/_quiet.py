@@ -1,23 +1,17 @@
 """Keeps TensorFlow's start-up INFO lines off the console (imported first by the scripts).
 
 TensorFlow logs CUDA probing, CPU features and oneDNN notes from C++ while it
-is imported, before TF_CPP_MIN_LOG_LEVEL is read, and logs "failed call to
-cuInit" as an error on every machine without a GPU. Unless the user asks for
-them (`--verbose=2`, or TF_CPP_MIN_LOG_LEVEL set in the environment), the
-import runs with file descriptor 2 captured: INFO lines and the CPU-only CUDA
-probe are dropped, anything else (a real warning or error) is replayed.
-Later INFO logs are hidden by TF_CPP_MIN_LOG_LEVEL=1; warnings still show.
+is imported, before TF_CPP_MIN_LOG_LEVEL is read. Unless the user asks for them
+(`--verbose=2`, or TF_CPP_MIN_LOG_LEVEL set in the environment), the import runs
+inside `keras_effnet.console.native_output_filtered` (known noise dropped,
+anything else replayed), and the library's later converter and LiteRT calls
+filter the same way. Later INFO logs are hidden by TF_CPP_MIN_LOG_LEVEL=1;
+warnings still show.
 """
 
+import importlib.util
 import os
-import re
 import sys
-import tempfile
-
-_NOISE = re.compile(
-    r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog|To enable the following "
-    r"instructions|E\d{4} .*(failed call to cuInit|Unable to register cu))"
-)
 
 
 def _verbose(argv):
@@ -29,32 +23,30 @@ def _verbose(argv):
     return "1"
 
 
+def _console():
+    # By path: importing `keras_effnet.console` would run the package's
+    # __init__, which imports Keras and so TensorFlow, before the filter is on.
+    path = os.path.join(os.path.dirname(__file__), "..", "keras_effnet", "console.py")
+    spec = importlib.util.spec_from_file_location("_keras_effnet_console", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def quiet_tensorflow(argv=None):
     """Imports TensorFlow quietly unless --verbose=2 or TF_CPP_MIN_LOG_LEVEL is set."""
     argv = sys.argv if argv is None else argv
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or _verbose(argv) == "2":
+        os.environ["KERAS_EFFNET_NATIVE_LOGS"] = "1"
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
+    with _console().native_output_filtered(fds=(2,)):
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()  # The CUDA probe logs here.
-            from absl import logging as absl_logging
+        tf.config.list_physical_devices()  # The CUDA probe logs here.
+        from absl import logging as absl_logging
 
-            absl_logging.set_verbosity(absl_logging.WARNING)
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode("utf8", "replace").splitlines(keepends=True):
-                if not _NOISE.match(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
+        absl_logging.set_verbosity(absl_logging.WARNING)
 
 
 quiet_tensorflow()

@@ -1,0 +1,46 @@
+"""Native log lines: known noise dropped, everything else replayed (keras_effnet/console.py)."""
+
+import os
+
+import numpy as np
+
+from keras_effnet import console, export
+from keras_effnet.export import converter
+
+import export_testlib as lib
+
+
+def _write_native(text):
+    os.write(2, text.encode())
+
+
+def test_known_noise_is_dropped_and_the_rest_replayed_in_order(capfd, monkeypatch):
+    monkeypatch.delenv("KERAS_EFFNET_NATIVE_LOGS", raising=False)
+    with console.native_output_filtered():
+        _write_native("I0000 00:00:1 cpu_feature_guard.cc:1] some INFO\n")
+        _write_native("a real warning\n")
+        _write_native("fully_quantize: 0, inference_type: 6, input_inference_type: UINT8\n")
+        _write_native("W0000 00:00:1 flatbuffer_export.cc:1] Skipping runtime version metadata\n")
+        _write_native("W0000 00:00:1 other.cc:1] a warning that matters\n")
+    err = capfd.readouterr().err
+    assert err == "a real warning\nW0000 00:00:1 other.cc:1] a warning that matters\n"
+
+
+def test_asking_for_native_logs_keeps_them(capfd, monkeypatch):
+    monkeypatch.setenv("KERAS_EFFNET_NATIVE_LOGS", "1")
+    with console.native_output_filtered():
+        _write_native("fully_quantize: 0, inference_type: 6\n")
+    assert capfd.readouterr().err == "fully_quantize: 0, inference_type: 6\n"
+
+
+def test_int8_conversion_and_litert_print_nothing(capfd, monkeypatch):
+    monkeypatch.delenv("KERAS_EFFNET_NATIVE_LOGS", raising=False)
+    images = lib.arrays("train", 16)[0]
+    capfd.readouterr()
+    tflite = converter.convert(lib.savedmodel("lite0"), "int8", images)
+    out = np.asarray(export.run_tflite(tflite, images[:2]))
+    captured = capfd.readouterr()
+    assert out.shape == (2, 10)
+    noise = ("fully_quantize", "XNNPACK", "Ignored output_format", "preserve_all_tensors")
+    for text in (captured.out, captured.err):
+        assert not any(n in text for n in noise), text[-2000:]
