@@ -3,6 +3,7 @@
 import keras
 
 from keras_effnet.layers.common import BN_EPSILON, BN_MOMENTUM, build_chain, check_activation
+from keras_effnet.layers.squeeze_excite import SqueezeExcite
 from keras_effnet.layers.stochastic_depth import StochasticDepth
 
 
@@ -86,6 +87,13 @@ class InvertedResidual(keras.layers.Layer):
         self.bn_momentum = float(bn_momentum)
         self.has_skip = self.id_skip and strides == 1 and filters_in == filters_out
         self.skip_layers = []
+
+    def _squeeze_excite(self, filters, filters_in, activation, prefix):
+        """The squeeze-excite sublayer list (empty without SE); SE width from the block input."""
+        if not 0 < self.se_ratio:
+            return []
+        se_filters = max(1, int(filters_in * self.se_ratio))
+        return [SqueezeExcite(filters, se_filters, activation, name=f"{prefix}_se")]
 
     def _add_skip(self, branch_end):
         """Appends stochastic depth to `branch_end` (a sublayer list) and creates the Add."""

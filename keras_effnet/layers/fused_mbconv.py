@@ -4,7 +4,6 @@ import keras
 
 from keras_effnet.layers.block import InvertedResidual, batch_norm
 from keras_effnet.layers.common import BN_MOMENTUM, CONV_KERNEL_INITIALIZER
-from keras_effnet.layers.squeeze_excite import SqueezeExcite
 
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
@@ -85,10 +84,7 @@ class FusedMBConv(InvertedResidual):
                 batch_norm(f"{prefix}_expand_bn", momentum),
                 keras.layers.Activation(activation, name=f"{prefix}_expand_activation"),
             ]
-        self.se_layers = []
-        if 0 < self.se_ratio:
-            se_filters = max(1, int(filters_in * self.se_ratio))
-            self.se_layers = [SqueezeExcite(filters, se_filters, activation, name=f"{prefix}_se")]
+        self.se_layers = self._squeeze_excite(filters, filters_in, activation, prefix)
         if expand_ratio != 1:
             project = [
                 keras.layers.Conv2D(

@@ -4,7 +4,6 @@ import keras
 
 from keras_effnet.layers.block import InvertedResidual, batch_norm, output_shape
 from keras_effnet.layers.common import BN_MOMENTUM, CONV_KERNEL_INITIALIZER
-from keras_effnet.layers.squeeze_excite import SqueezeExcite
 
 # Kept for callers of the former module-level helper.
 build_output_shape = output_shape
@@ -110,10 +109,7 @@ class MBConv(InvertedResidual):
             batch_norm(f"{prefix}_bn", momentum),
             keras.layers.Activation(activation, name=f"{prefix}_activation"),
         ]
-        self.se_layers = []
-        if 0 < self.se_ratio:
-            se_filters = max(1, int(filters_in * self.se_ratio))
-            self.se_layers = [SqueezeExcite(filters, se_filters, activation, name=f"{prefix}_se")]
+        self.se_layers = self._squeeze_excite(filters, filters_in, activation, prefix)
         self.project_layers = [
             keras.layers.Conv2D(
                 filters_out,
