@@ -262,6 +262,28 @@ def export_tflite(
     )
 
 
+def int8_candidates(keras_model, calibration, *, io_type="uint8", dynamic_batch=False):
+    """The two all-integer int8 files of one calibration, before any check.
+
+    Returns:
+        A dict: `calibrated` and `files`, each {"mse": bytes, "minmax": bytes}
+        (the calibrated float models and their quantized files; "mse" has
+        `ranges.mse_ranges`, "minmax" calibration's own ranges), and
+        `mse_ranges` (that function's summary).
+    """
+    calibrated = {
+        "minmax": convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
+    }
+    calibrated["mse"], range_summary = ranges_lib.mse_ranges(calibrated["minmax"], calibration)
+    return {
+        "calibrated": calibrated,
+        "files": {
+            name: convert_lib.quantize_calibrated(c, io_type) for name, c in calibrated.items()
+        },
+        "mse_ranges": range_summary,
+    }
+
+
 def guarded_int8(
     keras_model,
     calibration,
@@ -272,6 +294,7 @@ def guarded_int8(
     dynamic_batch=False,
     layer_report=False,
     threads=2,
+    candidates=None,
 ):
     """int8 checked against the float model; returns (bytes, report part).
 
@@ -295,12 +318,16 @@ def guarded_int8(
         layer_report: Put the whole per-layer report in the result (else the
             worst 10 rows, when the debugger ran).
         threads: LiteRT threads for scoring.
+        candidates: `int8_candidates(keras_model, calibration, ...)` already
+            made with the same `io_type` (the PTQ benchmark scores them too),
+            or None to make them here.
     """
-    calibrated = {
-        "minmax": convert_lib.calibrate(keras_model, calibration, dynamic_batch=dynamic_batch)
-    }
-    calibrated["mse"], range_summary = ranges_lib.mse_ranges(calibrated["minmax"], calibration)
-    files = {name: convert_lib.quantize_calibrated(c, io_type) for name, c in calibrated.items()}
+    if candidates is None:
+        candidates = int8_candidates(
+            keras_model, calibration, io_type=io_type, dynamic_batch=dynamic_batch
+        )
+    calibrated, files = candidates["calibrated"], candidates["files"]
+    range_summary = candidates["mse_ranges"]
     if max_accuracy_drop is None:
         rows = debug.layer_report(calibrated["mse"], calibration[:64])
         return files["mse"], {

@@ -74,32 +74,33 @@ class Runner:
 
     def __init__(self, tflite, threads=2, argument="tflite", *, preserve_all_tensors=False):
         name = "bytes" if isinstance(tflite, (bytes, bytearray, memoryview)) else os.fspath(tflite)
-        try:
-            with warnings.catch_warnings(), console.native_output_filtered():
-                # Its "intended for debugging purposes only" memory warning: the
-                # caller asked for every tensor (calibration, `export.ranges`).
-                warnings.filterwarnings("ignore", ".*experimental_preserve_all_tensors")
+        # LiteRT's native "Created ... XNNPACK delegate" line comes with the
+        # first allocation; the preserve-all-tensors memory warning ("intended
+        # for debugging purposes only") is expected: the caller asked for every
+        # tensor (calibration, `export.ranges`).
+        with warnings.catch_warnings(), console.native_output_filtered():
+            warnings.filterwarnings("ignore", ".*experimental_preserve_all_tensors")
+            try:
                 self.interpreter = litert.Interpreter(
                     model_content=read_flatbuffer(tflite, argument),
                     num_threads=threads,
                     experimental_preserve_all_tensors=preserve_all_tensors,
                 )
-        except ValueError as e:
-            if isinstance(e, ConfigError):
-                raise
-            raise ConfigError(
-                f"`{argument}` is not a valid .tflite file ({e}). Received: {argument}={name!r}"
-            ) from None
-        shape = list(self.interpreter.get_input_details()[0]["shape"])
-        if len(shape) != 4 or shape[-1] != 3:
-            raise ConfigError(
-                f"`{argument}`: expected a (1, H, W, 3) image input, got input "
-                f"shape {shape}. Received: {argument}={name!r}"
-            )
-        self.image_size = (int(shape[1]), int(shape[2]))
-        self.threads = threads
-        self.batch = None
-        with console.native_output_filtered():  # LiteRT's "Created ... XNNPACK delegate".
+            except ValueError as e:
+                if isinstance(e, ConfigError):
+                    raise
+                raise ConfigError(
+                    f"`{argument}` is not a valid .tflite file ({e}). Received: {argument}={name!r}"
+                ) from None
+            shape = list(self.interpreter.get_input_details()[0]["shape"])
+            if len(shape) != 4 or shape[-1] != 3:
+                raise ConfigError(
+                    f"`{argument}`: expected a (1, H, W, 3) image input, got input "
+                    f"shape {shape}. Received: {argument}={name!r}"
+                )
+            self.image_size = (int(shape[1]), int(shape[2]))
+            self.threads = threads
+            self.batch = None
             self.set_batch(1)
 
     def set_batch(self, batch):

@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -59,6 +60,24 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], a[2])  # Second epoch starts in another order.
     assert not np.array_equal(a[0], labels(4)[0])
+
+
+def test_shuffled_draw_ignores_global_seed():
+    # The int8 calibration images (a shuffled, non-repeating draw) are the
+    # same whatever seed the process set before (keras.utils.set_random_seed).
+    def first(global_seed):
+        keras.utils.set_random_seed(global_seed)
+        ds = data.load_dataset("digits", "train", 16, 200, shuffle=True, seed=1)
+        return [y.numpy() for _, y in ds]
+
+    a, b = first(0), first(5)
+    assert sum(len(y) for y in a) == data.dataset_info("digits").splits["train"]
+    np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
+    unshuffled = np.concatenate(
+        [y.numpy() for _, y in data.load_dataset("digits", "train", 16, 200)]
+    )
+    assert not np.array_equal(np.concatenate(a), unshuffled)
+    np.testing.assert_array_equal(np.sort(np.concatenate(a)), np.sort(unshuffled))
 
 
 def test_augmentations_keep_range_and_mixup_makes_soft_labels():

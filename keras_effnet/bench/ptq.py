@@ -9,7 +9,7 @@ debugger's worst layers of the plain file.
 """
 
 from keras_effnet.bench.training import train_briefly
-from keras_effnet.export import converter, datasets, debug, pipeline, ranges, verification
+from keras_effnet.export import converter, datasets, debug, pipeline, verification
 
 
 def ptq_run(
@@ -80,15 +80,14 @@ def ptq_figures(
     calib = datasets.load_arrays(
         "digits", "train", size, limit=num_calibration, shuffle=True, seed=seed
     )[0]
-    calibrated = converter.calibrate(model, calib)
-    plain = converter.quantize_calibrated(calibrated, "uint8")
-    refined, _ = ranges.mse_ranges(calibrated, calib)
-    files = {"mse": converter.quantize_calibrated(refined, "uint8")}
+    candidates = pipeline.int8_candidates(model, calib)
+    calibrated, plain = candidates["calibrated"]["minmax"], candidates["files"]["minmax"]
+    files = {"mse": candidates["files"]["mse"]}
     splits = {
         split: datasets.load_arrays("digits", split, size) for split in ("validation", "test")
     }
     files["guarded"], guard = pipeline.guarded_int8(
-        model, calib, splits["validation"], max_accuracy_drop
+        model, calib, splits["validation"], max_accuracy_drop, candidates=candidates
     )
     row = {
         "seed": seed,
