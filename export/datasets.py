@@ -51,6 +51,7 @@ def load_arrays(dataset, split, image_size, *, limit=None, data_dir=None, shuffl
             64,
             data_dir=data_dir,
             shuffle=shuffle,
+            reshuffle=False,  # One order per seed, in any process (calibration draws).
             seed=seed,
             cache=False,
         )

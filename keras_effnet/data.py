@@ -143,12 +143,13 @@ def load_dataset(
         batch_size: batch size of the returned dataset (the global batch
             under a tf.distribute strategy).
         data_dir: TFDS data directory.
-        shuffle: shuffle examples. Digits and folders follow a stateless
-            permutation of (seed, pass), the same in every process; TFDS
-            sources shuffle files and a buffer.
-        reshuffle: with `shuffle` of a TFDS source, a new order on every
-            iteration of the dataset (False: the same seeded order). Digits
-            and folders always give pass p the permutation of (seed, p).
+        shuffle: shuffle examples. With `repeat` or `reshuffle=False`,
+            digits and folders follow a stateless permutation of (seed,
+            pass), the same in every process; TFDS sources shuffle files and
+            a buffer.
+        reshuffle: without `repeat`, a new order on every iteration of the
+            dataset (False: the same seeded order every time). With `repeat`,
+            digits and folders give pass p the permutation of (seed, p).
         augment: None, "none" or names from "crop,flip,randaugment,mixup"
             ("auto" is resolved by the training config, not here).
         drop_remainder: drop the last partial batch.
@@ -189,12 +190,16 @@ def load_dataset(
         raise ConfigError(
             f"`skip_examples` needs repeat=True. Received: skip_examples={skip_examples}"
         )
-    # In-memory sources shuffle statelessly, by (seed, position) alone: a
-    # shuffled draw (the int8 calibration images, BN re-estimation) must not
-    # depend on TensorFlow's global seed, which tf.data's `shuffle` mixes in
+    # In-memory sources shuffle statelessly, by (seed, position) alone, when
+    # repeating or when one fixed order is asked for: a shuffled draw (the
+    # int8 calibration images, BN re-estimation) must not depend on
+    # TensorFlow's global seed, which tf.data's `shuffle` mixes in
     # (`keras.utils.set_random_seed` before an export changed the calibration
-    # set, and B0's int8 top-1 by 0.7 pt; README, "Post-training int8").
-    table = sources.indexed_source(name, split) if shuffle else None
+    # set, and B0's int8 top-1 by 0.7 pt; README, "Post-training int8"). A
+    # non-repeating dataset that reshuffles on every iteration (an epoch per
+    # `fit` pass) needs tf.data's state.
+    stateless = shuffle and (repeat or not reshuffle)
+    table = sources.indexed_source(name, split) if stateless else None
     if table is not None:
         ds, encoded = stream.positional_stream(*table, seed, skip_examples), table[2]
         if not repeat:

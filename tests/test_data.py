@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from keras_effnet import data, sources
 from keras_effnet.errors import ConfigError
+from keras_effnet.export import datasets as export_datasets
 
 
 def _batches(ds):
@@ -67,7 +68,7 @@ def test_shuffled_draw_ignores_global_seed():
     # same whatever seed the process set before (keras.utils.set_random_seed).
     def first(global_seed):
         keras.utils.set_random_seed(global_seed)
-        ds = data.load_dataset("digits", "train", 16, 200, shuffle=True, seed=1)
+        ds = data.load_dataset("digits", "train", 16, 200, shuffle=True, reshuffle=False, seed=1)
         return [y.numpy() for _, y in ds]
 
     a, b = first(0), first(5)
@@ -78,6 +79,16 @@ def test_shuffled_draw_ignores_global_seed():
     )
     assert not np.array_equal(np.concatenate(a), unshuffled)
     np.testing.assert_array_equal(np.sort(np.concatenate(a)), np.sort(unshuffled))
+    # The arrays the export calibrates on: the same draw.
+    drawn = export_datasets.load_arrays("digits", "train", (16, 16), limit=50, shuffle=True, seed=1)
+    np.testing.assert_array_equal(drawn[1], np.concatenate(a)[:50])
+
+
+def test_one_pass_dataset_reshuffles_on_every_iteration():
+    # What `fit` iterates once per epoch without repeat.
+    ds = data.load_dataset("digits", "train", 16, 2000, shuffle=True, seed=1)
+    first, second = (next(iter(ds))[1].numpy() for _ in range(2))
+    assert not np.array_equal(first, second)
 
 
 def test_augmentations_keep_range_and_mixup_makes_soft_labels():

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_effnet import export
+from keras_effnet.export import verification
 
 import export_testlib as lib
 
@@ -137,6 +139,36 @@ def test_census_rejects_float_op_in_int8_model():
     assert [h["denylisted"] for h in found["history"]] == [0, 1]
     assert found["history"][0]["drop_pt"] == pytest.approx(10.0)
 
+    # With compare dicts, the target holds for the drop plus its standard
+    # error: no measured loss but +-1.5 pt of doubt does not meet 1 pt.
+    def scored(tflite):
+        floats = export.op_census(tflite)["num_float_ops"]
+        drop, se = (0.5, 0.3) if floats else (0.0, 1.5)
+        return {
+            "tflite_top1": 0.9 - drop / 100,
+            "top1_drop_pt": drop,
+            "top1_drop_se_pt": se,
+            "top1_agreement": 0.99,
+        }
+
+    found = export.search_denylist(calibrated, rows, scored, 0.9, max_accuracy_drop=1.0)
+    assert found["met"] and found["denylist"] == [worst]
+    assert [(h["drop_pt"], h["drop_se_pt"]) for h in found["history"]] == [(0.0, 1.5), (0.5, 0.3)]
+    assert (found["accuracy_drop_pt"], found["accuracy_drop_se_pt"]) == (0.5, 0.3)
+
+
+def test_compare_gives_the_paired_error_of_the_drop():
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    reference = np.eye(6)[[0, 1, 2, 3, 0, 0]]  # 4 right.
+    candidate = np.eye(6)[[0, 1, 2, 0, 4, 0]]  # 4 right: one lost, one gained.
+    compared = verification.compare(reference, candidate, labels)
+    assert compared["top1_drop_pt"] == pytest.approx(0.0)
+    assert compared["top1_agreement"] == pytest.approx(4 / 6)
+    # Per image +1, -1 and four 0: sample std sqrt(2/5), over sqrt(6).
+    assert compared["top1_drop_se_pt"] == pytest.approx(100 * np.sqrt(2 / 5) / np.sqrt(6))
+    same = verification.compare(reference, reference, labels)
+    assert same["top1_drop_pt"] == 0.0 and same["top1_drop_se_pt"] == 0.0
+
 
 def test_max_accuracy_drop_is_reported(tmp_path):
     out = tmp_path / "m.tflite"
@@ -145,18 +177,23 @@ def test_max_accuracy_drop_is_reported(tmp_path):
         "int8",
         str(out),
         dataset=_splits(),
-        max_accuracy_drop=0.0,
+        max_accuracy_drop=0.8,
         latency_runs=0,
     )
     search = report["search"]
     assert search["history"][0]["denylisted"] == 0
     # Both all-integer candidates were scored on validation and the better kept.
     assert set(search["ranges_top1"]) == {"mse", "minmax"}
+    # The kept one has the lower drop plus standard error on validation.
+    bounds = {n: v["drop_pt"] + v["drop_se_pt"] for n, v in search["ranges_scores"].items()}
+    assert bounds[report["ranges"]] == min(bounds.values())
+    # Layers go to float exactly when the kept file's bound misses the target.
+    assert report["float_fallback"] == (min(bounds.values()) > 0.8)
     assert search["plain_top1"] == search["ranges_top1"][report["ranges"]]
-    assert search["plain_top1"] == max(search["ranges_top1"].values())
     assert search["history"][0]["top1"] == search["plain_top1"]
+    assert search["plain_drop_se_pt"] == search["ranges_scores"][report["ranges"]]["drop_se_pt"]
     assert report["mse_ranges"]["narrowed"] > 0
-    assert search["met"] == (search["accuracy_drop_pt"] <= 0.0)
+    assert search["met"] == (search["accuracy_drop_pt"] + search["accuracy_drop_se_pt"] <= 0.8)
     assert (
         report["denylist"]
         == [r["tensor"] for r in report["layer_report"]][: len(report["denylist"])]

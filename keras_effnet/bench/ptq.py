@@ -64,14 +64,15 @@ def ptq_figures(
     min/max ranges; the MSE file narrows those ranges (`ranges.mse_ranges`,
     the default of `converter.convert`). The default file is
     what `export_tflite` writes with the accuracy guard at `max_accuracy_drop`
-    points (`pipeline.guarded_int8`: plain if it is within the target on
-    validation, else with the worst layers in float). Both are scored on the
-    validation and test splits.
+    points (`pipeline.guarded_int8`: the MSE or min/max file if its
+    validation drop plus standard error is within the target, else with the
+    worst layers in float). All are scored on the validation and test splits.
 
     Returns:
         A dict: seed, image_size, `{split}_float_top1`, `{split}_int8_top1`,
         `{split}_drop_pt`, `{split}_agreement` (plain), `{split}_mse_top1`,
-        `{split}_mse_drop_pt`, `{split}_guarded_top1`, `{split}_guarded_drop_pt`,
+        `{split}_mse_drop_pt`, `{split}_guarded_top1`, `{split}_guarded_drop_pt`
+        (and `{split}_mse_agreement`, `{split}_guarded_agreement`),
         guarded_ranges, guarded_float_layers, guarded_met, and the
         `report_layers` worst layers of the quantization debugger.
     """
@@ -105,9 +106,12 @@ def ptq_figures(
         row[f"{split}_drop_pt"] = 100.0 * (compared["keras_top1"] - compared["tflite_top1"])
         row[f"{split}_agreement"] = compared["top1_agreement"]
         for name, tflite in files.items():
-            top1 = float((verification.run_tflite(tflite, images).argmax(-1) == labels).mean())
-            row[f"{split}_{name}_top1"] = top1
-            row[f"{split}_{name}_drop_pt"] = 100.0 * (compared["keras_top1"] - top1)
+            scored = verification.compare(
+                reference, verification.run_tflite(tflite, images), labels
+            )
+            row[f"{split}_{name}_top1"] = scored["tflite_top1"]
+            row[f"{split}_{name}_drop_pt"] = scored["top1_drop_pt"]
+            row[f"{split}_{name}_agreement"] = scored["top1_agreement"]
     rows = debug.layer_report(calibrated, calib[:64])
     row["worst_layers"] = [
         {k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}

@@ -276,7 +276,9 @@ def _measure(cell, cell_id, artifacts_dir):
             info.splits["validation"],
         )
     calib_x, _ = _arrays(
-        data.load_dataset(cell["dataset"], "train", res, 64, shuffle=True, seed=seed + 1, **load),
+        data.load_dataset(
+            cell["dataset"], "train", res, 64, shuffle=True, reshuffle=False, seed=seed + 1, **load
+        ),
         cell["bn_images"],
     )
     _emit("build")
