@@ -85,7 +85,10 @@ def test_study_writes_documented_tables(tiny_study):
         if row["tflite_int8_float_layers"] == 0:
             assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] / 2
         else:
-            assert row["tflite_int8_mib"] < row["tflite_fp32_mib"]
+            # The fallback may keep every tensor of a barely trained model in
+            # float: then the file is the float one plus the quantize and
+            # dequantize ops at its edges (measured: 600 bytes over 12.9 MiB).
+            assert row["tflite_int8_mib"] < row["tflite_fp32_mib"] * 1.01
         assert row["graph_layers"] > row["tflite_fp32_ops"] / 2
         assert row["train_loss"] > 0
         for column in (
@@ -325,8 +328,11 @@ def test_study_records_int8_fallback_and_keeps_a_miss(monkeypatch):
     search = lib.arrays("validation", 100)
     cell = {"tflite_modes": ["int8"], "threads": 2, "latency_runs": 2}
     row = measure._tflite(model, cell, calib, test_x, test_y, search=search)
+    # The guard meets the target on this model, with or without float layers:
+    # on 100 validation images one or two images decide whether it must keep
+    # layers in float (the drop plus its standard error, README "int8 guard"),
+    # and the trained fixture differs a little between CPUs.
     assert row["tflite_int8_guard_met"] is True
-    assert row["tflite_int8_float_layers"] == 0  # This model quantizes well (>= 0.8 test top-1).
     assert row["tflite_int8_accuracy"] >= 0.8
     lib.collapse_int8(monkeypatch)
     row = measure._tflite(model, cell, calib, test_x, test_y, search=search)
