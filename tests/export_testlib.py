@@ -149,9 +149,9 @@ def collapse_int8(monkeypatch):
     What B0's post-training int8 once did in the scaling study: the accuracy
     guard must see it, whatever the real file scores.
     """
-    from keras_effnet.export import pipeline  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import verification  # pylint: disable=import-outside-toplevel
 
-    real = pipeline.verify_lib.run_tflite
+    real = verification.run_tflite
 
     def collapsed(tflite, images, **kwargs):
         out = real(tflite, images, **kwargs)
@@ -159,4 +159,4 @@ def collapse_int8(monkeypatch):
         out[:, 0] = 1.0
         return out
 
-    monkeypatch.setattr(pipeline.verify_lib, "run_tflite", collapsed)
+    monkeypatch.setattr(verification, "run_tflite", collapsed)

@@ -3,13 +3,13 @@ lose accuracy under post-training int8").
 
 Float vs plain int8 (every op quantized, calibration's min/max ranges) vs int8
 with MSE ranges (`keras_effnet.export.ranges`) vs the file the default export
-writes (the accuracy guard, `keras_effnet.export.pipeline.guarded_int8`),
+writes (the accuracy guard, `keras_effnet.export.guard.guarded_int8`),
 scored on the digits validation and test splits, with the quantization
 debugger's worst layers of the plain file.
 """
 
 from keras_effnet.bench.training import train_briefly
-from keras_effnet.export import converter, datasets, debug, pipeline, verification
+from keras_effnet.export import converter, datasets, debug, guard, verification
 
 
 def ptq_run(
@@ -64,7 +64,7 @@ def ptq_figures(
     min/max ranges; the MSE file narrows those ranges (`ranges.mse_ranges`,
     the default of `converter.convert`). The default file is
     what `export_tflite` writes with the accuracy guard at `max_accuracy_drop`
-    points (`pipeline.guarded_int8`: the MSE or min/max file if its
+    points (`guard.guarded_int8`: the MSE or min/max file if its
     validation drop plus standard error is within the target, else with the
     worst layers in float). All are scored on the validation and test splits.
 
@@ -81,22 +81,22 @@ def ptq_figures(
     calib = datasets.load_arrays(
         "digits", "train", size, limit=num_calibration, shuffle=True, seed=seed
     )[0]
-    candidates = pipeline.int8_candidates(model, calib)
+    candidates = guard.int8_candidates(model, calib)
     calibrated, plain = candidates["calibrated"]["minmax"], candidates["files"]["minmax"]
     files = {"mse": candidates["files"]["mse"]}
     splits = {
         split: datasets.load_arrays("digits", split, size) for split in ("validation", "test")
     }
-    files["guarded"], guard = pipeline.guarded_int8(
+    files["guarded"], report = guard.guarded_int8(
         model, calib, splits["validation"], max_accuracy_drop, candidates=candidates
     )
     row = {
         "seed": seed,
         "image_size": image_size,
         "max_accuracy_drop": max_accuracy_drop,
-        "guarded_ranges": guard["ranges"],
-        "guarded_float_layers": len(guard["denylist"]),
-        "guarded_met": guard["search"]["met"],
+        "guarded_ranges": report["ranges"],
+        "guarded_float_layers": len(report["denylist"]),
+        "guarded_met": report["search"]["met"],
     }
     for split, (images, labels) in splits.items():
         reference = verification.reference_fn(model)(images)

@@ -170,7 +170,7 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
     import numpy as np
 
     from keras_effnet import export
-    from keras_effnet.export import pipeline
+    from keras_effnet.export import guard
 
     row, errors = {}, {}
     for mode in cell["tflite_modes"]:
@@ -178,7 +178,7 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
         try:
             needs_data = mode in QUANTIZED_MODES
             if mode == "int8" and search is not None:
-                flatbuffer, guard = pipeline.guarded_int8(
+                flatbuffer, report = guard.guarded_int8(
                     model,
                     representative,
                     search,
@@ -186,10 +186,10 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
                     threads=cell["threads"],
                 )
                 row.update(
-                    tflite_int8_plain_val_accuracy=guard["search"]["plain_top1"],
-                    tflite_int8_float_layers=len(guard["denylist"]),
-                    tflite_int8_guard_met=guard["search"]["met"],
-                    tflite_int8_ranges=guard["ranges"],
+                    tflite_int8_plain_val_accuracy=report["search"]["plain_top1"],
+                    tflite_int8_float_layers=len(report["denylist"]),
+                    tflite_int8_guard_met=report["search"]["met"],
+                    tflite_int8_ranges=report["ranges"],
                 )
             else:
                 flatbuffer = export.convert(model, mode, representative if needs_data else None)
