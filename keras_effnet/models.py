@@ -24,11 +24,14 @@ from keras_effnet.network import build_efficientnet
 _COMMON_DOC = """
     Args:
         include_top: include the classifier (avg pool, dropout, Dense).
-        weights: None, "imagenet" (EfficientNet B0-B7 and EfficientNetV2:
-            keras.applications' official files, downloaded once, md5-checked,
-            cached under ~/.keras/models; not Lite),
-            or a path: an official-format legacy `.h5` (loaded by layer name)
-            or a `.weights.h5` saved from a keras-effnet model.
+        weights: None; "imagenet" (B0-B7 and EfficientNetV2: keras.applications'
+            official files, md5-checked; Lite0-4: timm's port of the official
+            Lite checkpoint), downloaded once into ~/.keras/models;
+            "timm:<architecture>.<tag>" (a timm tf_ checkpoint, e.g.
+            "timm:tf_efficientnet_b0.ns_jft_in1k"); or a path: a timm-format
+            `.safetensors`, an official-format legacy `.h5` (loaded by layer
+            name) or a `.weights.h5` saved from a keras-effnet model. See
+            README "Pretrained weights".
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: (height, width, 3); each side >= 32 or None (dynamic).
             Defaults to the native resolution, or (None, None, 3) without
@@ -80,7 +83,7 @@ def _variant_constructor(key):
             classifier_activation=classifier_activation,
             include_preprocessing=include_preprocessing,
             name=name or variant.model_name,
-            weights_name=None if variant.lite else variant.name,
+            weights_name=variant.name,
         )
 
     constructor.__name__ = variant.constructor_name
@@ -147,10 +150,11 @@ def EfficientNet(
         A `keras.Model`.
     """
     coeffs = scaling.compound_coefficients(phi, alpha, beta, gamma)
-    if kwargs.get("weights") == "imagenet":
+    weights = kwargs.get("weights")
+    if weights == "imagenet" or str(weights).startswith("timm:"):
         raise ValueError(
-            'weights="imagenet" exists only for EfficientNetB0-B7; use a path for custom '
-            f"scaling. Received: weights={kwargs['weights']!r}"
+            'weights="imagenet" and timm tags exist only for the named variants; use a file path '
+            f"for custom scaling. Received: weights={weights!r}"
         )
     resolution = scaling.scaled_resolution(base_resolution, coeffs.resolution)
     return build_efficientnet(

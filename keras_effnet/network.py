@@ -13,7 +13,7 @@ import warnings
 
 import keras
 
-from keras_effnet import builder, variants
+from keras_effnet import builder, checkpoints, pretrained, variants
 from keras_effnet import weights as weights_lib
 from keras_effnet.layers import FusedMBConv, MBConv
 from keras_effnet.layers.common import (
@@ -54,11 +54,6 @@ def _input_shape(input_shape, input_tensor, default_size, include_top, weights):
 def _validate(weights, include_top, classes, pooling, classifier_activation):
     if not isinstance(classes, int) or classes < 1:
         raise ValueError(f"`classes` must be a positive int. Received: classes={classes!r}")
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(
-            'With weights="imagenet" and include_top=True, `classes` must be 1000. '
-            f"Received: classes={classes}"
-        )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f'`pooling` must be None, "avg" or "max". Received: pooling={pooling!r}')
     if include_top and classes == 1 and classifier_activation == "softmax":
@@ -75,7 +70,7 @@ def _validate(weights, include_top, classes, pooling, classifier_activation):
             stacklevel=3,
         )
     if weights is not None and include_top and classifier_activation not in (None, "softmax"):
-        if weights == "imagenet":
+        if weights == "imagenet" or str(weights).startswith(pretrained.TIMM_PREFIX):
             raise ValueError(
                 'With pretrained weights, `classifier_activation` must be None or "softmax". '
                 f"Received: classifier_activation={classifier_activation!r}"
@@ -102,8 +97,22 @@ def _batch_norm(name, momentum):
     return keras.layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
 
 
-def _preprocess(x, kind, weights):
-    """In-graph preprocessing of [0, 255] pixels (`variants.PREPROCESSING`)."""
+def _preprocess(x, kind, weights, normalization=None):
+    """In-graph preprocessing of [0, 255] pixels (`variants.PREPROCESSING`).
+
+    `normalization` (a `pretrained.InputNormalization`) is the one a timm
+    checkpoint was trained with: EfficientNetV2's constant preprocessing then
+    uses it; B0-B7 and Lite keep their Normalization layer, whose statistics
+    `_set_normalization` sets once the graph exists.
+    """
+    if normalization is not None and kind != "normalization":
+        x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+        return keras.layers.Normalization(
+            axis=-1,
+            mean=list(normalization.mean),
+            variance=[s**2 for s in normalization.std],
+            name="normalization",
+        )(x)
     if kind == "symmetric":
         # keras.applications EfficientNetV2-S/M/L: x / 128 - 1, in [-1, 0.992].
         return keras.layers.Rescaling(1.0 / 128.0, offset=-1.0, name="rescaling")(x)
@@ -122,6 +131,33 @@ def _preprocess(x, kind, weights):
             [1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB], name="rescaling_imagenet_std"
         )(x)
     return x
+
+
+def _set_normalization(model, normalization):
+    """Sets the B0-B7/Lite Normalization layer's statistics to a checkpoint's mean and std."""
+    layer = next((l for l in model.layers if l.name == "normalization"), None)
+    if layer is None or not layer.weights:
+        return
+    layer.weights[0].assign(keras.ops.convert_to_tensor(normalization.mean, "float32"))
+    layer.weights[1].assign(keras.ops.convert_to_tensor([s**2 for s in normalization.std]))
+    layer.finalize_state()  # Normalization caches mean/variance
+
+
+def _read_checkpoint(source, weights_name, include_top, classes):
+    """Downloads (once) and reads a timm-format checkpoint: (source, tensors, normalization)."""
+    source = pretrained.fetch(source)
+    tensors, metadata = checkpoints.read_safetensors(source.path)
+    if source.kind == "timm":
+        return source, tensors, source.timm_tag.normalization
+    _, normalization = pretrained.local_file_info(source.path, metadata, weights_name)
+    rows = tensors.get("classifier.bias")
+    if include_top and rows is not None and rows.shape[0] != classes:
+        raise ValueError(
+            f"With weights={source.argument!r} and include_top=True, `classes` must be "
+            f"{rows.shape[0]} (the file's classifier). For a new classifier, build with "
+            f"include_top=False and add your own head. Received: classes={classes}"
+        )
+    return source, tensors, normalization
 
 
 def _block(args, plan):
@@ -193,7 +229,7 @@ def build_efficientnet(
         A `keras.Model`.
     """
     _validate(weights, include_top, classes, pooling, classifier_activation)
-    weights_lib.check_weights_argument(weights, weights_name)
+    source = pretrained.resolve(weights, weights_name, include_top, classes)
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate}")
     base = variants.get_baseline(baseline)
@@ -203,6 +239,11 @@ def build_efficientnet(
     if not allow_large:
         _check_size(plan, classes, include_top, include_preprocessing, width, depth)
     activation = check_activation(plan.activation)
+    tensors = normalization = None
+    if source is not None and source.kind in ("timm", "safetensors"):
+        source, tensors, normalization = _read_checkpoint(
+            source, weights_name, include_top, classes
+        )
     shape = _input_shape(input_shape, input_tensor, default_size, include_top, weights)
     if input_tensor is None:
         inputs = keras.Input(shape=shape, name="input_layer")
@@ -213,7 +254,12 @@ def build_efficientnet(
 
     x = inputs
     if include_preprocessing:
-        x = _preprocess(x, plan.preprocessing, weights)
+        x = _preprocess(
+            x,
+            plan.preprocessing,
+            "imagenet" if source is not None and source.kind == "keras_applications" else None,
+            normalization,
+        )
     # Stride-2 "same" padding equals keras.applications' correct_pad + "valid"
     # (see layers.MBConv) and stays right for dynamic odd sizes.
     x = keras.layers.Conv2D(
@@ -257,5 +303,10 @@ def build_efficientnet(
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     model = keras.Model(inputs, x, name=name)
-    weights_lib.load_weights(model, weights, weights_name=weights_name, include_top=include_top)
+    if tensors is not None:
+        checkpoints.load_timm_state(model, tensors, source.path)
+        if include_preprocessing:
+            _set_normalization(model, normalization)
+    elif source is not None:
+        weights_lib.load_weights(model, weights, weights_name=weights_name, include_top=include_top)
     return model

@@ -43,26 +43,6 @@ IMAGENET_WEIGHTS_HASHES = {
 _NAME_ALIASES = {"depthwise_kernel": "kernel"}
 
 
-def check_weights_argument(weights, weights_name):
-    """Validates `weights` before any layer is built."""
-    if weights is None:
-        return
-    if weights == "imagenet":
-        if weights_name not in IMAGENET_WEIGHTS_HASHES:
-            raise ValueError(
-                'weights="imagenet" exists only for EfficientNetB0-B7 and EfficientNetV2 '
-                "(keras.applications files). "
-                f"Received: weights={weights!r} for a model without official weights"
-            )
-        return
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            f'`weights` must be None, "imagenet" or a file path. Received: weights={weights!r}'
-        )
-    if not os.path.isfile(weights):
-        raise ValueError(f"Weights file not found. Received: weights={str(weights)!r}")
-
-
 def imagenet_weights_path(weights_name, include_top):
     """Downloads (once) and returns the official ImageNet file ("b0".."b7", "v2b0".."v2l")."""
     top_hash, notop_hash = IMAGENET_WEIGHTS_HASHES[weights_name]

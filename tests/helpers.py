@@ -50,3 +50,32 @@ def save_official_h5(model, path):
 def random_images(n, height, width, seed=0):
     """Float RGB pixels in [0, 255]."""
     return np.random.default_rng(seed).uniform(0, 255, (n, height, width, 3)).astype("float32")
+
+
+def timm_references(directory, architectures, size, load=None):
+    """Runs tests/timm_reference.py in a fresh interpreter and returns its results.
+
+    timm imports torchvision, which crashes a process that has already loaded
+    TensorFlow (a segmentation fault at import), so timm's modules are built
+    and run in a process of their own. For each architecture the script
+    writes `<architecture>.safetensors` (timm's own state dict, with its
+    architecture, mean and std as metadata) and `<architecture>.npz`
+    (images, logits, pooled features). With `load` (a safetensors path) it
+    loads that file into the one architecture with strict=True instead.
+
+    Returns:
+        {architecture: dict of numpy arrays}.
+    """
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "timm_reference.py")
+    command = [sys.executable, script, str(directory), str(size), *architectures]
+    if load:
+        command += ["--load", str(load)]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"timm reference failed:\n{out.stderr[-3000:]}")
+    return {a: dict(np.load(os.path.join(directory, f"{a}.npz"))) for a in architectures}
