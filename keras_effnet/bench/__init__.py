@@ -10,6 +10,9 @@
     export.py          accuracy, size and LiteRT latency of every export mode
     ptq.py             post-training int8 of recipe-trained models
     qat.py             float vs PTQ int8 vs QAT int8
+    gpu*.py            the GPU check (JAX backend, no TensorFlow): correctness on the
+                       device, our B0 vs keras.applications B0, timm's B0 in PyTorch,
+                       the family's throughput vs FLOPs (scripts/bench_gpu.py)
 
 Imports point one way: scripts and the study use this package; it uses
 `keras_effnet.training`, `keras_effnet.export` and the model core, and they
