@@ -206,6 +206,28 @@ def timm_state(model):
     return state
 
 
+def model_normalization(model):
+    """The `pretrained.InputNormalization` of `model`'s in-graph preprocessing, or None.
+
+    Read from its "normalization" layer (B0-B7, Lite, V2-B: mean and
+    variance of [0, 1] pixels) or, for V2-S/M/L, its "rescaling" layer
+    (x * scale + offset = (x / 255 - mean) / std).
+    """
+    layers = {layer.name: layer for layer in model.layers}
+    norm = layers.get("normalization")
+    if norm is not None:
+        mean = np.ravel(keras.ops.convert_to_numpy(norm.mean)).astype(float)
+        std = np.sqrt(np.ravel(keras.ops.convert_to_numpy(norm.variance)).astype(float))
+        mean, std = np.broadcast_to(mean, (3,)), np.broadcast_to(std, (3,))
+        return pretrained.InputNormalization(tuple(mean.tolist()), tuple(std.tolist()))
+    rescale = layers.get("rescaling")
+    if rescale is not None:
+        std = 1.0 / (255.0 * float(np.ravel(rescale.scale)[0]))
+        mean = -float(np.ravel(rescale.offset)[0]) * std
+        return pretrained.InputNormalization((mean,) * 3, (std,) * 3)
+    return None
+
+
 def _timm_architecture(model_name):
     """timm's architecture of a model named like keras.applications ("efficientnet_lite0")."""
     for variant in variants.VARIANTS.values():
@@ -223,7 +245,8 @@ def save_timm_safetensors(model, path, *, architecture="", normalization=None, o
         architecture: timm's architecture name to record ("tf_efficientnet_lite0";
             by default the one of the variant `model.name` names, if any).
         normalization: the `pretrained.InputNormalization` the weights expect,
-            recorded in the header so that loading applies it.
+            recorded in the header so that loading applies it (by default
+            the model's own in-graph preprocessing, `model_normalization`).
         overwrite: replace an existing file.
     """
     from safetensors.numpy import save
@@ -232,6 +255,7 @@ def save_timm_safetensors(model, path, *, architecture="", normalization=None, o
         raise ValueError(f"The file name must end in .safetensors. Received: path={path!r}")
     metadata = {"format": "pt", "producer": "keras-effnet"}
     architecture = architecture or _timm_architecture(model.name)
+    normalization = normalization or model_normalization(model)
     if architecture:
         metadata["architecture"] = architecture
     if normalization is not None:

@@ -44,6 +44,9 @@ _COMMON_DOC = """
         dropout_rate: dropout before the classifier (None = the variant's).
         drop_connect_rate: stochastic-depth rate of the last block.
         name: model name (defaults to the keras.applications name).
+        input_normalization: `keras_effnet.pretrained.InputNormalization`
+            (mean and std of [0, 1] pixels) for the in-graph preprocessing;
+            None = the weights' own (timm sources) or the default above.
 
     Returns:
         A `keras.Model` taking RGB pixels in [0, 255].
@@ -65,6 +68,7 @@ def _variant_constructor(key):
         dropout_rate=None,
         drop_connect_rate=0.2,
         name=None,
+        input_normalization=None,
     ):
         return build_efficientnet(
             variant.width,
@@ -84,6 +88,7 @@ def _variant_constructor(key):
             include_preprocessing=include_preprocessing,
             name=name or variant.model_name,
             weights_name=variant.name,
+            input_normalization=input_normalization,
         )
 
     constructor.__name__ = variant.constructor_name

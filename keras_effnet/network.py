@@ -200,6 +200,7 @@ def build_efficientnet(
     name="efficientnet",
     weights_name=None,
     allow_large=False,
+    input_normalization=None,
 ):
     """Builds an EfficientNet (V1, Lite or V2) from scaling coefficients.
 
@@ -222,8 +223,11 @@ def build_efficientnet(
         name: model name.
         allow_large: build networks with more than `MAX_PARAMETERS`
             parameters (counted from the plan first, and refused otherwise).
-        weights_name: key of the official ImageNet files ("b0".."b7",
-            "v2b0".."v2b3", "v2s", "v2m", "v2l").
+        weights_name: the variant whose pretrained weights `weights` may name
+            ("b0".."b7", "lite0".."lite4", "v2b0".."v2b3", "v2s", "v2m", "v2l").
+        input_normalization: a `pretrained.InputNormalization` (mean, std of
+            [0, 1] pixels) for the in-graph preprocessing, overriding the
+            default; weights from a timm checkpoint bring their own.
 
     Returns:
         A `keras.Model`.
@@ -239,7 +243,7 @@ def build_efficientnet(
     if not allow_large:
         _check_size(plan, classes, include_top, include_preprocessing, width, depth)
     activation = check_activation(plan.activation)
-    tensors = normalization = None
+    tensors, normalization = None, input_normalization
     if source is not None and source.kind in ("timm", "safetensors"):
         source, tensors, normalization = _read_checkpoint(
             source, weights_name, include_top, classes
@@ -305,8 +309,8 @@ def build_efficientnet(
     model = keras.Model(inputs, x, name=name)
     if tensors is not None:
         checkpoints.load_timm_state(model, tensors, source.path)
-        if include_preprocessing:
-            _set_normalization(model, normalization)
     elif source is not None:
         weights_lib.load_weights(model, weights, weights_name=weights_name, include_top=include_top)
+    if include_preprocessing and normalization is not None:
+        _set_normalization(model, normalization)
     return model

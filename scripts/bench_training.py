@@ -108,28 +108,23 @@ def _transfer(out):
     target = real_data.build(
         target_name, os.path.join(out, "data"), _TRANSFER_PER_CLASS.value, _TEST_PER_CLASS.value
     )
-    rows = []
-    for seed in range(_SEEDS.value):
-        runs = bench.transfer_runs(
-            source,
-            target,
-            _MODELS.value[0],
-            _IMAGE_SIZE.value,
-            _EPOCHS.value,
-            seed,
-            os.path.join(out, "transfer", f"s{seed}"),
+    rows = bench.transfer_runs(
+        source,
+        target,
+        _MODELS.value[0],
+        _IMAGE_SIZE.value,
+        _EPOCHS.value,
+        _SEEDS.value,
+        os.path.join(out, "transfer"),
+    )
+    for row in rows:
+        row["dataset"] = source_name if row["method"] == "source" else target_name
+        print(
+            f"{row['dataset']:8s} {row['method']:19s} seed {row['seed']}: test top-1 "
+            f"{row['test_top1']:.4f} train acc {row['train_accuracy']:.4f}",
+            flush=True,
         )
-        for method, row in runs.items():
-            row.update(
-                dataset=source_name if method == "source" else target_name, method=method, seed=seed
-            )
-            rows.append(row)
-            print(
-                f"{row['dataset']:8s} {method:19s} seed {seed}: test top-1 {row['test_top1']:.4f} "
-                f"train acc {row['train_accuracy']:.4f}",
-                flush=True,
-            )
-        io.write_json_atomic(os.path.join(out, "transfer.json"), {"runs": rows})
+    io.write_json_atomic(os.path.join(out, "transfer.json"), {"runs": rows})
     table = _table(bench.summarize(rows))
     io.write_text_atomic(os.path.join(out, "transfer.md"), table + "\n")
     print(table)

@@ -310,3 +310,63 @@ def test_history_csv_lists_each_epoch_once():
         [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_accuracy": 0.9}]
     )
     assert text.splitlines() == ["epoch,loss,val_accuracy", "0,0.5,", "1,0.25,0.9"]
+
+
+def test_fine_tuning_defaults_resolve_from_weights_and_flags_override_them():
+    tuned, _ = _resolved(epochs=12, weights="x.safetensors")
+    assert tuned.model.freeze_bn is True and tuned.model.head_epochs == 2
+    assert tuned.optimizer.recipe == "finetune" and tuned.optimizer.bn_images == 0
+    scratch, _ = _resolved(epochs=12)
+    assert scratch.model.freeze_bn is False and scratch.model.head_epochs == 0
+    mine, _ = _resolved(epochs=12, weights="x.safetensors", freeze_bn=False, head_epochs=0)
+    assert mine.model.freeze_bn is False and mine.model.head_epochs == 0
+    assert mine.optimizer.bn_images == 512
+    assert recipe.auto_head_epochs(2, "w") == 1 and recipe.auto_head_epochs(100, "w") == 5
+    # A timm tag trains at its resolution unless told otherwise.
+    v2, _ = _resolved(epochs=3, model="v2b0", weights="timm:tf_efficientnetv2_b0.in1k")
+    assert v2.data.image_size == 192
+    with pytest.raises(ConfigError, match="Unknown timm tag"):
+        _resolved(epochs=3, model="v2b0", weights="timm:tf_efficientnetv2_b0.nope")
+
+
+def test_head_only_epochs_train_the_classifier_alone_from_a_timm_file(tmp_path):
+    """Epoch 1 changes only the classifier (backbone frozen), epoch 2 the backbone too."""
+    from keras_effnet import checkpoints
+    from keras_effnet.training import loop
+
+    source = _tiny_model(classes=10)
+    weights = checkpoints.save_timm_safetensors(source, str(tmp_path / "source.safetensors"))
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            layers = {layer.name: layer for layer in self.model.layers}
+            snapshots.append(
+                {
+                    name: keras.ops.convert_to_numpy(layers[name].weights[0]).copy()
+                    for name in ("stem_conv", "predictions")
+                }
+            )
+
+    config = config_lib.config_from_flags(
+        {
+            "model": "b0",
+            "width": 0.25,
+            "depth": 0.25,
+            "image_size": 32,
+            "epochs": 2,
+            "steps_per_epoch": 3,
+            "weights": weights,
+            "head_epochs": 1,
+            "model_dir": str(tmp_path / "run"),
+            "verbose": 0,
+        }
+    )
+    result = loop.train(config, extra_callbacks=[Snapshot()])
+    stem = source.get_layer("stem_conv").kernel.numpy()
+    np.testing.assert_array_equal(snapshots[0]["stem_conv"], stem)
+    assert np.abs(snapshots[0]["predictions"]).max() > 0  # started at zero, trained
+    assert not np.array_equal(snapshots[1]["stem_conv"], stem)
+    with open(result.config_path) as f:
+        resolved = json.load(f)["config"]["model"]
+    assert resolved["freeze_bn"] is True and resolved["head_epochs"] == 1

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from keras_effnet import data
+from keras_effnet import checkpoints, data, io
 from keras_effnet.training import config as config_lib
 from keras_effnet.training import loop
 
@@ -111,34 +111,42 @@ def summarize(rows):
     return out
 
 
-def transfer_runs(source, target, model, image_size, epochs, seed, out_dir, source_epochs=None):
+def transfer_runs(source, target, model, image_size, epochs, seeds, out_dir, source_epochs=None):
     """Fine-tuning from a model trained on `source` vs training `target` from scratch.
 
-    Trains `model` on `source` (default recipe), then on `target` three ways for
-    the same `epochs`: from scratch, fine-tuned from the source's last.keras
-    (recipe "finetune"), and fine-tuned with frozen BatchNorm. Returns
-    {method: row} with the rows of `train_briefly`.
+    Trains `model` on `source` once (default recipe, seed 0) and saves it as a
+    timm-format `.safetensors` (`checkpoints.save_timm_safetensors`), the file
+    a user would download. Then, for each seed, trains on `target` for the
+    same `epochs` three ways: from scratch; fine-tuned through
+    `weights=<file>` with every fine-tuning default ("finetune": frozen
+    BatchNorm, head-only epochs); and fine-tuned with both switched off
+    (`freeze_bn=False, head_epochs=0`), the recipe before those defaults.
+    Returns a list of rows of `train_briefly`, with "method" and "seed".
     """
     source_run = os.path.join(out_dir, "source")
-    common = dict(image_size=image_size, seed=seed)
-    rows = {
-        "source": train_briefly(
-            model, source_run, dataset=source, epochs=source_epochs or epochs, **common
-        )
-    }
-    weights = os.path.join(source_run, "last.keras")
-    for method, extra in (
+    source_row = train_briefly(
+        model, source_run, dataset=source, epochs=source_epochs or epochs, image_size=image_size
+    )
+    rows = [dict(source_row, method="source", seed=0)]
+    weights = os.path.join(out_dir, "source.safetensors")
+    if not os.path.exists(weights):
+        checkpoints.save_timm_safetensors(io.load_model(source_row["best_model_path"]), weights)
+    methods = (
         ("scratch", {}),
         ("finetune", {"weights": weights}),
-        ("finetune_freeze_bn", {"weights": weights, "freeze_bn": True}),
-    ):
-        keras.backend.clear_session()
-        rows[method] = train_briefly(
-            model,
-            os.path.join(out_dir, method),
-            dataset=target,
-            epochs=epochs,
-            **common,
-            **extra,
-        )
+        ("finetune_all_layers", {"weights": weights, "freeze_bn": False, "head_epochs": 0}),
+    )
+    for seed in range(seeds):
+        for method, extra in methods:
+            keras.backend.clear_session()
+            row = train_briefly(
+                model,
+                os.path.join(out_dir, f"s{seed}", method),
+                dataset=target,
+                epochs=epochs,
+                image_size=image_size,
+                seed=seed,
+                **extra,
+            )
+            rows.append(dict(row, method=method, seed=seed))
     return rows

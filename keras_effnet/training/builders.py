@@ -37,7 +37,9 @@ def build_training_model(config, derived, info, image_size):
         log.info(
             "Initialized %d layers from %s; kept fresh: %s", copied, config.model.weights, skipped
         )
-    modeling.set_batch_norm(model, synchronized=config.model.sync_bn, frozen=config.model.freeze_bn)
+    modeling.set_batch_norm(
+        model, synchronized=config.model.sync_bn, frozen=bool(config.model.freeze_bn)
+    )
     recipe.apply_weight_decay(model, config.optimizer.weight_decay, config.optimizer.name)
     schedule = recipe.WarmupSchedule(
         derived["peak_learning_rate"],
@@ -53,6 +55,16 @@ def build_training_model(config, derived, info, image_size):
     model.compile(
         optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile
     )
+    # Built for every trainable variable now, so that head-only epochs
+    # (`modeling.set_backbone_trainable`) train a subset of known variables.
+    optimizer.build(model.trainable_variables)
+    if optimizer.use_ema:
+        # At the end of fit() Keras writes the EMA into `model.trainable_variables`
+        # by zipping that list with the optimizer's EMA slots by position; during
+        # head-only epochs the list is a subset and the zip misassigns. The
+        # optimizer's own list (all variables it was built for) pairs correctly.
+        finalize = optimizer.finalize_variable_values
+        optimizer.finalize_variable_values = lambda _: finalize(optimizer._trainable_variables)
     return model
 
 

@@ -62,7 +62,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir, *, extra_state=None, **kwargs):
         super().__init__(backup_dir, **kwargs)
         self.extra_state = extra_state
-        self._saved = None  # (epoch, raw trainable weights) of this process's last save.
+        # (epoch, [(variable, raw value)]) of this process's last save, by variable: the
+        # trainable set differs between head-only epochs and the rest (fitting.fit_stages).
+        self._saved = None
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -80,13 +82,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         io.write_json_atomic(self._training_metadata_path, meta)
         self._saved = (
             self._current_epoch,
-            [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables],
+            [(v, keras.ops.convert_to_numpy(v)) for v in self.model.trainable_variables],
         )
 
     def _load_model(self):
         if self._saved is not None:
             epoch, values = self._saved
-            for variable, value in zip(self.model.trainable_variables, values):
+            for variable, value in values:
                 variable.assign(value)
             self.model._initial_epoch = epoch  # What Keras' _load_model sets from the file.
             return

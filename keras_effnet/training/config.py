@@ -114,6 +114,7 @@ FLAG_FIELDS = {
     "drop_connect_rate": ("model", "drop_connect_rate"),
     "sync_bn": ("model", "sync_bn"),
     "freeze_bn": ("model", "freeze_bn"),
+    "head_epochs": ("model", "head_epochs"),
     "recipe": ("optimizer", "recipe"),
     "bn_images": ("optimizer", "bn_images"),
     "optimizer": ("optimizer", "name"),

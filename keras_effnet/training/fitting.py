@@ -13,7 +13,7 @@ from keras.src.backend.tensorflow import trainer as tf_trainer
 
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import callbacks as cb
-from keras_effnet.training import progressive
+from keras_effnet.training import modeling, progressive
 from keras_effnet.training.builders import make_train_stream
 
 
@@ -61,34 +61,46 @@ def fit_stages(model, config, derived, info, strategy, stages, start_epoch, call
     files), so a run killed and resumed in any stage computes what the
     uninterrupted run computes.
     A finished run runs the last stage for zero epochs (restore, re-evaluate).
+    The first `model.head_epochs` epochs train the classifier alone (a
+    stage is split there: one `fit` with the backbone frozen, one without).
     """
-    steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
+    head = config.model.head_epochs or 0
     for stage in [s for s in stages if s.end_epoch > start_epoch] or stages[-1:]:
         first = min(max(stage.first_epoch, start_epoch), stage.end_epoch)
-        train_ds = make_train_stream(
-            config, derived, info, stage, skip_examples=first * steps * batch
-        )
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            prepare_multi_worker(model, train_ds, strategy)
-        if len(stages) > 1:
-            progressive.set_dropout(model, stage.dropout_rate)
-            if config.run.verbose and first < stage.end_epoch:
-                print(
-                    f"  stage {stage.index + 1}/{len(stages)}: {stage.image_size} px, dropout "
-                    f"{stage.dropout_rate:.3g}, RandAugment {stage.randaugment_magnitude:.3g}, MixUp "
-                    f"alpha {stage.mixup_alpha:.3g}, epochs {first + 1}-{stage.end_epoch}",
-                    flush=True,
-                )
         stage_log.stage = stage
-        model.fit(
-            train_ds,
-            initial_epoch=first,
-            epochs=stage.end_epoch,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            verbose=config.run.verbose,
-            shuffle=False,
-        )
+        ends = [head, stage.end_epoch] if first < head < stage.end_epoch else [stage.end_epoch]
+        for end in ends:
+            modeling.set_backbone_trainable(
+                model, first >= head, freeze_bn=bool(config.model.freeze_bn)
+            )
+            _fit(model, config, derived, info, strategy, len(stages), stage, first, end, callbacks)
+            first = end
+
+
+def _fit(model, config, derived, info, strategy, num_stages, stage, first, end, callbacks):
+    """One `fit` over epochs [first, end) of `stage`."""
+    steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
+    train_ds = make_train_stream(config, derived, info, stage, skip_examples=first * steps * batch)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        prepare_multi_worker(model, train_ds, strategy)
+    if num_stages > 1:
+        progressive.set_dropout(model, stage.dropout_rate)
+        if config.run.verbose and first < end:
+            print(
+                f"  stage {stage.index + 1}/{num_stages}: {stage.image_size} px, dropout "
+                f"{stage.dropout_rate:.3g}, RandAugment {stage.randaugment_magnitude:.3g}, MixUp "
+                f"alpha {stage.mixup_alpha:.3g}, epochs {first + 1}-{end}",
+                flush=True,
+            )
+    model.fit(
+        train_ds,
+        initial_epoch=first,
+        epochs=end,
+        steps_per_epoch=steps,
+        callbacks=callbacks,
+        verbose=config.run.verbose,
+        shuffle=False,
+    )
 
 
 def check_backup_stage(backup_dir, stages, start_epoch):

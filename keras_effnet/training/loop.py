@@ -115,7 +115,14 @@ def resolve(config, info, num_replicas):
             f"{info.num_classes} ({', '.join(info.class_names)}): its accuracy would be 1.0 by "
             f"construction. Received: dataset={config.data.dataset!r}"
         )
-    image_size = config.data.image_size or variant.resolution
+    weights = config.model.weights
+    image_size = config.data.image_size or modeling.weights_resolution(weights, variant)
+    freeze_bn = bool(weights) if config.model.freeze_bn is None else config.model.freeze_bn
+    head_epochs = (
+        recipe.auto_head_epochs(config.run.epochs, weights)
+        if _auto(config.model.head_epochs)
+        else min(config.model.head_epochs, config.run.epochs)
+    )
     crop_min_area = (
         recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
     )
@@ -151,7 +158,7 @@ def resolve(config, info, num_replicas):
         else opt.ema_momentum
     )
     if _auto(opt.bn_images):  # Frozen BatchNorm keeps the source model's statistics.
-        bn_images = 0 if config.model.freeze_bn else min(recipe.AUTO_BN_IMAGES, train_examples)
+        bn_images = 0 if freeze_bn else min(recipe.AUTO_BN_IMAGES, train_examples)
     else:
         bn_images = opt.bn_images
     dropout = config.model.dropout_rate if config.model.dropout_rate >= 0 else variant.dropout
@@ -178,6 +185,8 @@ def resolve(config, info, num_replicas):
             "name": variant.name,
             "dropout_rate": dropout,
             "drop_connect_rate": float(drop_connect),
+            "freeze_bn": freeze_bn,
+            "head_epochs": int(head_epochs),
         },
         optimizer={
             "recipe": name,
@@ -231,6 +240,14 @@ def describe(config, derived, resuming_at):
         f"{o.warmup_epochs:g} epochs, label smoothing {o.label_smoothing:g}, weight decay "
         f"{o.weight_decay:g}, EMA {o.ema_momentum:g}, dropout {m.dropout_rate:g}, stochastic depth "
         f"{m.drop_connect_rate:g}, BatchNorm re-estimated on {o.bn_images} images",
+        *(
+            [
+                f"  fine-tuning from {m.weights}: BatchNorm {'frozen' if m.freeze_bn else 'trained'}"
+                f", classifier alone for {m.head_epochs} epoch(s), then the whole network"
+            ]
+            if m.weights
+            else []
+        ),
         f"  augment: {augment}"
         + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
         + ("  [wrong for digits or text: pass --augment=crop]" if "flip" in augment else ""),

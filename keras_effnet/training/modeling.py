@@ -7,8 +7,49 @@ import numpy as np
 import tensorflow as tf
 
 import keras_effnet
-from keras_effnet import io, variants
+from keras_effnet import io, pretrained, variants
 from keras_effnet.errors import ConfigError
+
+# Layers that train during the head-only epochs (`set_backbone_trainable`).
+HEAD_LAYERS = ("predictions",)
+
+
+def _pretrained_kind(weights):
+    """True for weights a constructor loads itself ("imagenet", timm tags, .safetensors)."""
+    return bool(weights) and (
+        weights == "imagenet"
+        or weights.startswith(pretrained.TIMM_PREFIX)
+        or weights.endswith(".safetensors")
+    )
+
+
+def weights_resolution(weights, variant):
+    """The resolution `weights` were trained at: a timm tag's, else the variant's native one."""
+    if weights and weights.startswith(pretrained.TIMM_PREFIX):
+        try:
+            return pretrained.parse_timm_name(weights[len(pretrained.TIMM_PREFIX) :]).train_size
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return variant.resolution
+
+
+def weights_normalization(weights, variant_name):
+    """The input normalization pretrained `weights` expect (None for other sources)."""
+    if not _pretrained_kind(weights):
+        return None
+    try:
+        source = pretrained.resolve(weights, variant_name, include_top=False)
+        if source.kind == "timm":
+            return source.timm_tag.normalization
+        if source.kind == "safetensors":
+            from safetensors import safe_open
+
+            with safe_open(source.path, framework="numpy") as f:
+                metadata = f.metadata()
+            return pretrained.local_file_info(source.path, metadata, variant_name)[1]
+    except Exception as e:  # safetensors' own error types included: one line.
+        raise ConfigError(f"{e}".splitlines()[0] if str(e) else type(e).__name__) from None
+    return None
 
 
 def build_model(model_config, num_classes, image_size):
@@ -28,6 +69,8 @@ def build_model(model_config, num_classes, image_size):
         drop_connect_rate=0.2
         if model_config.drop_connect_rate < 0
         else model_config.drop_connect_rate,
+        # The normalization the starting weights were trained with (README "Fine-tuning").
+        input_normalization=weights_normalization(model_config.weights, variant.name),
     )
     if model_config.width or model_config.depth:
         model = keras_effnet.build_efficientnet(
@@ -89,26 +132,38 @@ def set_batch_norm(model, *, synchronized=False, frozen=False):
     return len(layers)
 
 
+def set_backbone_trainable(model, trainable, *, freeze_bn):
+    """Freezes or unfreezes every layer but the classifier, keeping BatchNorm as `freeze_bn` says.
+
+    The train step is retraced (`model.train_function = None`): the traced
+    step captured the trainable variables of its time. The optimizer must
+    already be built for the full set (`builders.build_training_model`).
+    """
+    for layer in model.layers:
+        if layer.weights and layer.name not in HEAD_LAYERS:
+            layer.trainable = trainable
+    set_batch_norm(model, frozen=freeze_bn)
+    model.train_function = None
+
+
 def _source_model(weights, model_config, image_size):
     """A model holding the weights to start from."""
-    if weights == "imagenet":
+    if _pretrained_kind(weights):
         variant = variants.get_variant(model_config.name)
+        kwargs = dict(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
         try:
-            return keras_effnet.get_model(
-                variant.name,
-                include_top=False,
-                weights="imagenet",
-                input_shape=(image_size, image_size, 3),
-            )
-        except ValueError as e:  # Lite variants have no official weights.
-            raise ConfigError(
-                f"{e}. Received: weights='imagenet', model={variant.name!r}"
-            ) from None
-        except Exception as e:  # Offline machines: the download fails.
-            raise ConfigError(
-                f"Could not get the ImageNet weights of {variant.name} ({type(e).__name__}: "
-                f"{str(e)[:200]}). Received: weights='imagenet'"
-            ) from None
+            if model_config.width or model_config.depth:  # custom scaling: local files only
+                return keras_effnet.build_efficientnet(
+                    model_config.width or variant.width,
+                    model_config.depth or variant.depth,
+                    variant.resolution,
+                    lite=variant.lite,
+                    baseline=variant.baseline,
+                    **kwargs,
+                )
+            return keras_effnet.get_model(variant.name, **kwargs)
+        except ValueError as e:  # Unknown tag, wrong architecture, offline: one line each.
+            raise ConfigError(str(e)) from None
     if not os.path.isfile(weights):
         raise ConfigError(f"Weights file not found. Received: weights={weights!r}")
     if weights.endswith(".keras"):

@@ -185,6 +185,19 @@ def peak_learning_rate(base_lr, global_batch_size, lr_batch_size=256):
     return base_lr * global_batch_size / lr_batch_size
 
 
+def auto_head_epochs(epochs, weights):
+    """Head-only epochs before the backbone trains: a fifth of the run (1-5) from weights, else 0.
+
+    A new classifier starts at zero (`modeling.zero_classifier`); trained
+    alone for a few epochs it gives the backbone useful gradients when it is
+    unfrozen, instead of large ones that undo what the weights learnt
+    (Keras' transfer-learning guide trains the head first for this reason).
+    """
+    if not weights:
+        return 0
+    return int(min(5, max(1, round(epochs / 5)), epochs))
+
+
 def auto_warmup_epochs(epochs):
     """Recipe warmup (5 epochs) capped at a tenth of short runs."""
     return min(5.0, epochs / 10.0)

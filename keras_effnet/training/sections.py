@@ -114,14 +114,19 @@ class ModelConfig:
         name: variant, "b0".."b7" or "lite0".."lite4".
         width: width coefficient override (0 = the variant's).
         depth: depth coefficient override (0 = the variant's).
-        weights: None, "imagenet" or a .keras / weights file to start from;
+        weights: None, "imagenet", "timm:<architecture>.<tag>", or a
+            .safetensors (timm format) / .keras / weights file to start from;
             layers are matched by name, mismatching shapes (the classifier of
             another dataset) are left at their initial values.
         dropout_rate: dropout before the classifier (-1 = the variant's).
         drop_connect_rate: stochastic-depth rate of the last block; -1 = auto
             (scaled with the run's length, see recipe.auto_drop_connect).
         sync_bn: synchronize BatchNorm statistics across replicas.
-        freeze_bn: keep every BatchNorm layer in inference mode (fine-tuning).
+        freeze_bn: keep every BatchNorm layer in inference mode; None = auto
+            (on with `weights`, off without).
+        head_epochs: epochs of head-only training (backbone frozen) before
+            the whole network trains; -1 = auto (with `weights`: a fifth of
+            the run, 1 to 5 epochs; without: 0).
     """
 
     name: str = "lite0"
@@ -131,7 +136,8 @@ class ModelConfig:
     dropout_rate: float = -1.0
     drop_connect_rate: float = AUTO
     sync_bn: bool = False
-    freeze_bn: bool = False
+    freeze_bn: bool | None = None
+    head_epochs: int = AUTO
 
     def __post_init__(self):
         try:
@@ -146,6 +152,10 @@ class ModelConfig:
             _check_range("drop_connect_rate", self.drop_connect_rate, 0.0, 1.0, high_open=True)
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
             fail("weights", self.weights, 'None, "imagenet" or a file path')
+        if self.freeze_bn not in (None, True, False):
+            fail("freeze_bn", self.freeze_bn, "None (auto), True or False")
+        if self.head_epochs != AUTO and (not _is_int(self.head_epochs) or self.head_epochs < 0):
+            fail("head_epochs", self.head_epochs, "-1 (auto) or an int >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
