@@ -98,3 +98,39 @@ def test_mediapipe_classifier_returns_keras_labels(mode, tmp_path):
     litert_top1 = export.run_tflite(str(path), pixels.astype(np.float32)).argmax(-1)
     assert got == [LABELS[i] for i in litert_top1]
     assert got == [LABELS[i] for i in keras_top1]
+
+
+@pytest.mark.slow
+def test_lite0_from_a_timm_file_exports_guarded_int8_that_mediapipe_agrees_with(tmp_path):
+    """Converted weights -> int8 through the guard, all-integer, metadata for raw pixels."""
+    import keras_effnet
+    from keras_effnet import checkpoints
+
+    trained = lib.loaded_model("lite0")
+    weights = checkpoints.save_timm_safetensors(trained, str(tmp_path / "lite0.safetensors"))
+    size = trained.input_shape[1]
+    model = keras_effnet.EfficientNetLite0(weights=weights, classes=10, input_shape=(size, size, 3))
+    images, _ = lib.arrays("test")
+    np.testing.assert_allclose(
+        model.predict(images[:16], verbose=0), trained.predict(images[:16], verbose=0), atol=1e-5
+    )
+    out = tmp_path / "int8.tflite"
+    report = export.export(
+        model, "int8", str(out), export.ExportOptions(labels=LABELS, latency_runs=0)
+    )
+    assert report["mode"] == "int8" and out.is_file()
+    # Accepted by the guard; float ops only where its fallback put them (this fixture, trained
+    # a little differently per CPU, keeps 0-66 tensors in float: README "The int8 guard").
+    assert (report["census"]["num_float_ops"] > 0) == report["float_fallback"]
+    assert report["top1_agreement"] >= 0.95
+    # The model normalizes in-graph (with the mean/std its file records), so the metadata
+    # says raw pixels: MediaPipe feeds the model as it was trained.
+    info, labels = export.read_metadata(out.read_bytes())
+    norm = info.subgraphMetadata[0].inputTensorMetadata[0].processUnits[0].options
+    assert list(norm.mean) == [0.0] * 3 and list(norm.std) == [1.0] * 3 and labels == LABELS
+    pixels = np.clip(np.round(images), 0, 255).astype(np.uint8)
+    chosen = lib.confident(trained, pixels.astype(np.float32))[:24]
+    pixels = pixels[chosen]
+    got = _mediapipe_labels(out, pixels, tmp_path)
+    litert_top1 = export.run_tflite(str(out), pixels.astype(np.float32)).argmax(-1)
+    assert got == [LABELS[i] for i in litert_top1]
