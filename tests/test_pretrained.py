@@ -119,8 +119,11 @@ def test_local_file_normalization_from_metadata_config_or_default(tmp_path):
     model = keras_effnet.EfficientNetLite0(weights=with_meta, input_shape=(SIZE, SIZE, 3))
     np.testing.assert_allclose(np.ravel(model.get_layer("normalization").mean), custom.mean)
 
-    # The hub's layout: config.json with pretrained_cfg beside model.safetensors.
-    bare = checkpoints.save_timm_safetensors(lite, str(tmp_path / "hub" / "model.safetensors"))
+    # The hub's layout: a bare state dict, config.json with pretrained_cfg beside it.
+    from safetensors.numpy import save_file
+
+    bare = str(tmp_path / "hub" / "model.safetensors")
+    save_file(checkpoints.timm_state(lite), bare)
     (tmp_path / "hub" / "config.json").write_text(
         json.dumps({"architecture": "tf_efficientnet_lite0", "pretrained_cfg": custom.to_json()})
     )
