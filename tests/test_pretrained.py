@@ -122,6 +122,7 @@ def test_local_file_normalization_from_metadata_config_or_default(tmp_path):
     # The hub's layout: a bare state dict, config.json with pretrained_cfg beside it.
     from safetensors.numpy import save_file
 
+    (tmp_path / "hub").mkdir()
     bare = str(tmp_path / "hub" / "model.safetensors")
     save_file(checkpoints.timm_state(lite), bare)
     (tmp_path / "hub" / "config.json").write_text(
