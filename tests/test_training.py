@@ -322,6 +322,7 @@ def test_fine_tuning_defaults_resolve_from_weights_and_flags_override_them():
     assert mine.model.freeze_bn is False and mine.model.head_epochs == 0
     assert mine.optimizer.bn_images == 512
     assert recipe.auto_head_epochs(2, "w") == 1 and recipe.auto_head_epochs(100, "w") == 5
+    assert recipe.auto_head_epochs(1, "w") == 0 and recipe.auto_head_epochs(12, None) == 0
     # A timm tag trains at its resolution unless told otherwise.
     v2, _ = _resolved(epochs=3, model="v2b0", weights="timm:tf_efficientnetv2_b0.in1k")
     assert v2.data.image_size == 192

@@ -188,14 +188,16 @@ def peak_learning_rate(base_lr, global_batch_size, lr_batch_size=256):
 def auto_head_epochs(epochs, weights):
     """Head-only epochs before the backbone trains: a fifth of the run (1-5) from weights, else 0.
 
+    Runs of one epoch get none, so the whole network always gets to train.
+
     A new classifier starts at zero (`modeling.zero_classifier`); trained
     alone for a few epochs it gives the backbone useful gradients when it is
     unfrozen, instead of large ones that undo what the weights learnt
     (Keras' transfer-learning guide trains the head first for this reason).
     """
-    if not weights:
+    if not weights or epochs < 2:  # one epoch: no time to unfreeze; train everything
         return 0
-    return int(min(5, max(1, round(epochs / 5)), epochs))
+    return int(min(5, max(1, round(epochs / 5))))
 
 
 def auto_warmup_epochs(epochs):
