@@ -18,7 +18,7 @@ way its reference does (README "EfficientNetV2"):
 With `include_preprocessing=False` the caller applies that mapping.
 """
 
-from keras_effnet import scaling, variants
+from keras_effnet import pretrained, scaling, variants
 from keras_effnet.network import build_efficientnet
 
 _COMMON_DOC = """
@@ -156,7 +156,7 @@ def EfficientNet(
     """
     coeffs = scaling.compound_coefficients(phi, alpha, beta, gamma)
     weights = kwargs.get("weights")
-    if weights == "imagenet" or str(weights).startswith("timm:"):
+    if weights == "imagenet" or str(weights).startswith(pretrained.TIMM_PREFIX):
         raise ValueError(
             'weights="imagenet" and timm tags exist only for the named variants; use a file path '
             f"for custom scaling. Received: weights={weights!r}"

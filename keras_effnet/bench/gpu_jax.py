@@ -67,12 +67,13 @@ def _weighted_leaves(model):
 def copy_weights(source, target):
     """Copies every weight of `source` into `target`, matched by layer name.
 
-    The layer names are keras.applications' (DESIGN.md §4.5), so this is the
-    same matching `keras_effnet.weights.load_legacy_h5` does with a file.
+        The layer names are keras.applications' (README "How the model core differs
+    from keras.applications"), so this is the
+        same matching `keras_effnet.weights.load_legacy_h5` does with a file.
 
-    Raises:
-        ValueError: naming the first layer without a counterpart or with a
-            different shape.
+        Raises:
+            ValueError: naming the first layer without a counterpart or with a
+                different shape.
     """
     src, dst = _weighted_leaves(source), _weighted_leaves(target)
     unmatched = sorted(set(src) ^ set(dst))
