@@ -2,9 +2,12 @@
 
 Export checks need a *trained* model: an untrained network outputs near-uniform
 probabilities, so top-1 agreement between float and quantized models would be
-decided by ties. Training runs once per pytest process (plain `model.fit` on
-digits at 32x32, under a minute each, in a subprocess) and every export test
-file reuses it.
+decided by ties. Training is plain `model.fit` on digits at 32x32 in a
+subprocess with deterministic ops, so the result depends only on its inputs:
+the .keras is kept in `.pytest_cache/effnet-models/`, keyed by a hash of the
+training script, the package's sources and the library versions, and later
+test runs (the slow run after the default one, a rerun) reuse it instead of
+training again. `KERAS_EFFNET_TEST_CACHE` names another cache folder.
 
 Not `keras_effnet.bench.training.train_briefly` (the benchmarks' training,
 `train` with the default recipe): measured for Lite0, 10 epochs at 32x32 on
@@ -14,7 +17,9 @@ the figures the export tests assert were set on these deterministic models.
 """
 
 import atexit
+import fcntl
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +38,10 @@ SIZE = 32
 _EPOCHS = {"lite0": 10, "b0": 5, "v2b0": 8}
 _WORKDIR = tempfile.mkdtemp(prefix="effnet-export-tests-")
 atexit.register(shutil.rmtree, _WORKDIR, ignore_errors=True)
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CACHE = os.environ.get(
+    "KERAS_EFFNET_TEST_CACHE", os.path.join(_ROOT, ".pytest_cache", "effnet-models")
+)
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,18 +80,45 @@ model.save(path)
 """
 
 
+def _cache_key(*parts):
+    """Hash of everything a deterministic training result depends on."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    digest = hashlib.sha256()
+    for part in (*parts, tf.__version__, keras.__version__, np.__version__):
+        digest.update(str(part).encode() + b"\0")
+    package = os.path.join(_ROOT, "keras_effnet")
+    for folder, dirs, files in sorted(os.walk(package)):
+        dirs.sort()
+        for file in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, file)
+            digest.update(os.path.relpath(path, package).encode() + b"\0")
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=None)
 def trained_model(name):
-    """A Lite0/B0 trained briefly on digits; returns the path of its .keras."""
-    path = os.path.join(_WORKDIR, f"{name}.keras")
-    result = subprocess.run(
-        [sys.executable, "-c", _TRAIN, name, path, str(SIZE), str(_EPOCHS[name])],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"training {name} failed:\n{result.stderr[-3000:]}")
+    """A Lite0/B0/V2-B0 trained briefly on digits; returns the path of its .keras."""
+    args = [name, str(SIZE), str(_EPOCHS[name])]
+    path = os.path.join(_CACHE, f"{name}-{_cache_key(_TRAIN, *args)}.keras")
+    os.makedirs(_CACHE, exist_ok=True)
+    # One trainer per model when test processes run side by side; the others
+    # wait on the lock and then find the file.
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(path):
+            partial = f"{path}.{os.getpid()}.keras"
+            result = subprocess.run(
+                [sys.executable, "-c", _TRAIN, name, partial, *args[1:]],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"training {name} failed:\n{result.stderr[-3000:]}")
+            os.replace(partial, path)
     return path
 
 
@@ -117,9 +153,7 @@ def confident(model, images, margin=0.8):
     return np.flatnonzero(top2[:, 1] - top2[:, 0] > margin)
 
 
-_SCRIPT = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "export_tflite.py"
-)
+_SCRIPT = os.path.join(_ROOT, "scripts", "export_tflite.py")
 
 
 def run_export_cli(output, *flags, model="lite0", timeout=840):
