@@ -39,6 +39,8 @@ class ExportOptions:
         prune_epochs: pruning epochs (None = `qat_epochs`).
         prune_schedule: "constant" or "polynomial".
         seed: fine-tuning seed.
+        overwrite: replace a non-empty directory, or a path of the other kind
+            (file vs directory), at the output (README "Output policy").
     """
 
     dataset: object = "digits"
@@ -62,6 +64,7 @@ class ExportOptions:
     prune_epochs: int = None
     prune_schedule: str = "constant"
     seed: int = 0
+    overwrite: bool = False
 
 
 def export(model, mode, output, options=None):
@@ -90,6 +93,7 @@ def export(model, mode, output, options=None):
         threads=options.threads,
         latency_runs=options.latency_runs,
         add_metadata=options.add_metadata,
+        overwrite=options.overwrite,
     )
     tuning = dict(
         batch_size=options.batch_size,

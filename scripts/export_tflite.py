@@ -18,7 +18,6 @@ import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off 
 # isort: split
 
 import json
-import sys
 
 from absl import app, flags
 
@@ -72,6 +71,12 @@ _MAX_ACCURACY_DROP = flags.DEFINE_string(
 _LAYER_REPORT = flags.DEFINE_bool(
     "layer_report", False, "int8: write the per-layer quantization error report into the JSON."
 )
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace a non-empty directory, or a path of the other kind (file vs directory), at "
+    '--output (README "Output policy").',
+)
 _METADATA = flags.DEFINE_bool("metadata", True, "Write MediaPipe/Android metadata.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.")
 _QAT_LEARNING_RATE = flags.DEFINE_float(
@@ -97,11 +102,9 @@ _STRATEGY = flags.DEFINE_enum(
 
 def main(argv):
     del argv
-    try:
-        _export()
-    except ValueError as e:  # Bad flags, data, labels or model files: one clear line, exit 2.
-        print(f"export_tflite.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from keras_effnet.cli import run_main
+
+    run_main("export_tflite.py", _export)
 
 
 def _accuracy_drop(value):
@@ -152,6 +155,7 @@ def _export():
         prune=_PRUNE.value,
         prune_epochs=_PRUNE_EPOCHS.value,
         prune_schedule=_PRUNE_SCHEDULE.value,
+        overwrite=_OVERWRITE.value,
     )
     report = export.export(_MODEL.value, _MODE.value, _OUTPUT.value, options)
     print(export.format_table([report]))
