@@ -138,6 +138,7 @@ def export_tflite(
     layer_report=False,
     search_split="validation",
     search_limit=500,
+    min_guard_images=guard_lib.MIN_GUARD_IMAGES,
     add_metadata=True,
     extra=None,
     file_entries=None,
@@ -171,6 +172,8 @@ def export_tflite(
             None: write the all-integer file (MSE ranges) whatever it scores.
         layer_report: int8 only: put the per-layer error report in the JSON.
         search_split, search_limit: Data for the denylist search.
+        min_guard_images: int8 guard: refuse when `search_split` holds fewer
+            images (its verdict would mean nothing); lower it to accept.
         add_metadata: Write MediaPipe/Android metadata (TFLite modes).
         extra: Additional JSON-ready entries for the report.
         file_entries: TFLite modes: see `finish_tflite`.
@@ -230,6 +233,7 @@ def export_tflite(
             search = datasets.load_arrays(
                 dataset, search_split, size, limit=search_limit, data_dir=data_dir
             )
+            guard_lib.check_search_size(len(search[1]), search_split, min_guard_images)
         tflite, more = guard_lib.guarded_int8(
             keras_model,
             calibration,

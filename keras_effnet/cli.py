@@ -54,7 +54,7 @@ def run_main(name, body, *, interrupted=None):
     except OSError as e:  # A write outside keras_effnet.io (TensorBoard, TensorFlow's files).
         from keras_effnet import io  # pylint: disable=import-outside-toplevel
 
-        refused = io.as_output_error(e, e.filename or "?", "path")
+        refused = io.as_output_error(e, e.filename or "?", "path", unchanged=False)
         if refused is None:
             raise
         print(f"{name}: error: {refused}", file=sys.stderr)

@@ -42,14 +42,17 @@ _FS_ERRNOS = {
 }
 
 
-def as_output_error(error, path, argument="output"):
-    """The one-line `OutputError` of a file system refusal (`_FS_ERRNOS`), else None."""
+def as_output_error(error, path, argument="output", *, unchanged=True):
+    """The one-line `OutputError` of a file system refusal (`_FS_ERRNOS`), else None.
+
+    `unchanged`: the write went through this module, so the old artifact is intact (say so).
+    """
     if not isinstance(error, OSError) or error.errno not in _FS_ERRNOS:
         return None
     where = f" ({error.filename})" if error.filename and error.filename != path else ""
     return OutputError(
-        f"Cannot write `{argument}` {os.fspath(path)!r}: {_FS_ERRNOS[error.errno]}{where}. "
-        f"What was there before is unchanged."
+        f"Cannot write `{argument}` {os.fspath(path)!r}: {_FS_ERRNOS[error.errno]}{where}."
+        + (" What was there before is unchanged." if unchanged else "")
     )
 
 

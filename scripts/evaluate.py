@@ -18,10 +18,19 @@ _MODEL_PATH = flags.DEFINE_multi_string(
 _DATASET = flags.DEFINE_string("dataset", "digits", '"digits", an image folder or a TFDS name.')
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 0, "Input side; 0 = the model's.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.")
-_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Stop after N examples (0 = all).")
-_NUM_THREADS = flags.DEFINE_integer("num_threads", 0, "TFLite interpreter threads (0 = default).")
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size",
+    0,
+    "Input side; 0 = the model's (a fixed-size model takes only its own).",
+    lower_bound=0,
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
+_MAX_EXAMPLES = flags.DEFINE_integer(
+    "max_examples", 0, "Stop after N examples (0 = all).", lower_bound=0
+)
+_NUM_THREADS = flags.DEFINE_integer(
+    "num_threads", 0, "TFLite interpreter threads (0 = LiteRT's default).", lower_bound=0
+)
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Also write the results as JSON here.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite",

@@ -53,11 +53,22 @@ _IO_TYPE = flags.DEFINE_enum(
     "Input/output dtype of integer modes (int8 default uint8: raw pixels).",
 )
 _NUM_CALIBRATION = flags.DEFINE_integer(
-    "num_calibration", 200, "Representative images from the train split."
+    "num_calibration", 200, "Representative images from the train split.", lower_bound=1
 )
-_THREADS = flags.DEFINE_integer("threads", 2, "LiteRT threads.")
-_LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 50, "Timed runs (0: skip latency).")
-_TEST_LIMIT = flags.DEFINE_integer("test_limit", None, "Verify on at most this many images.")
+_THREADS = flags.DEFINE_integer("threads", 2, "LiteRT threads.", lower_bound=1)
+_LATENCY_RUNS = flags.DEFINE_integer(
+    "latency_runs", 50, "Timed runs (0: skip latency).", lower_bound=0
+)
+_TEST_LIMIT = flags.DEFINE_integer(
+    "test_limit", None, "Verify on at most this many images (unset: all).", lower_bound=1
+)
+_MIN_GUARD_IMAGES = flags.DEFINE_integer(
+    "min_guard_images",
+    100,
+    "int8: the guard refuses to judge on fewer validation images (its verdict would mean "
+    "nothing); lower it to accept a small split.",
+    lower_bound=0,
+)
 _DYNAMIC_BATCH = flags.DEFINE_bool(
     "dynamic_batch", False, "Keep the batch dimension open (default 1)."
 )
@@ -78,7 +89,7 @@ _OVERWRITE = flags.DEFINE_bool(
     '--output (README "Output policy").',
 )
 _METADATA = flags.DEFINE_bool("metadata", True, "Write MediaPipe/Android metadata.")
-_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.")
+_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.", lower_bound=1)
 _QAT_LEARNING_RATE = flags.DEFINE_float(
     "qat_learning_rate", 3e-5, "qat and --prune: fine-tuning learning rate (Adam)."
 )
@@ -86,12 +97,14 @@ _PRUNE = flags.DEFINE_float(
     "prune", None, "Magnitude-prune Conv2D/Dense kernels to this sparsity (0 < s < 1) first."
 )
 _PRUNE_EPOCHS = flags.DEFINE_integer(
-    "prune_epochs", None, "Pruning fine-tuning epochs (default: --qat_epochs)."
+    "prune_epochs", None, "Pruning fine-tuning epochs (default: --qat_epochs).", lower_bound=1
 )
 _PRUNE_SCHEDULE = flags.DEFINE_enum(
     "prune_schedule", "constant", ["constant", "polynomial"], "Sparsity schedule."
 )
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "qat and --prune: fine-tuning batch size.")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 32, "qat and --prune: fine-tuning batch size.", lower_bound=1
+)
 _STRATEGY = flags.DEFINE_enum(
     "strategy",
     None,
@@ -146,6 +159,7 @@ def _export():
         latency_runs=_LATENCY_RUNS.value,
         dynamic_batch=_DYNAMIC_BATCH.value,
         max_accuracy_drop=_accuracy_drop(_MAX_ACCURACY_DROP.value),
+        min_guard_images=_MIN_GUARD_IMAGES.value,
         layer_report=_LAYER_REPORT.value,
         add_metadata=_METADATA.value,
         qat_epochs=_QAT_EPOCHS.value,
