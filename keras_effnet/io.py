@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import zipfile
 
@@ -352,11 +353,20 @@ def load_model(path, argument="model"):
         # An untrusted or broken config (unknown class, invalid layer argument):
         # Keras raises these with pages of config; one line names the file and the cause.
         raise ConfigError(
-            f"`{argument}` {path!r} holds a model Keras cannot rebuild: {_first_line(e)}"
+            f"`{argument}` {path!r} holds a model Keras cannot rebuild: {_keras_cause(e)}"
         ) from None
 
 
-def _first_line(error, limit=300):
-    text = str(error).strip().splitlines()
-    text = text[0] if text else type(error).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
+def _keras_cause(error, limit=300):
+    """The innermost cause of a Keras deserialization error, with the layer it is in.
+
+    Keras nests one "could not be deserialized properly" per level, each with
+    the whole config; the cause is the last "Exception encountered:" part.
+    """
+    text = str(error)
+    causes = re.findall(r"Exception encountered: (.+?)(?:\. Make sure|\. Full object|\n|$)", text)
+    cause = causes[-1] if causes else (text.strip().splitlines() or [type(error).__name__])[0]
+    layer = re.findall(r"deserializing class '(\w+)' using config=\{'name': '([^']+)'", text)
+    where = f" (layer {layer[-1][1]!r}, a {layer[-1][0]})" if layer else ""
+    cause = cause if len(cause) <= limit else cause[:limit] + "..."
+    return cause + where
