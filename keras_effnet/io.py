@@ -111,7 +111,10 @@ def check_output(path, kind="file", *, overwrite=False, argument="output"):
 def makedirs(path, argument="output"):
     """`os.makedirs(path, exist_ok=True)`, with the file system's refusals as `OutputError`."""
     with output_errors(path, argument):
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except FileNotFoundError as e:  # A parent that cannot hold directories (/proc, a gone mount).
+            raise OSError(errno.EACCES, e.strerror, e.filename) from None
 
 
 def temp_path(path, suffix=""):
