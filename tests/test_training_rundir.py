@@ -157,3 +157,12 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_the_run_resumes(tmp_path):
         assert not [n for n in os.listdir(model_dir) if n.startswith(io.TEMP_PREFIX)]
         io.load_model(model_dir / "last.keras")  # The last good checkpoint is whole.
     assert "resuming after epoch" in out
+
+
+def test_a_moved_unfinished_run_resumes(run, capsys):
+    """Killed after its last backup, before results.json: the copy elsewhere resumes."""
+    dataset, model_dir = run
+    os.remove(model_dir / "results.json")
+    result = train(_config(dataset, model_dir, verbose=1))
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    assert result.initial_epoch == 1 and (model_dir / "results.json").exists()

@@ -15,7 +15,7 @@ A run directory holds:
 Re-running the same command resumes from backup/ (at most the interrupted
 epoch is redone) and continues exactly as the uninterrupted run would have:
 the optimizer, EMA, random generators and the input stream's position are
-all restored. Re-running a finished run only re-evaluates.
+all restored. Re-running a finished run changes no file (see `rundir`).
 """
 
 import dataclasses
@@ -298,9 +298,10 @@ def train(config, *, extra_callbacks=()):
         )
 
 
-def _train_locked(config, derived, info, strategy, is_chief, backup_dir, wall_start, callbacks):
+def _train_locked(
+    config, derived, info, strategy, is_chief, backup_dir, wall_start, extra_callbacks
+):
     """`train` once the run directory is this process's (see `rundir.claim`)."""
-    extra_callbacks = callbacks
     model_dir = config.run.model_dir
     resuming = rundir.check_resume(model_dir, config, derived, info.class_names)
     paths = {
