@@ -187,3 +187,44 @@ def test_a_second_writer_is_refused_with_the_pid(tmp_path):
     assert _in_child(lambda: io.lock_directory(tmp_path) and "locked") == "locked"
     with io.lock_directory(tmp_path):
         pass
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_of_an_export_loses_nothing(tmp_path):
+    """SIGKILL an export at random moments: the earlier .tflite stays whole; the next run tidies."""
+    import random
+    import signal
+    import time
+
+    import keras_effnet
+
+    model = keras_effnet.build_efficientnet(
+        0.25, 0.25, 224, input_shape=(32, 32, 3), classes=10, weights=None, name="tiny"
+    )
+    model.save(tmp_path / "m.keras")
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"previous export")
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "export_tflite.py")
+    cmd = [
+        sys.executable,
+        script,
+        f"--model={tmp_path / 'm.keras'}",
+        "--mode=fp32",
+        f"--output={out}",
+        "--dataset=digits",
+        "--test_limit=8",
+        "--latency_runs=0",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    rng = random.Random(20)
+    for delay in (rng.uniform(4, 12), rng.uniform(12, 25)):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        data = out.read_bytes()
+        assert data == b"previous export" or data[4:8] == b"TFL3", f"torn file after {delay:.1f}s"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_bytes()[4:8] == b"TFL3"
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(io.TEMP_PREFIX)]
