@@ -2,7 +2,8 @@
 
 One wrapper for all the absl scripts, so each failure ends the same way:
 - a user error (`ConfigError`, `OutputError`, any `ValueError`): one line, exit 2;
-- the file system refusing a write (read-only, full, no permission): one line, exit 2;
+- the file system refusing a write (read-only, full, no permission), TensorFlow's
+  PermissionDenied / ResourceExhausted (a GPU out of memory): one line, exit 2;
 - Ctrl-C: exit 130, SIGTERM: exit 143 (128 + the signal, as a shell reports
   it), after the `finally` blocks ran: temporary files are removed, the last
   completed checkpoint is kept, and `interrupted` says how to go on.
@@ -59,5 +60,20 @@ def run_main(name, body, *, interrupted=None):
             raise
         print(f"{name}: error: {refused}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except Exception as e:  # noqa: BLE001
+        # TensorFlow's own file and memory errors (TensorBoard logs, SavedModel writes, a GPU
+        # out of memory) are not OSErrors; matched by name so this module never imports it.
+        if type(e).__name__ not in _TF_ENVIRONMENT_ERRORS:
+            raise
+        print(f"{name}: error: {type(e).__name__}: {_first_line(e)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+_TF_ENVIRONMENT_ERRORS = ("PermissionDeniedError", "ResourceExhaustedError")
+
+
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else ""

@@ -48,11 +48,17 @@ def as_output_error(error, path, argument="output", *, unchanged=True):
 
     `unchanged`: the write went through this module, so the old artifact is intact (say so).
     """
-    if not isinstance(error, OSError) or error.errno not in _FS_ERRNOS:
+    if not isinstance(error, OSError):
+        return None
+    code = error.errno
+    if code is None:  # h5py (Keras' weights files) puts the errno in its text only.
+        found = re.search(r"errno = (\d+)", str(error))
+        code = int(found.group(1)) if found else None
+    if code not in _FS_ERRNOS:
         return None
     where = f" ({error.filename})" if error.filename and error.filename != path else ""
     return OutputError(
-        f"Cannot write `{argument}` {os.fspath(path)!r}: {_FS_ERRNOS[error.errno]}{where}."
+        f"Cannot write `{argument}` {os.fspath(path)!r}: {_FS_ERRNOS[code]}{where}."
         + (" What was there before is unchanged." if unchanged else "")
     )
 
@@ -113,7 +119,9 @@ def makedirs(path, argument="output"):
     with output_errors(path, argument):
         try:
             os.makedirs(path, exist_ok=True)
-        except FileNotFoundError as e:  # A parent that cannot hold directories (/proc, a gone mount).
+        except (
+            FileNotFoundError
+        ) as e:  # A parent that cannot hold directories (/proc, a gone mount).
             raise OSError(errno.EACCES, e.strerror, e.filename) from None
 
 

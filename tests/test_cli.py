@@ -59,6 +59,16 @@ def _signal_self(signum):
             "x.py: error: Cannot write `path` '/ro/logs/events': read-only file system.",
         ),
         (_raise(OSError(errno.ENOSPC, "No space", "/full/x")), 2, "no space left on device"),
+        (
+            _raise(OSError(None, "Unable to create file (unable to open file: errno = 30, ...)")),
+            2,
+            "read-only file system",
+        ),
+        (
+            _raise(type("ResourceExhaustedError", (Exception,), {})("OOM when allocating\nmore")),
+            2,
+            "x.py: error: ResourceExhaustedError: OOM when allocating",
+        ),
         (_raise(KeyboardInterrupt()), 130, "x.py: stopped by Ctrl-C. resume: rerun"),
         (_signal_self(signal.SIGINT), 130, "x.py: stopped by Ctrl-C. resume: rerun"),
         (_signal_self(signal.SIGTERM), 143, "x.py: stopped by SIGTERM. resume: rerun"),
