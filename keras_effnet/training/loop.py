@@ -309,7 +309,9 @@ def _train_locked(
         for name in ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")
     }
     done = rundir.finished(model_dir, config.run.epochs) if resuming else None
-    if done is not None:  # Rerun of a finished run: report it, change no file.
+    fields = {f.name for f in dataclasses.fields(TrainResult)}
+    if done is not None and fields <= set(done):  # A finished run: report it, change no file.
+        done = {k: v for k, v in done.items() if k in fields}
         result = TrainResult(**{**done, **_paths_of(model_dir, paths)})
         if config.run.verbose:
             print(
