@@ -310,7 +310,7 @@ class DirectoryLock:
             os.close(self._fd)
             raise OutputError(
                 f"`{argument}` {directory!r} is in use by another process (PID {holder}): one "
-                f"run directory has one writer. Wait for it to end, or use another {argument}."
+                f"run directory has one writer. Wait for it to end, or use another --{argument}."
             ) from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
