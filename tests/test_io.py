@@ -4,6 +4,7 @@ import errno
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -45,7 +46,14 @@ def _writers(path, **kwargs):
             with open(os.path.join(tmp, "saved_model.pb"), "wb") as f:
                 f.write(b"new")
 
+    def keras_save():
+        import keras
+
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        io.save_model_atomic(model, path, **kwargs)
+
     return {
+        "keras": keras_save,
         "bytes": lambda: io.write_bytes_atomic(path, b"new", **kwargs),
         "json": lambda: io.write_json_atomic(path, {"new": 1}, **kwargs),
         "directory": directory,
@@ -101,7 +109,7 @@ def _fail_at(monkeypatch, name, at, error=errno.ENOSPC):
 
 
 @pytest.mark.parametrize("name", ["replace", "fsync"])
-@pytest.mark.parametrize("writer", ["bytes", "directory"])
+@pytest.mark.parametrize("writer", ["bytes", "directory", "keras"])
 @pytest.mark.parametrize("target", ["file.tflite", "run"])
 def test_a_fault_at_every_replace_and_fsync_keeps_the_old_artifact(
     tmp_path, monkeypatch, name, writer, target
@@ -121,8 +129,13 @@ def test_a_fault_at_every_replace_and_fsync_keeps_the_old_artifact(
             assert "no space left on device" in str(e)
             assert _snapshot(root) == before, f"call {at} of os.{name}"
         else:
-            changed = (root / target / "saved_model.pb") if writer == "directory" else root / target
-            assert changed.read_bytes() == b"new", f"call {at} of os.{name}"
+            if writer == "keras":
+                assert zipfile.is_zipfile(root / target), f"call {at} of os.{name}"
+            else:
+                changed = (
+                    root / target / "saved_model.pb" if writer == "directory" else root / target
+                )
+                assert changed.read_bytes() == b"new", f"call {at} of os.{name}"
         finally:
             monkeypatch.undo()
         assert not [n for n in os.listdir(root) if n.startswith(io.TEMP_PREFIX)]
