@@ -166,3 +166,16 @@ def test_a_moved_unfinished_run_resumes(run, capsys):
     result = train(_config(dataset, model_dir, verbose=1))
     assert "resuming after epoch 1" in capsys.readouterr().out
     assert result.initial_epoch == 1 and (model_dir / "results.json").exists()
+
+
+def test_a_refusal_after_training_keeps_the_new_run(tmp_path):
+    """A ConfigError once an epoch is saved (say, the final evaluation's) deletes nothing."""
+    from keras_effnet.training import rundir
+
+    for trained in (False, True):
+        model_dir = str(tmp_path / f"new_{trained}")
+        with pytest.raises(ConfigError), rundir.claim(model_dir, model_dir):
+            if trained:
+                (tmp_path / f"new_{trained}" / "last.keras").write_bytes(b"an epoch's model")
+            raise ConfigError("Split 'test' of dataset is empty.")
+        assert os.path.exists(model_dir) == trained

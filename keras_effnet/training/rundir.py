@@ -43,8 +43,12 @@ def claim(model_dir, lock_dir):
     try:
         yield
     except ConfigError:
-        # A refused run leaves no trace in a directory it made (nothing was trained there).
-        if created and lock_dir == model_dir:
+        # A run refused before its first epoch leaves no trace in a directory it made; once an
+        # epoch is saved the directory holds a run, and a later refusal never deletes it.
+        trained = any(
+            os.path.exists(os.path.join(model_dir, name)) for name in ("last.keras", "backup")
+        )
+        if created and lock_dir == model_dir and not trained:
             shutil.rmtree(model_dir, ignore_errors=True)
         raise
     finally:
