@@ -31,6 +31,7 @@ from keras_effnet.errors import ConfigError, OutputError
 
 TEMP_PREFIX = ".tmp-"  # Every temporary name starts with this + the writer's pid + "-".
 LOCK_NAME = ".lock"
+_ASIDE = ".old"  # Suffix of the old artifact while `_swap_in` puts the new one in place.
 
 # The errors a hostile file system gives: one line naming the path, not a traceback.
 _FS_ERRNOS = {
@@ -157,7 +158,7 @@ def _swap_in(tmp, path):
     deleted; if the second rename fails the old one is put back.
     """
     if _kind(path) == "directory" or (_kind(path) and _kind(tmp) == "directory"):
-        aside = temp_path(path, ".old")
+        aside = temp_path(path, _ASIDE)
         os.replace(path, aside)
         try:
             os.replace(tmp, path)
@@ -272,7 +273,8 @@ def remove_stale_temp_files(directory, target=None):
     `TEMP_PREFIX` + the writer's pid + "-"), of a process that is no longer
     running, are touched (workers of one multi-worker run share a directory
     and write at the same time); with `target`, only those for that name.
-    Not recursive.
+    An old artifact set aside by a writer killed mid-swap is put back when
+    nothing took its place. Not recursive.
     """
     if not os.path.isdir(directory):
         return []
@@ -285,8 +287,15 @@ def remove_stale_temp_files(directory, target=None):
             continue
         if target is not None and not rest.startswith(target):
             continue
+        path = os.path.join(directory, name)
+        original = os.path.join(directory, rest[: -len(_ASIDE)])
         with contextlib.suppress(OSError):
-            _remove(os.path.join(directory, name))
+            if rest.endswith(_ASIDE) and not os.path.lexists(original):
+                # Killed between the two renames of `_swap_in`: this is the only copy of the
+                # old artifact, so it goes back, not away.
+                os.replace(path, original)
+            else:
+                _remove(path)
             stale.append(name)
     return stale
 

@@ -176,6 +176,21 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     assert io.remove_stale_temp_files(tmp_path) == [f".tmp-{dead}-model.old"]
 
 
+def test_an_old_artifact_set_aside_by_a_killed_writer_is_put_back(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    aside = tmp_path / f".tmp-{dead}-saved_model.old"  # Killed between the two renames.
+    aside.mkdir()
+    (aside / "saved_model.pb").write_bytes(b"the only copy")
+    io.remove_stale_temp_files(tmp_path)
+    assert (tmp_path / "saved_model" / "saved_model.pb").read_bytes() == b"the only copy"
+    assert os.listdir(tmp_path) == ["saved_model"]
+
+
 def _in_child(fn):
     """Runs `fn()` in a forked process (no TensorFlow there); returns what it printed."""
     read, write = os.pipe()
