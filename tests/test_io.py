@@ -159,13 +159,18 @@ def test_file_system_refusals_are_one_line(tmp_path, monkeypatch):
     assert issubclass(OutputError, ConfigError)
 
 
+def _dead_pid():
+    """The pid of a process that has ended."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (child)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
 def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout.strip()
+    # A dead writer's half file and aside copy of "model" (put back: nothing took its place).
+    dead = _dead_pid()
     (tmp_path / f".tmp-{dead}-last.keras.keras").write_bytes(b"half")
     (tmp_path / f".tmp-{dead}-model.old").mkdir()
     (tmp_path / f".tmp-{os.getppid()}-live").write_bytes(b"a running writer's")
@@ -174,15 +179,13 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
         [f".tmp-{dead}-model.old", f".tmp-{os.getppid()}-live", "last.keras"]
     )
     assert io.remove_stale_temp_files(tmp_path) == [f".tmp-{dead}-model.old"]
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [f".tmp-{os.getppid()}-live", "last.keras", "model"]
+    )
 
 
 def test_an_old_artifact_set_aside_by_a_killed_writer_is_put_back(tmp_path):
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout.strip()
+    dead = _dead_pid()
     aside = tmp_path / f".tmp-{dead}-saved_model.old"  # Killed between the two renames.
     aside.mkdir()
     (aside / "saved_model.pb").write_bytes(b"the only copy")
