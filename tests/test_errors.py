@@ -240,7 +240,14 @@ def test_evaluate_names_a_wrong_image_size_and_bad_counts(broken_files):
     good = str(broken_files["good"])
     with pytest.raises(ConfigError, match=r"`image_size` 64 does not fit .* takes 32 px"):
         evaluate(good, "digits", "test", image_size=64)
-    for name, value in [("num_threads", -5), ("max_examples", -1), ("max_examples", 0)]:
+    for name, value in [
+        ("num_threads", -5),
+        ("num_threads", 0),
+        ("max_examples", -1),
+        ("max_examples", 0),
+        ("batch_size", 0),
+        ("image_size", -64),
+    ]:
         with pytest.raises(ConfigError, match=f"`{name}` must be a positive int or None"):
             evaluate(good, "digits", "test", **{name: value})
 
@@ -270,6 +277,14 @@ def test_evaluate_names_a_wrong_image_size_of_a_tflite_file(broken_files, tmp_pa
         ("seed", -1),
         ("min_guard_images", -1),
         ("learning_rate", 0.0),
+        ("learning_rate", -1e-3),
+        ("num_calibration", 1.5),
+        ("threads", True),
+        ("test_limit", -1),
+        ("batch_size", -2),
+        ("qat_epochs", -1),
+        ("latency_runs", 1.5),
+        ("seed", "0"),
     ],
 )
 def test_export_options_refuse_bad_counts_by_name(field, value):
