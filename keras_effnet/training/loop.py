@@ -321,6 +321,15 @@ def _train_locked(
             )
             print(result.summary(), flush=True)
         return result
+    image_size = config.data.image_size
+    with precision_policy("float32"):
+        inference_model = modeling.build_model(config.model, info.num_classes, image_size)
+        # Before anything is written: a size that cannot fit is refused up front.
+        modeling.check_memory(inference_model, config.data.batch_size)
+        loss, metrics = recipe.make_loss_and_metrics(
+            info.num_classes, config.optimizer.label_smoothing
+        )
+        inference_model.compile(loss=loss, metrics=metrics)
     for directory in (model_dir, backup_dir):  # Left by a process killed mid-write.
         io.remove_stale_temp_files(directory)
     start_epoch = cb.backup_epoch(backup_dir) if resuming else 0
@@ -333,14 +342,6 @@ def _train_locked(
     if config.run.verbose:
         print(describe(config, derived, start_epoch), flush=True)
 
-    image_size = config.data.image_size
-    with precision_policy("float32"):
-        inference_model = modeling.build_model(config.model, info.num_classes, image_size)
-        modeling.check_memory(inference_model, config.data.batch_size)
-        loss, metrics = recipe.make_loss_and_metrics(
-            info.num_classes, config.optimizer.label_smoothing
-        )
-        inference_model.compile(loss=loss, metrics=metrics)
     stages = progressive.stages_of(derived)
     with precision_policy(config.run.precision):
         with strategy.scope():
