@@ -88,12 +88,13 @@ def _savedmodel_dir(model, dynamic_batch):
         yield tmp
 
 
-def export_savedmodel(model, path, *, dynamic_batch=False):
+def export_savedmodel(model, path, *, dynamic_batch=False, overwrite=False):
     """Exports a serving SavedModel to directory `path`, atomically.
 
     Args:
         model: Keras model or `.keras` path.
-        path: Output directory; an existing one is replaced whole on success.
+        path: Output directory; an empty or absent one. A non-empty one or a file
+            is refused unless `overwrite` (then replaced whole, on success only).
         dynamic_batch: Keep the batch dimension open (default: batch 1).
 
     Returns:
@@ -101,7 +102,7 @@ def export_savedmodel(model, path, *, dynamic_batch=False):
     """
     model = load_model(model)
     input_size(model)
-    with io.atomic_directory(path) as tmp:
+    with io.atomic_directory(path, overwrite=overwrite) as tmp:
         _write_savedmodel(model, tmp, dynamic_batch)
     return os.fspath(path)
 

@@ -31,6 +31,8 @@ class ExportOptions:
         threads, latency_runs: LiteRT verification settings.
         dynamic_batch: keep the batch dimension open (post-training modes).
         max_accuracy_drop: int8's guard ("auto" = 1 pt, None = off, or points).
+        min_guard_images: int8's guard refuses to judge on fewer validation
+            images than this (100); lower it to accept a small split.
         layer_report: int8: the whole per-layer error report in the JSON.
         add_metadata: write MediaPipe/Android metadata.
         qat_epochs, learning_rate, batch_size, strategy: fine-tuning for "qat"
@@ -39,6 +41,8 @@ class ExportOptions:
         prune_epochs: pruning epochs (None = `qat_epochs`).
         prune_schedule: "constant" or "polynomial".
         seed: fine-tuning seed.
+        overwrite: replace a non-empty directory, or a path of the other kind
+            (file vs directory), at the output (README "Output policy").
     """
 
     dataset: object = "digits"
@@ -52,6 +56,7 @@ class ExportOptions:
     latency_runs: int = 50
     dynamic_batch: bool = False
     max_accuracy_drop: object = "auto"
+    min_guard_images: int = 100
     layer_report: bool = False
     add_metadata: bool = True
     qat_epochs: int = 2
@@ -62,6 +67,38 @@ class ExportOptions:
     prune_epochs: int = None
     prune_schedule: str = "constant"
     seed: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self):
+        # Every count is checked here, naming its flag: zero or negative is a mistake unless the
+        # field's doc gives it a meaning (latency_runs 0 = no timing, min_guard_images 0 = any).
+        for name, low in _LOWER_BOUNDS.items():
+            value = getattr(self, name)
+            if value is None and name in ("test_limit", "prune_epochs"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name}` must be an int >= {low}"
+                    + (" or None" if name in ("test_limit", "prune_epochs") else "")
+                    + f". Received: {name}={value!r}"
+                )
+        if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+            raise ValueError(
+                f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate!r}"
+            )
+
+
+_LOWER_BOUNDS = {
+    "num_calibration": 1,
+    "test_limit": 1,
+    "threads": 1,
+    "latency_runs": 0,
+    "qat_epochs": 1,
+    "batch_size": 1,
+    "prune_epochs": 1,
+    "seed": 0,
+    "min_guard_images": 0,
+}
 
 
 def export(model, mode, output, options=None):
@@ -90,6 +127,7 @@ def export(model, mode, output, options=None):
         threads=options.threads,
         latency_runs=options.latency_runs,
         add_metadata=options.add_metadata,
+        overwrite=options.overwrite,
     )
     tuning = dict(
         batch_size=options.batch_size,
@@ -115,6 +153,7 @@ def export(model, mode, output, options=None):
         num_calibration=options.num_calibration,
         dynamic_batch=options.dynamic_batch,
         max_accuracy_drop=options.max_accuracy_drop,
+        min_guard_images=options.min_guard_images,
         layer_report=options.layer_report,
         **common,
     )

@@ -9,6 +9,21 @@ from keras_effnet.export import verification as verify_lib
 
 # int8 files may lose at most this many top-1 points on validation (issue: int8 collapse).
 DEFAULT_MAX_ACCURACY_DROP = 1.0
+# Fewer validation images than this and the guard's verdict means nothing (issue 20: a file
+# judged on 3 images passed and lost 16.7 points on test; one image is 33 points there).
+MIN_GUARD_IMAGES = 100
+
+
+def check_search_size(num_images, split, min_images):
+    """Refuses a guard verdict on fewer than `min_images` images (the user may lower it)."""
+    if num_images < min_images:
+        raise ValueError(
+            f"int8 export refused: the guard would judge the file on {num_images} {split!r} "
+            f"images, fewer than {min_images}: one image is {100 / max(num_images, 1):.1f} points, "
+            "so its verdict means nothing. Give the dataset more validation images, pass "
+            f"--min_guard_images={num_images} to accept it, or --max_accuracy_drop=none to skip "
+            f"the guard. Received: min_guard_images={min_images}"
+        )
 
 
 def int8_candidates(keras_model, calibration, *, io_type="uint8", dynamic_batch=False):

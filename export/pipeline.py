@@ -60,6 +60,7 @@ def finish_tflite(
     extra=None,
     add_metadata=True,
     file_entries=None,
+    overwrite=False,
 ):
     """Census, metadata, verification and atomic write of converted bytes.
 
@@ -113,8 +114,8 @@ def finish_tflite(
     )
     if file_entries is not None:
         report.update(file_entries(tflite_bytes))
-    io.write_bytes_atomic(output, tflite_bytes)
-    io.write_json_atomic(report_path(output), report)
+    io.write_bytes_atomic(output, tflite_bytes, overwrite=overwrite)
+    io.write_json_atomic(report_path(output), report, overwrite=overwrite)
     return report
 
 
@@ -137,9 +138,11 @@ def export_tflite(
     layer_report=False,
     search_split="validation",
     search_limit=500,
+    min_guard_images=guard_lib.MIN_GUARD_IMAGES,
     add_metadata=True,
     extra=None,
     file_entries=None,
+    overwrite=False,
 ):
     """Exports `model` in `mode` to `output`, verified, with metadata.
 
@@ -169,9 +172,13 @@ def export_tflite(
             None: write the all-integer file (MSE ranges) whatever it scores.
         layer_report: int8 only: put the per-layer error report in the JSON.
         search_split, search_limit: Data for the denylist search.
+        min_guard_images: int8 guard: refuse when `search_split` holds fewer
+            images (its verdict would mean nothing); lower it to accept.
         add_metadata: Write MediaPipe/Android metadata (TFLite modes).
         extra: Additional JSON-ready entries for the report.
         file_entries: TFLite modes: see `finish_tflite`.
+        overwrite: replace a non-empty directory or a path of the other kind at
+            `output` (README "Output policy"); refused otherwise, before any work.
 
     Returns:
         The verification report (also written to `<output>.verify.json`).
@@ -188,8 +195,8 @@ def export_tflite(
         raise ValueError(f"layer_report: only for mode 'int8', got {mode!r}")
     if mode in export_modes.QUANTIZED_MODES and dataset is None:
         raise ValueError(f"dataset: mode {mode!r} needs calibration data, got None")
-    if os.path.isdir(output) and mode != "savedmodel":
-        raise ValueError(f"output: {output!r} is a directory, expected a file")
+    io.check_output(output, "directory" if mode == "savedmodel" else "file", overwrite=overwrite)
+    io.check_output(report_path(output), "file", overwrite=overwrite)
     keras_model = convert_lib.load_model(model)
     size = convert_lib.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
@@ -204,13 +211,15 @@ def export_tflite(
     }
 
     if mode == "savedmodel":
-        convert_lib.export_savedmodel(keras_model, output, dynamic_batch=dynamic_batch)
+        convert_lib.export_savedmodel(
+            keras_model, output, dynamic_batch=dynamic_batch, overwrite=overwrite
+        )
         report = {"mode": mode, "output": os.fspath(output), "tensorflow": tf.__version__}
         report.update(extra)
         report.update(
             verify_lib.verify_savedmodel(output, keras_model, None, images=test[0], labels=test[1])
         )
-        io.write_json_atomic(report_path(output), report)
+        io.write_json_atomic(report_path(output), report, overwrite=overwrite)
         return report
 
     calibration = None
@@ -224,6 +233,7 @@ def export_tflite(
             search = datasets.load_arrays(
                 dataset, search_split, size, limit=search_limit, data_dir=data_dir
             )
+            guard_lib.check_search_size(len(search[1]), search_split, min_guard_images)
         tflite, more = guard_lib.guarded_int8(
             keras_model,
             calibration,
@@ -256,4 +266,5 @@ def export_tflite(
         extra=extra,
         add_metadata=add_metadata,
         file_entries=file_entries,
+        overwrite=overwrite,
     )

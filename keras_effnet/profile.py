@@ -94,3 +94,14 @@ def model_profile(model, per_layer=False):
     if per_layer:
         result["layers"] = rows
     return result
+
+
+def activation_bytes(model, bytes_per_element=4):
+    """Bytes of every layer's output for one image: what a training step keeps for backprop.
+
+    A lower bound of a training step's memory per image (the gradients of
+    those outputs and the framework's workspaces come on top); used to refuse
+    an input size that cannot fit before TensorFlow aborts with
+    `std::bad_alloc` (see `keras_effnet.training.modeling.check_memory`).
+    """
+    return bytes_per_element * sum(_elements(out) for _, _, out in trace_layers(model))

@@ -227,6 +227,17 @@ def _folder_index(root):
     return tuple(top), index, sources
 
 
+def _missing_module(error):
+    """The module name of a ModuleNotFoundError in `error`'s chain, else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _tfds_builder(name, data_dir):
     import tensorflow_datasets as tfds  # Heavy (seconds): only TFDS names need it.
 
@@ -241,6 +252,13 @@ def _tfds_builder(name, data_dir):
         try:
             builder.download_and_prepare()
         except Exception as e:  # Offline machines, missing manual downloads.
+            missing = _missing_module(e)
+            if missing:  # Not the network: a module TFDS imports only when it prepares data.
+                raise ConfigError(
+                    f"Could not prepare TFDS dataset {name!r}: the Python module {missing!r} is "
+                    f"not installed (TFDS needs it to prepare this dataset). "
+                    f"`pip install {missing.split('.')[0]}` and run again."
+                ) from None
             raise ConfigError(
                 f"Could not prepare TFDS dataset {name!r} in data_dir={data_dir!r}: "
                 f"{type(e).__name__}: {str(e)[:300]}. Prepare it on a machine with network "

@@ -9,7 +9,6 @@ import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off 
 # isort: split
 
 import json
-import sys
 
 from absl import app, flags
 
@@ -19,42 +18,63 @@ _MODEL_PATH = flags.DEFINE_multi_string(
 _DATASET = flags.DEFINE_string("dataset", "digits", '"digits", an image folder or a TFDS name.')
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 0, "Input side; 0 = the model's.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.")
-_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Stop after N examples (0 = all).")
-_NUM_THREADS = flags.DEFINE_integer("num_threads", 0, "TFLite interpreter threads (0 = default).")
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size",
+    0,
+    "Input side; 0 = the model's (a fixed-size model takes only its own).",
+    lower_bound=0,
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
+_MAX_EXAMPLES = flags.DEFINE_integer(
+    "max_examples", 0, "Stop after N examples (0 = all).", lower_bound=0
+)
+_NUM_THREADS = flags.DEFINE_integer(
+    "num_threads", 0, "TFLite interpreter threads (0 = LiteRT's default).", lower_bound=0
+)
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Also write the results as JSON here.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite",
+    False,
+    'Replace a directory or other non-file at --output_json (README "Output policy").',
+)
 
 
 def main(argv):
     del argv
-    from keras_effnet.training import evaluate
+    from keras_effnet.cli import run_main
 
-    try:
-        results = [
-            evaluate(
-                path,
-                _DATASET.value,
-                _SPLIT.value,
-                data_dir=_DATA_DIR.value or None,
-                image_size=_IMAGE_SIZE.value or None,
-                batch_size=_BATCH_SIZE.value,
-                max_examples=_MAX_EXAMPLES.value or None,
-                num_threads=_NUM_THREADS.value or None,
-            )
-            for path in _MODEL_PATH.value
-        ]
-    except ValueError as e:  # Bad flags, data or model files: one clear line, exit 2.
-        print(f"evaluate.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main("evaluate.py", _evaluate)
+
+
+def _evaluate():
+    from keras_effnet import io
+    from keras_effnet.training import evaluate
     from keras_effnet.training.evaluation import format_table
 
+    if _OUTPUT_JSON.value:  # Refused before the evaluation, not after it.
+        io.check_output(_OUTPUT_JSON.value, overwrite=_OVERWRITE.value, argument="output_json")
+    results = [
+        evaluate(
+            path,
+            _DATASET.value,
+            _SPLIT.value,
+            data_dir=_DATA_DIR.value or None,
+            image_size=_IMAGE_SIZE.value or None,
+            batch_size=_BATCH_SIZE.value,
+            max_examples=_MAX_EXAMPLES.value or None,
+            num_threads=_NUM_THREADS.value or None,
+        )
+        for path in _MODEL_PATH.value
+    ]
     print(format_table(results))
     print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     if _OUTPUT_JSON.value:
-        from keras_effnet import io
-
-        io.write_json_atomic(_OUTPUT_JSON.value, results if len(results) > 1 else results[0])
+        io.write_json_atomic(
+            _OUTPUT_JSON.value,
+            results if len(results) > 1 else results[0],
+            overwrite=_OVERWRITE.value,
+            argument="output_json",
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off 
 # isort: split
 
 import json
-import sys
 
 from absl import app, flags
 
@@ -54,11 +53,22 @@ _IO_TYPE = flags.DEFINE_enum(
     "Input/output dtype of integer modes (int8 default uint8: raw pixels).",
 )
 _NUM_CALIBRATION = flags.DEFINE_integer(
-    "num_calibration", 200, "Representative images from the train split."
+    "num_calibration", 200, "Representative images from the train split.", lower_bound=1
 )
-_THREADS = flags.DEFINE_integer("threads", 2, "LiteRT threads.")
-_LATENCY_RUNS = flags.DEFINE_integer("latency_runs", 50, "Timed runs (0: skip latency).")
-_TEST_LIMIT = flags.DEFINE_integer("test_limit", None, "Verify on at most this many images.")
+_THREADS = flags.DEFINE_integer("threads", 2, "LiteRT threads.", lower_bound=1)
+_LATENCY_RUNS = flags.DEFINE_integer(
+    "latency_runs", 50, "Timed runs (0: skip latency).", lower_bound=0
+)
+_TEST_LIMIT = flags.DEFINE_integer(
+    "test_limit", None, "Verify on at most this many images (unset: all).", lower_bound=1
+)
+_MIN_GUARD_IMAGES = flags.DEFINE_integer(
+    "min_guard_images",
+    100,
+    "int8: the guard refuses to judge on fewer validation images (its verdict would mean "
+    "nothing); lower it to accept a small split.",
+    lower_bound=0,
+)
 _DYNAMIC_BATCH = flags.DEFINE_bool(
     "dynamic_batch", False, "Keep the batch dimension open (default 1)."
 )
@@ -72,8 +82,14 @@ _MAX_ACCURACY_DROP = flags.DEFINE_string(
 _LAYER_REPORT = flags.DEFINE_bool(
     "layer_report", False, "int8: write the per-layer quantization error report into the JSON."
 )
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace a non-empty directory, or a path of the other kind (file vs directory), at "
+    '--output (README "Output policy").',
+)
 _METADATA = flags.DEFINE_bool("metadata", True, "Write MediaPipe/Android metadata.")
-_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.")
+_QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.", lower_bound=1)
 _QAT_LEARNING_RATE = flags.DEFINE_float(
     "qat_learning_rate", 3e-5, "qat and --prune: fine-tuning learning rate (Adam)."
 )
@@ -81,12 +97,14 @@ _PRUNE = flags.DEFINE_float(
     "prune", None, "Magnitude-prune Conv2D/Dense kernels to this sparsity (0 < s < 1) first."
 )
 _PRUNE_EPOCHS = flags.DEFINE_integer(
-    "prune_epochs", None, "Pruning fine-tuning epochs (default: --qat_epochs)."
+    "prune_epochs", None, "Pruning fine-tuning epochs (default: --qat_epochs).", lower_bound=1
 )
 _PRUNE_SCHEDULE = flags.DEFINE_enum(
     "prune_schedule", "constant", ["constant", "polynomial"], "Sparsity schedule."
 )
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "qat and --prune: fine-tuning batch size.")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 32, "qat and --prune: fine-tuning batch size.", lower_bound=1
+)
 _STRATEGY = flags.DEFINE_enum(
     "strategy",
     None,
@@ -97,11 +115,9 @@ _STRATEGY = flags.DEFINE_enum(
 
 def main(argv):
     del argv
-    try:
-        _export()
-    except ValueError as e:  # Bad flags, data, labels or model files: one clear line, exit 2.
-        print(f"export_tflite.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from keras_effnet.cli import run_main
+
+    run_main("export_tflite.py", _export)
 
 
 def _accuracy_drop(value):
@@ -143,6 +159,7 @@ def _export():
         latency_runs=_LATENCY_RUNS.value,
         dynamic_batch=_DYNAMIC_BATCH.value,
         max_accuracy_drop=_accuracy_drop(_MAX_ACCURACY_DROP.value),
+        min_guard_images=_MIN_GUARD_IMAGES.value,
         layer_report=_LAYER_REPORT.value,
         add_metadata=_METADATA.value,
         qat_epochs=_QAT_EPOCHS.value,
@@ -152,6 +169,7 @@ def _export():
         prune=_PRUNE.value,
         prune_epochs=_PRUNE_EPOCHS.value,
         prune_schedule=_PRUNE_SCHEDULE.value,
+        overwrite=_OVERWRITE.value,
     )
     report = export.export(_MODEL.value, _MODE.value, _OUTPUT.value, options)
     print(export.format_table([report]))

@@ -75,7 +75,16 @@ def main(argv):
         )
     except ValueError as e:
         raise app.UsageError(str(e))
-    result = run_grid_search(config)
+    from keras_effnet.cli import run_main
+
+    return run_main(
+        "grid_search.py",
+        lambda: _report(run_grid_search(config), config),
+        interrupted="Finished cells are stored; re-run the same command to go on.",
+    )
+
+
+def _report(result, config):
     print(
         f"{'rank':>4}  {'candidate':<20}{'a*b^2*g^2':>10}{'FLOPs x':>8}{'res':>5}"
         f"{'train ms/img':>13}{'acc':>7}{'acc/s':>8}"

@@ -29,6 +29,17 @@ _MODE = flags.DEFINE_string("mode", "int8", "Export mode: fp32, fp16, dynamic, i
 
 def main(argv):
     del argv
+    from keras_effnet.cli import run_main
+
+    run_main(
+        "main.py",
+        _main,
+        interrupted=f"The last completed epoch is kept in {_MODEL_DIR.value}; "
+        "re-run the same command to resume.",
+    )
+
+
+def _main():
     import keras_effnet  # noqa: F401  (registers the layers for .keras loading)
     from keras_effnet import export
     from keras_effnet.training import config as config_lib

@@ -47,7 +47,7 @@ _MEASURE = study_flags.define(StudyConfig)
 
 def main(argv):
     del argv
-    from keras_effnet.study import format_summary, run_scaling_study
+    from keras_effnet.study import run_scaling_study
 
     try:
         config = StudyConfig(
@@ -65,7 +65,18 @@ def main(argv):
         )
     except ValueError as e:
         raise app.UsageError(str(e))
-    result = run_scaling_study(config)
+    from keras_effnet.cli import run_main
+
+    return run_main(
+        "scaling_study.py",
+        lambda: _report(run_scaling_study(config), config),
+        interrupted="Finished cells are stored; re-run the same command to go on.",
+    )
+
+
+def _report(result, config):
+    from keras_effnet.study import format_summary
+
     print(format_summary(result["rows"], config.tflite_modes))
     print(
         f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "

@@ -10,8 +10,6 @@ import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off 
 
 # isort: split
 
-import sys
-
 from absl import app, flags
 
 _DATASET = flags.DEFINE_string(
@@ -164,17 +162,22 @@ _EVAL_SPLIT = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from keras_effnet.cli import run_main
     from keras_effnet.training import config as config_lib
     from keras_effnet.training import train
 
-    try:
+    def body():
         config = config_lib.config_from_flags(
             {name: flags.FLAGS[name].value for name in config_lib.FLAG_FIELDS}
         )
         train(config)
-    except ValueError as e:  # Bad flags or data (ConfigError included): one clear line, exit 2.
-        print(f"train.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+    run_main(
+        "train.py",
+        body,
+        interrupted=f"The last completed epoch is kept in {_MODEL_DIR.value}; "
+        "re-run the same command to resume.",
+    )
 
 
 if __name__ == "__main__":

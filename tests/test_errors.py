@@ -203,3 +203,122 @@ def test_loading_without_importing_keras_effnet_names_the_package(broken_files):
     assert "loaded" in imported.stdout
     with open(os.path.join(REPO, "README.md")) as f:
         assert "Could not locate class 'MBConv'" in f.read()
+
+
+def _rewritten(src, dst, old, new):
+    """A copy of the .keras `src` whose config.json has every `old` replaced by `new`."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            blob = zin.read(name)
+            if name == "config.json":
+                assert old.encode() in blob
+                blob = blob.replace(old.encode(), new.encode())
+            zout.writestr(name, blob)
+    return str(dst)
+
+
+@pytest.mark.parametrize(
+    "old, new, words",
+    [
+        ("MBConv", "NoSuchBlock", "NoSuchBlock"),
+        ("keras_effnet>MBConv", "os>system", "cannot rebuild"),
+        ('"kernel_size": 3', '"kernel_size": "three"', "cannot rebuild"),
+        ('"filters_in": 8', '"filters_in": -8', "cannot rebuild"),
+    ],
+)
+def test_untrusted_or_broken_keras_files_are_one_line(broken_files, tmp_path, old, new, words):
+    path = _rewritten(broken_files["good"], tmp_path / "bad.keras", old, new)
+    with pytest.raises(ConfigError) as raised:
+        evaluate(path, "digits", "test")
+    message = str(raised.value)
+    assert "bad.keras" in message and words in message and "\n" not in message
+
+
+def test_evaluate_names_a_wrong_image_size_and_bad_counts(broken_files):
+    good = str(broken_files["good"])
+    with pytest.raises(ConfigError, match=r"`image_size` 64 does not fit .* takes 32 px"):
+        evaluate(good, "digits", "test", image_size=64)
+    for name, value in [
+        ("num_threads", -5),
+        ("num_threads", 0),
+        ("max_examples", -1),
+        ("max_examples", 0),
+        ("batch_size", 0),
+        ("image_size", -64),
+    ]:
+        with pytest.raises(ConfigError, match=f"`{name}` must be a positive int or None"):
+            evaluate(good, "digits", "test", **{name: value})
+
+
+@pytest.mark.slow
+def test_evaluate_names_a_wrong_image_size_of_a_tflite_file(broken_files, tmp_path):
+    from keras_effnet import export
+
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(export.convert(str(broken_files["good"]), "fp32"))  # ~10 s
+    with pytest.raises(ConfigError, match=r"`image_size` 64 does not fit .* takes 32 px"):
+        evaluate(str(tflite), "digits", "test", image_size=64)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("num_calibration", 0),
+        ("num_calibration", -3),
+        ("test_limit", 0),
+        ("threads", -5),
+        ("threads", 0),
+        ("latency_runs", -1),
+        ("qat_epochs", 0),
+        ("batch_size", 0),
+        ("prune_epochs", 0),
+        ("seed", -1),
+        ("min_guard_images", -1),
+        ("learning_rate", 0.0),
+        ("learning_rate", -1e-3),
+        ("num_calibration", 1.5),
+        ("threads", True),
+        ("test_limit", -1),
+        ("batch_size", -2),
+        ("qat_epochs", -1),
+        ("latency_runs", 1.5),
+        ("seed", "0"),
+    ],
+)
+def test_export_options_refuse_bad_counts_by_name(field, value):
+    from keras_effnet import export
+
+    with pytest.raises(ValueError, match=f"`{field}` must be"):
+        export.ExportOptions(**{field: value})
+
+
+def test_int8_guard_refuses_a_verdict_on_few_images():
+    from keras_effnet.export import guard
+
+    with pytest.raises(ValueError, match=r"on 3 'validation' images, fewer than 100.*33.3 points"):
+        guard.check_search_size(3, "validation", 100)
+    guard.check_search_size(3, "validation", 3)  # Accepted explicitly: --min_guard_images=3.
+
+
+def test_export_refuses_to_replace_a_run_directory_or_a_file_of_the_other_kind(
+    broken_files, tmp_path
+):
+    from keras_effnet import export
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(b"old")
+    for mode, output in [("savedmodel", run), ("savedmodel", keras_file), ("fp32", run)]:
+        with pytest.raises(ConfigError, match="--overwrite"):
+            export.export(str(broken_files["good"]), mode, str(output))
+    assert (run / "results.json").read_text() == "{}" and keras_file.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["model.keras", "run"]
+
+
+def test_seed_must_not_be_negative():
+    with pytest.raises(ConfigError, match="`seed` must be an int >= 0"):
+        config_lib.config_from_flags({"seed": -1})

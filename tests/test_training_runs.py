@@ -186,9 +186,11 @@ def test_kill_and_resume_then_artifacts_and_fine_tuning(tmp_path):
     assert "top1" in eval_out and "best.keras" in eval_out
     assert _json(eval_json)["top1"] == pytest.approx(result["metrics"]["top1"])
 
-    # Re-running a finished run trains nothing and re-evaluates.
+    # Re-running a finished run trains nothing, says so and changes no file (issue 20).
+    results_bytes = (run / "results.json").read_bytes()
     third_out = _run(cmd)
-    assert _epochs_run(third_out) == [] and _json(run / "results.json")["epochs_completed"] == 4
+    assert _epochs_run(third_out) == [] and "is a finished run" in third_out
+    assert (run / "results.json").read_bytes() == results_bytes
     # Same directory, different recipe: refused, one line, no traceback.
     bad = subprocess.run(
         _train_cmd(run, "--epochs=4", "--steps_per_epoch=25", "--base_lr=0.1"),

@@ -22,7 +22,9 @@ def trained_v2b0():
 @functools.lru_cache(maxsize=None)
 def converted(mode):
     model = trained_v2b0()
-    savedmodel = export.export_savedmodel(model, os.path.join(lib.workdir(), "v2b0_savedmodel"))
+    savedmodel = export.export_savedmodel(
+        model, os.path.join(lib.workdir(), f"v2b0_savedmodel_{mode}")
+    )
     calibration = lib.arrays("train", 200)[0] if mode == "int8" else None
     return export.convert(savedmodel, mode, calibration)
 

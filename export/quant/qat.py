@@ -14,11 +14,10 @@ pruning-preserving QAT.
 """
 
 import dataclasses
-import os
 
 import numpy as np
 
-from keras_effnet import litert
+from keras_effnet import io, litert
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter, datasets, pipeline
 from keras_effnet.export.quant import finetune, translate
@@ -229,6 +228,7 @@ def export_qat(
     latency_runs=50,
     add_metadata=True,
     seed=0,
+    overwrite=False,
 ):
     """QAT export: fine-tune, convert, census, metadata, verify, write.
 
@@ -246,8 +246,7 @@ def export_qat(
     Returns:
       The verification report dict (see `finish_qat`).
     """
-    if os.path.isdir(output):
-        raise ValueError(f"output: {output!r} is a directory, expected a file")
+    io.check_output(output, "file", overwrite=overwrite)
     keras_model = converter.load_model(model)
     train = dataset
     if isinstance(dataset, dict):
@@ -282,6 +281,7 @@ def export_qat(
         latency_runs=latency_runs,
         add_metadata=add_metadata,
         settings=settings,
+        overwrite=overwrite,
     )
 
 
@@ -299,6 +299,7 @@ def finish_qat(
     latency_runs=50,
     add_metadata=True,
     settings=None,
+    overwrite=False,
 ):
     """Metadata, verification and atomic write of a `QATResult`.
 
@@ -351,4 +352,5 @@ def finish_qat(
         extra=extra,
         add_metadata=add_metadata,
         file_entries=lambda data: {"gzip_size_bytes": prune_lib.gzip_size(data)},
+        overwrite=overwrite,
     )

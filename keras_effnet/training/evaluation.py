@@ -73,6 +73,18 @@ def evaluate(
         cross-entropy, no label smoothing), num_examples, examples_per_sec,
         model, format, dataset, split.
     """
+    for name, value in (
+        ("image_size", image_size),
+        ("max_examples", max_examples),
+        ("num_threads", num_threads),
+        ("batch_size", batch_size),
+    ):  # None = the default; zero or negative is a mistake, not "all" or "auto".
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ConfigError(
+                f"`{name}` must be a positive int or None. Received: {name}={value!r}"
+            )
     path = None if hasattr(model, "predict") else str(model)
     if path is not None and not os.path.isfile(path):
         raise ConfigError(f"Model file not found. Received: model={path!r}")
@@ -87,6 +99,12 @@ def evaluate(
     size = image_size or runner.image_size
     if not size:
         raise ConfigError("The model has a dynamic input size: pass image_size.")
+    if image_size and runner.image_size and image_size != runner.image_size:
+        raise ConfigError(
+            f"`image_size` {image_size} does not fit the model: it takes {runner.image_size} px "
+            f"inputs. Omit --image_size (the model's size is used). "
+            f"Received: image_size={image_size}, model={path or model.name!r}"
+        )
     info = data.dataset_info(dataset, data_dir)
     ds = data.load_dataset(dataset, split, int(size), batch_size, data_dir=data_dir, cache=False)
     correct1 = correct5 = count = 0

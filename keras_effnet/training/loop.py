@@ -15,7 +15,7 @@ A run directory holds:
 Re-running the same command resumes from backup/ (at most the interrupted
 epoch is redone) and continues exactly as the uninterrupted run would have:
 the optimizer, EMA, random generators and the input stream's position are
-all restored. Re-running a finished run only re-evaluates.
+all restored. Re-running a finished run changes no file (see `rundir`).
 """
 
 import dataclasses
@@ -30,9 +30,8 @@ import tensorflow as tf
 from keras_effnet import data, io, variants
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import callbacks as cb
-from keras_effnet.training import fitting, modeling, progressive, recipe
+from keras_effnet.training import fitting, modeling, progressive, recipe, rundir
 from keras_effnet.training.builders import build_training_model, make_datasets
-from keras_effnet.training.config import ExperimentConfig, config_differences
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.sections import AUTO
 from keras_effnet.training.strategy import (
@@ -259,22 +258,15 @@ def describe(config, derived, resuming_at):
     return "\n".join(lines)
 
 
-def _check_resume(model_dir, resolved):
-    """Refuses to resume a run whose configuration differs."""
-    path = os.path.join(model_dir, "config.json")
-    backup = os.path.join(model_dir, "backup", "training_metadata.json")
-    if not (os.path.exists(path) and os.path.exists(backup)):
-        return False
-    with open(path) as f:
-        previous = ExperimentConfig.from_dict(json.load(f)["config"])
-    diffs = config_differences(previous, resolved)
-    if diffs:
-        raise ConfigError(
-            f"model_dir {model_dir!r} holds a run with a different configuration "
-            f"({'; '.join(diffs)}). Use a new --model_dir (start from its weights with "
-            f"--weights={os.path.join(model_dir, 'last.keras')}) or delete the old one."
-        )
-    return True
+def _paths_of(model_dir, paths):
+    """TrainResult's path fields for the run directory where it is now (it may have moved)."""
+    return {
+        "model_dir": model_dir,
+        "best_model_path": paths["best.keras"],
+        "last_model_path": paths["last.keras"],
+        "labels_path": paths["labels.txt"],
+        "config_path": paths["config.json"],
+    }
 
 
 def train(config, *, extra_callbacks=()):
@@ -299,20 +291,48 @@ def train(config, *, extra_callbacks=()):
     config, derived = resolve(config, info, strategy.num_replicas_in_sync)
     derived["strategy"] = strategy_name(strategy)
     model_dir = config.run.model_dir
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise ConfigError(
-            f"`model_dir` exists and is not a directory. Received: model_dir={model_dir!r}"
-        )
-    os.makedirs(model_dir, exist_ok=True)
-    resuming = _check_resume(model_dir, config)
     backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
-    for directory in (model_dir, backup_dir):  # Left by a process killed mid-write.
-        io.remove_stale_temp_files(directory)
-    start_epoch = cb.backup_epoch(backup_dir) if resuming else 0
+    with rundir.claim(model_dir, model_dir if is_chief else backup_dir):
+        return _train_locked(
+            config, derived, info, strategy, is_chief, backup_dir, wall_start, extra_callbacks
+        )
+
+
+def _train_locked(
+    config, derived, info, strategy, is_chief, backup_dir, wall_start, extra_callbacks
+):
+    """`train` once the run directory is this process's (see `rundir.claim`)."""
+    model_dir = config.run.model_dir
+    resuming = rundir.check_resume(model_dir, config, derived, info.class_names)
     paths = {
         name: os.path.join(model_dir, name)
         for name in ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")
     }
+    done = rundir.finished(model_dir, config.run.epochs) if resuming else None
+    fields = {f.name for f in dataclasses.fields(TrainResult)}
+    if done is not None and fields <= set(done):  # A finished run: report it, change no file.
+        done = {k: v for k, v in done.items() if k in fields}
+        result = TrainResult(**{**done, **_paths_of(model_dir, paths)})
+        if config.run.verbose:
+            print(
+                f"keras-effnet train: {model_dir} is a finished run ({result.epochs_completed} "
+                f"epochs); its files are unchanged. Use a new --model_dir to train again.",
+                flush=True,
+            )
+            print(result.summary(), flush=True)
+        return result
+    image_size = config.data.image_size
+    with precision_policy("float32"):
+        inference_model = modeling.build_model(config.model, info.num_classes, image_size)
+        # Before anything is written: a size that cannot fit is refused up front.
+        modeling.check_memory(inference_model, config.data.batch_size)
+        loss, metrics = recipe.make_loss_and_metrics(
+            info.num_classes, config.optimizer.label_smoothing
+        )
+        inference_model.compile(loss=loss, metrics=metrics)
+    for directory in (model_dir, backup_dir):  # Left by a process killed mid-write.
+        io.remove_stale_temp_files(directory)
+    start_epoch = cb.backup_epoch(backup_dir) if resuming else 0
     if is_chief:
         io.write_text_atomic(
             paths["config.json"],
@@ -322,13 +342,6 @@ def train(config, *, extra_callbacks=()):
     if config.run.verbose:
         print(describe(config, derived, start_epoch), flush=True)
 
-    image_size = config.data.image_size
-    with precision_policy("float32"):
-        inference_model = modeling.build_model(config.model, info.num_classes, image_size)
-        loss, metrics = recipe.make_loss_and_metrics(
-            info.num_classes, config.optimizer.label_smoothing
-        )
-        inference_model.compile(loss=loss, metrics=metrics)
     stages = progressive.stages_of(derived)
     with precision_policy(config.run.precision):
         with strategy.scope():

@@ -274,3 +274,49 @@ def _training_forward(model):
         step = tf.function(lambda x: model(x, training=True), reduce_retracing=True)
         model._keras_effnet_bn_forward = step
     return step
+
+
+def available_memory_bytes():
+    """Memory the OS can give this process now (Linux MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(model, batch_size, *, available=None):
+    """Refuses an input size whose activations alone cannot fit in host memory.
+
+    Without it, `--image_size=5000` aborted the process with `std::bad_alloc`
+    (rc 134, no message). The estimate (`profile.activation_bytes`: every
+    layer's output, float32) is a lower bound of a training step's memory, so
+    a refusal is certain to be right; on a GPU the device's own allocator
+    reports instead, and nothing is checked here.
+
+    Raises:
+        ConfigError: naming --image_size and --batch_size, with both figures.
+    """
+    from keras_effnet.profile import activation_bytes  # pylint: disable=import-outside-toplevel
+
+    if tf.config.list_physical_devices("GPU"):
+        return
+    available = available_memory_bytes() if available is None else available
+    if not available:
+        return
+    per_image = activation_bytes(model)
+    needed = per_image * batch_size
+    if needed > available:
+        size = model.input_shape[1]
+        raise ConfigError(
+            f"--image_size={size} with --batch_size={batch_size} cannot fit in memory: the "
+            f"activations alone need at least {needed / 2**30:.1f} GiB "
+            f"({per_image / 2**20:.0f} MiB per image), {available / 2**30:.1f} GiB is available. "
+            f"Use a smaller --image_size or --batch_size."
+        )

@@ -281,6 +281,8 @@ class RunConfig:
             fail("cpu_devices", self.cpu_devices, "an int >= 0")
         if self.precision not in PRECISIONS:
             fail("precision", self.precision, f"one of {PRECISIONS}")
+        if not _is_int(self.seed) or self.seed < 0:
+            fail("seed", self.seed, "an int >= 0")
         if self.verbose not in (0, 1, 2):
             fail("verbose", self.verbose, "0, 1 or 2")
         if self.eval_split not in ("auto", "train", "validation", "test"):
