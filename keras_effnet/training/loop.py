@@ -89,8 +89,9 @@ class TrainResult:
     def summary(self):
         m = self.metrics or {}
         test = (
-            f"{m.get('split', 'test')} top1 {m['top1']:.4f} top5 {m['top5']:.4f} "
-            f"loss {m['loss']:.4f}"
+            f"{m.get('split', 'test')} top1 {m['top1']:.4f} "
+            + (f"top5 {m['top5']:.4f} " if "top5" in m else "")
+            + f"loss {m['loss']:.4f}"
             if m
             else "no evaluation on this worker"
         )
