@@ -124,3 +124,13 @@ def write_run(directory, model, dataset, labels, image_size):
     path = os.path.join(directory, "best.keras")
     model.save(path)
     return path
+
+
+def tiny_classifier(classes, size=32, seed=0):
+    """The smallest Lite network (width and depth 0.25, 0.2 M parameters): fast to convert."""
+    import keras_effnet
+
+    keras.utils.set_random_seed(seed)
+    return keras_effnet.build_efficientnet(
+        0.25, 0.25, size, lite=True, input_shape=(size, size, 3), classes=classes, weights=None
+    )

@@ -6,7 +6,6 @@ import os
 import keras
 import pytest
 
-import keras_effnet
 from keras_effnet import export, runs
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import evaluate
@@ -19,13 +18,10 @@ CLASSES = 4
 
 @pytest.fixture(scope="module")
 def photo_run(tmp_path_factory):
-    """A 4-class Lite0 (32 px, untrained) in a run directory trained on an image folder."""
+    """A tiny 4-class Lite (32 px, untrained) in a run directory trained on an image folder."""
     root = tmp_path_factory.mktemp("photos")
     names = helpers.write_image_folder(str(root / "data"), CLASSES)
-    keras.utils.set_random_seed(0)
-    model = keras_effnet.EfficientNetLite0(
-        weights=None, classes=CLASSES, input_shape=(SIZE, SIZE, 3)
-    )
+    model = helpers.tiny_classifier(CLASSES, SIZE)
     path = helpers.write_run(str(root / "run"), model, str(root / "data"), names, SIZE)
     return path, str(root / "data"), names
 
