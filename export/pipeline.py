@@ -42,11 +42,11 @@ def resolve_labels(labels, dataset, data_dir, classes):
         runs.check_classes(classes, len(names), f"dataset {dataset!r}")
     if labels is None:
         return names
-    what = (
-        f"labels file {os.fspath(labels)!r}" if isinstance(labels, (str, os.PathLike)) else "labels"
-    )
+    what = "the labels argument"
+    if isinstance(labels, (str, os.PathLike)):
+        what = f"labels file {os.fspath(labels)!r}"
     labels = metadata_lib.read_labels(labels)
-    runs.check_classes(classes, len(labels), what)
+    runs.check_classes(classes, len(labels), what, unit="labels")
     return labels
 
 

@@ -123,10 +123,15 @@ def _labels(model, labels):
         from keras_effnet.export.metadata import read_labels
 
         names = read_labels(labels)
-        runs.check_classes(model.classes, len(names), "labels", repr(model.path))
+        what = "the labels argument"
+        if isinstance(labels, (str, os.PathLike)):
+            what = f"labels file {os.fspath(labels)!r}"
+        runs.check_classes(model.classes, len(names), what, repr(model.path), unit="labels")
         return names
     if model.labels:
-        runs.check_classes(model.classes, len(model.labels), "its metadata labels", model.path)
+        runs.check_classes(
+            model.classes, len(model.labels), "its metadata", repr(model.path), unit="labels"
+        )
         return model.labels
     return runs.default_labels(runs.find_run(model.path), model.classes)
 

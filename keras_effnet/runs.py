@@ -107,18 +107,19 @@ def find_run(model_path):
     )
 
 
-def check_classes(model_classes, count, what, model="the model"):
+def check_classes(model_classes, count, what, model="the model", unit="classes"):
     """Raises one-line `ConfigError` unless `count` (of `what`) equals the model's classes.
 
     Args:
         model_classes: the model's output size.
         count: the other class count (None: nothing to compare).
-        what: what `count` counts, e.g. "dataset 'digits'" or "labels file x.txt".
+        what: what holds `count`, e.g. "dataset 'digits'" or "labels file 'x.txt'".
         model: how to name the model in the message.
+        unit: what `count` counts ("classes" or "labels").
     """
     if count is not None and int(count) != int(model_classes):
         raise ConfigError(
-            f"{model} outputs {model_classes} classes but {what} has {count}: "
+            f"{model} outputs {model_classes} classes but {what} has {count} {unit}: "
             "pass the data or labels the model was trained with"
         )
 
@@ -159,5 +160,6 @@ def default_labels(run, model_classes):
     """The run's labels for a model, checked against its class count (None: no run labels)."""
     if run is None or run.labels is None:
         return None
-    check_classes(model_classes, len(run.labels), f"{os.path.join(run.directory, LABELS_FILE)!r}")
+    path = os.path.join(run.directory, LABELS_FILE)
+    check_classes(model_classes, len(run.labels), f"labels file {path!r}", unit="labels")
     return list(run.labels)

@@ -60,6 +60,7 @@ def main(argv):
         from keras_effnet import io
 
         io.write_json_atomic(_OUTPUT_JSON.value, results if len(results) > 1 else results[0])
+        print(f"wrote {_OUTPUT_JSON.value}")
 
 
 if __name__ == "__main__":

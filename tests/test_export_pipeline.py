@@ -69,7 +69,10 @@ def test_int8_pipeline_writes_model_and_report(tmp_path):
     "kwargs, match",
     [
         (dict(mode="int8", dataset=None), "calibration"),
-        (dict(mode="int8", labels=["a", "b"]), "outputs 10 classes but labels has 2"),
+        (
+            dict(mode="int8", labels=["a", "b"]),
+            "outputs 10 classes but the labels argument has 2 labels",
+        ),
         (dict(mode="fp64"), "mode"),
         (dict(mode="fp32", io_type="uint8"), "io_type"),
         (dict(mode="fp16", max_accuracy_drop=0.5), "max_accuracy_drop"),

@@ -69,7 +69,7 @@ def test_predict_keras_and_tflite_agree(photo_model):
         assert t.categories[0].index == k.categories[0].index
         assert t.categories[0].label == k.categories[0].label.upper()  # From the metadata.
         assert t.categories[0].score == pytest.approx(k.categories[0].score, abs=1e-4)
-    with pytest.raises(ConfigError, match="outputs 4 classes but labels has 2"):
+    with pytest.raises(ConfigError, match="outputs 4 classes but the labels argument has 2 labels"):
         prediction.predict(path, files, labels=["a", "b"])
     with pytest.raises(ValueError, match="top_k"):
         prediction.predict(path, files, top_k=0)

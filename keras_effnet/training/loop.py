@@ -358,9 +358,8 @@ def train(config, *, extra_callbacks=()):
             callbacks.append(cb.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
         callbacks = (
             keras.callbacks.CallbackList(  # One list: progress reads "Epoch 5/12" in any stage.
-                [*callbacks, *extra_callbacks],
+                [*callbacks, *extra_callbacks, *([cb.ProgressBar()] if config.run.verbose else [])],
                 add_history=True,
-                add_progbar=config.run.verbose != 0,
                 verbose=config.run.verbose,
                 epochs=config.run.epochs,
                 steps=derived["steps_per_epoch"],
