@@ -79,7 +79,8 @@ def find_run(model_path):
         model_path: a model file (.keras or .tflite) path, or None.
 
     Raises:
-        ConfigError: config.json exists but cannot be read.
+        ConfigError: config.json exists but is not readable JSON. Another
+            tool's config.json (no "config"/"data" section) means no run.
     """
     if model_path is None or not isinstance(model_path, (str, os.PathLike)):
         return None
@@ -89,13 +90,17 @@ def find_run(model_path):
         return None
     try:
         with open(config_path, encoding="utf-8") as f:
-            data = json.load(f)["config"]["data"]
-        dataset = data["dataset"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+            values = json.load(f)
+    except (OSError, ValueError) as e:
         raise ConfigError(
-            f"{config_path} is not a keras-effnet run config ({type(e).__name__}: {e}); "
-            "pass --dataset explicitly or move the model out of that directory"
+            f"{config_path} cannot be read ({type(e).__name__}: {e}); pass --dataset explicitly "
+            "or move the model out of that directory"
         ) from None
+    config = values.get("config") if isinstance(values, dict) else None
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("dataset"), str):
+        return None  # Another tool's config.json (a timm checkpoint's, say): not a run.
+    dataset = data["dataset"]
     labels_path = os.path.join(directory, LABELS_FILE)
     labels = read_labels_file(labels_path) if os.path.isfile(labels_path) else None
     return RunInfo(

@@ -33,9 +33,11 @@ def test_find_run_reads_config_and_labels(photo_run):
     assert runs.find_run(os.path.join(os.path.dirname(data), "elsewhere.keras")) is None
 
 
-def test_find_run_rejects_a_foreign_config(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architecture": "x"}))
-    with pytest.raises(ConfigError, match="not a keras-effnet run config"):
+def test_find_run_skips_a_foreign_config_and_rejects_a_broken_one(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "x"}))  # timm's, say
+    assert runs.find_run(str(tmp_path / "model.keras")) is None
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="config.json cannot be read"):
         runs.find_run(str(tmp_path / "model.keras"))
 
 
