@@ -105,7 +105,7 @@ def predict(model_path, images, top_k=5, *, labels=None, resize="mediapipe", thr
     pixels = preprocess.load_images(files, model.size, resize)
     from keras_effnet.training.evaluation import to_probabilities
 
-    probs = to_probabilities(model(pixels))
+    probs = to_probabilities(model(pixels), renormalize=False)
     k = min(top_k, model.classes)
     results = []
     for path, row in zip(files, probs):

@@ -1,5 +1,6 @@
 """keras_effnet.predict: top-k of image files for .keras and .tflite, and agreement with MediaPipe."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +20,9 @@ import helpers
 SIZE = 32
 CLASSES = 4
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Metadata and MediaPipe itself come with the 'android' extra (setup.cfg).
+HAS_MEDIAPIPE = importlib.util.find_spec("mediapipe") is not None
+needs_mediapipe = pytest.mark.skipif(not HAS_MEDIAPIPE, reason="needs the 'android' extra")
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +34,10 @@ def photo_model(tmp_path_factory):
     helpers.randomize_batchnorm(model)  # Spread the scores: an untrained model is near-uniform.
     path = helpers.write_run(str(root / "run"), model, str(root / "data"), names, SIZE)
     tflite = root / "m.tflite"  # Outside the run: its labels come from the metadata.
-    tflite.write_bytes(
-        export.add_metadata(export.convert(model, "fp32"), [n.upper() for n in names])
-    )
+    converted = export.convert(model, "fp32")
+    if HAS_MEDIAPIPE:
+        converted = export.add_metadata(converted, [n.upper() for n in names])
+    tflite.write_bytes(converted)
     return path, str(tflite), str(root / "data")
 
 
@@ -67,7 +72,8 @@ def test_predict_keras_and_tflite_agree(photo_model):
     for k, t in zip(from_keras, from_tflite):
         assert k.image == t.image and len(t.categories) == 2
         assert t.categories[0].index == k.categories[0].index
-        assert t.categories[0].label == k.categories[0].label.upper()  # From the metadata.
+        metadata = k.categories[0].label.upper() if HAS_MEDIAPIPE else None
+        assert t.categories[0].label == metadata  # Outside the run: labels from the metadata.
         assert t.categories[0].score == pytest.approx(k.categories[0].score, abs=1e-4)
     with pytest.raises(ConfigError, match="outputs 4 classes but the labels argument has 2 labels"):
         prediction.predict(path, files, labels=["a", "b"])
@@ -112,42 +118,69 @@ def test_predict_cli_json_and_a_quiet_console(photo_model):
     assert table.splitlines()[0].split() == ["image", "rank", "index", "label", "score"]
 
 
+def _mediapipe_scores(tflite_bytes, images, n):
+    """MediaPipe ImageClassifier's score of every class for each uint8 RGB image."""
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.ImageClassifierOptions(
+        base_options=BaseOptions(model_asset_buffer=tflite_bytes), max_results=-1
+    )
+    rows = []
+    with vision.ImageClassifier.create_from_options(options) as clf:
+        for image in images:
+            result = clf.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
+            values = np.zeros(n)
+            for c in result.classifications[0].categories:
+                values[c.index] = c.score
+            rows.append(values)
+    return np.array(rows)
+
+
+@needs_mediapipe
+@pytest.mark.slow
+def test_int8_file_scores_exactly_as_mediapipe(photo_model, tmp_path):
+    """A uint8 .tflite: MediaPipe feeds raw pixels; predict's scores equal its, bit for bit."""
+    path, _, data = photo_model
+    model = keras.saving.load_model(path)
+    files = preprocess.image_files(data)
+    calibration = preprocess.load_images(files, (SIZE, SIZE), "training")
+    tflite = tmp_path / "m_int8.tflite"
+    tflite.write_bytes(export.add_metadata(export.convert(model, "int8", calibration)))
+    predicted = prediction.predict(str(tflite), files, top_k=CLASSES)
+    images = [np.ascontiguousarray(preprocess.decode(f)) for f in files]
+    theirs = _mediapipe_scores(tflite.read_bytes(), images, CLASSES)
+    for p, row in zip(predicted, theirs):
+        assert [row[c.index] for c in p.categories] == [c.score for c in p.categories]
+
+
+@needs_mediapipe
 def test_predict_resize_tensor_equals_mediapipe(photo_model):
     """MediaPipe's ImageClassifier sees exactly our "mediapipe" resize, and scores as predict."""
-    vision = pytest.importorskip("mediapipe.tasks.python.vision")
-    import mediapipe as mp
-    from mediapipe.tasks.python import BaseOptions
-
-    def classifier(tflite_bytes):
-        options = vision.ImageClassifierOptions(
-            base_options=BaseOptions(model_asset_buffer=tflite_bytes), max_results=-1
-        )
-        return vision.ImageClassifier.create_from_options(options)
-
-    def scores(clf, image, n):
-        result = clf.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
-        values = np.zeros(n)
-        for c in result.classifications[0].categories:
-            values[c.index] = c.score
-        return values
-
     path, tflite, data = photo_model
     # A model whose "scores" are its input pixels shows the tensor MediaPipe built.
     inputs = keras.Input((SIZE, SIZE, 3), batch_size=1)
     echo = keras.Model(inputs, keras.layers.Reshape((SIZE * SIZE * 3,))(inputs))
-    echo_clf = classifier(export.add_metadata(export.convert(echo, "fp32")))
-    model_clf = classifier(open(tflite, "rb").read())
+    rng = np.random.default_rng(0)
+    images = [
+        rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in [(480, 640), (9, 7), (100, 33)]
+    ]
+    seen = _mediapipe_scores(
+        export.add_metadata(export.convert(echo, "fp32")), images, SIZE * SIZE * 3
+    )
+    for image, tensor in zip(images, seen):  # Down, up, mixed.
+        np.testing.assert_array_equal(
+            tensor.reshape(SIZE, SIZE, 3), preprocess.mediapipe_resize(image, (SIZE, SIZE))
+        )
     files = preprocess.image_files(os.path.join(data, "test"))
     predicted = prediction.predict(tflite, files, top_k=CLASSES)
-    rng = np.random.default_rng(0)
-    for shape in [(480, 640), (9, 7), (100, 33)]:  # Down, up, mixed.
-        image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-        seen = scores(echo_clf, image, SIZE * SIZE * 3).reshape(SIZE, SIZE, 3)
-        np.testing.assert_array_equal(seen, preprocess.mediapipe_resize(image, (SIZE, SIZE)))
-    for path_, p in zip(files, predicted):
-        theirs = scores(model_clf, np.ascontiguousarray(preprocess.decode(path_)), CLASSES)
-        assert int(np.argmax(theirs)) == p.categories[0].index
-        for c in p.categories:
-            assert theirs[c.index] == pytest.approx(c.score, abs=1e-5)
-    echo_clf.close()
-    model_clf.close()
+    theirs = _mediapipe_scores(
+        open(tflite, "rb").read(),
+        [np.ascontiguousarray(preprocess.decode(f)) for f in files],
+        CLASSES,
+    )
+    for p, row in zip(predicted, theirs):
+        assert int(np.argmax(row)) == p.categories[0].index
+        np.testing.assert_allclose(
+            [row[c.index] for c in p.categories], [c.score for c in p.categories], atol=1e-6
+        )

@@ -10,12 +10,17 @@ from keras_effnet import data, io, litert, runs
 from keras_effnet.errors import ConfigError
 
 
-def to_probabilities(outputs):
-    """Softmax outputs pass through; logits (negative or not summing to 1) get softmax."""
+def to_probabilities(outputs, renormalize=True):
+    """Softmax outputs pass through; logits (negative or not summing to 1) get softmax.
+
+    `renormalize=False` keeps softmax outputs exactly as the model gave them
+    (a quantized output sums to 1 only within its steps): the scores MediaPipe
+    reports, which `predict` matches.
+    """
     outputs = outputs.astype(np.float64)
     sums = outputs.sum(axis=-1)
     if outputs.min() >= 0 and np.all(np.abs(sums - 1) < 0.05):
-        return outputs / sums[:, None]
+        return outputs / sums[:, None] if renormalize else outputs
     shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
