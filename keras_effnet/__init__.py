@@ -37,7 +37,7 @@ from keras_effnet.models import (
     get_model,
 )
 from keras_effnet.network import build_efficientnet
-from keras_effnet.prediction import Prediction, predict
+from keras_effnet.prediction import Category, Prediction, predict
 from keras_effnet.profile import model_profile
 from keras_effnet.scaling import compound_coefficients, round_filters, round_repeats
 from keras_effnet.variants import VARIANTS, get_variant
