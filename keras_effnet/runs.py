@@ -55,7 +55,7 @@ class DataChoice:
     Attributes:
         dataset: a dataset name or folder for `keras_effnet.data`.
         data_dir: TFDS data directory, or None.
-        source: "flag", "run" or "digits default": printed by the commands.
+        source: "flag", "run" or "digits default" (in `evaluate`'s result).
     """
 
     dataset: str
