@@ -7,9 +7,10 @@ QAT). scripts/export_tflite.py only parses flags into `ExportOptions`.
 """
 
 import dataclasses
+import os
 
-from keras_effnet import export_modes
-from keras_effnet.export import pipeline
+from keras_effnet import export_modes, runs
+from keras_effnet.export import converter, pipeline
 from keras_effnet.export.quant import prune, qat
 
 # The mode `export` adds to `export_modes.MODES`.
@@ -22,9 +23,11 @@ class ExportOptions:
 
     Attributes:
         dataset, data_dir: calibration (train split), the int8 guard's search
-            (validation) and verification (`test_split`) data.
+            (validation) and verification (`test_split`) data. None = the
+            model's run's (config.json beside a .keras path), else the bundled
+            digits for a 10-class model, else an error (`runs.resolve_data`).
         labels: class names (list or one-per-line file) for the metadata;
-            None = the dataset's names when their count matches.
+            None = the run's labels.txt, else the dataset's names.
         io_type: integer modes' input/output dtype (None = the mode's default).
         num_calibration: representative images from the train split.
         test_split, test_limit: held-out verification data.
@@ -45,7 +48,7 @@ class ExportOptions:
             (file vs directory), at the output (README "Output policy").
     """
 
-    dataset: object = "digits"
+    dataset: object = None
     data_dir: str = None
     labels: object = None
     io_type: str = None
@@ -118,10 +121,11 @@ def export(model, mode, output, options=None):
         raise ValueError(f"options: expected ExportOptions, got {type(options).__name__}")
     if mode != QAT:
         export_modes.check_mode(mode)
+    model, dataset, data_dir, labels = _resolve_data(model, options)
     common = dict(
-        dataset=options.dataset,
-        labels=options.labels,
-        data_dir=options.data_dir,
+        dataset=dataset,
+        labels=labels,
+        data_dir=data_dir,
         test_split=options.test_split,
         test_limit=options.test_limit,
         threads=options.threads,
@@ -169,3 +173,19 @@ def export(model, mode, output, options=None):
             **settings,
         )
     return pipeline.export_tflite(model, mode, output, **settings)
+
+
+def _resolve_data(model, options):
+    """(Keras model, dataset, data_dir, labels): the options, else the model's run (`runs`)."""
+    path = model if isinstance(model, (str, os.PathLike)) else None
+    keras_model = converter.load_model(model)
+    classes = int(keras_model.outputs[0].shape[-1])
+    run = runs.find_run(path)
+    dataset, data_dir = options.dataset, options.data_dir
+    if dataset is None or isinstance(dataset, str):
+        choice = runs.resolve_data(path, classes, dataset, data_dir, run)
+        dataset, data_dir = choice.dataset, choice.data_dir
+    labels = options.labels
+    if labels is None:
+        labels = runs.default_labels(run, classes)
+    return keras_model, dataset, data_dir, labels

@@ -15,6 +15,7 @@ import zipfile
 
 import flatbuffers
 
+from keras_effnet import runs
 from keras_effnet.export import flatbuf
 
 _METADATA_NAME = "TFLITE_METADATA"
@@ -40,10 +41,7 @@ def read_labels(labels):
         path = os.fspath(labels)
         if not os.path.isfile(path):
             raise ValueError(f"labels: no such file {path!r}")
-        with open(path, encoding="utf-8") as f:
-            labels = [line.rstrip("\r\n") for line in f]
-        while labels and not labels[-1]:
-            labels.pop()
+        labels = runs.read_labels_file(path)
     labels = [str(l) for l in labels]
     bad = [l for l in labels if not l or "\n" in l]
     if bad:
@@ -177,10 +175,13 @@ def read_metadata(tflite_bytes):
         if entry.name in (_METADATA_NAME, _METADATA_NAME.encode()):
             data = bytes(bytearray(model.buffers[entry.buffer].data))
             info = meta.ModelMetadataT.InitFromPackedBuf(bytearray(data), 0)
-    labels = None
+    return info, associated_labels(tflite_bytes)
+
+
+def associated_labels(tflite_bytes):
+    """The labels.txt zipped into a .tflite by `add_metadata`, or None (needs no mediapipe)."""
     try:
         with zipfile.ZipFile(io.BytesIO(bytes(tflite_bytes))) as z:
-            labels = z.read(_LABELS_FILE).decode("utf-8").splitlines()
+            return z.read(_LABELS_FILE).decode("utf-8").splitlines()
     except (zipfile.BadZipFile, KeyError):
-        pass
-    return info, labels
+        return None

@@ -9,7 +9,7 @@ import os
 
 import tensorflow as tf
 
-from keras_effnet import export_modes, io
+from keras_effnet import export_modes, io, runs
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter as convert_lib
 from keras_effnet.export import datasets
@@ -28,21 +28,25 @@ def resolve_labels(labels, dataset, data_dir, classes):
 
     Args:
         labels: A list, a one-per-line file, or None for the dataset's class
-            names (used only if their count matches; else no labels).
-        dataset, data_dir: The named dataset, for the default.
+            names.
+        dataset, data_dir: The named dataset (its class count is checked too).
         classes: The model's output size.
 
     Raises:
-        ValueError: if given labels do not match `classes` in count.
+        ValueError: if the dataset's classes or the labels differ from
+            `classes` in count (`runs.check_classes`: a model verified on other
+            data would report nonsense, issue 21).
     """
+    names = datasets.class_names(dataset, data_dir)
+    if names is not None:
+        runs.check_classes(classes, len(names), f"dataset {dataset!r}")
     if labels is None:
-        labels = datasets.class_names(dataset, data_dir)
-        if labels is not None and len(labels) != classes:
-            labels = None  # The model was trained on other data; no guessing.
-        return labels
+        return names
+    what = "the labels argument"
+    if isinstance(labels, (str, os.PathLike)):
+        what = f"labels file {os.fspath(labels)!r}"
     labels = metadata_lib.read_labels(labels)
-    if len(labels) != classes:
-        raise ValueError(f"labels: got {len(labels)} labels, the model outputs {classes} classes")
+    runs.check_classes(classes, len(labels), what, unit="labels")
     return labels
 
 

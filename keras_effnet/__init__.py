@@ -6,6 +6,11 @@ Quick start::
     model = keras_effnet.EfficientNetB0(weights=None, classes=10)
 """
 
+# First: imports Keras/TensorFlow without their native start-up lines.
+from keras_effnet import _quiet_import  # noqa: F401
+
+# isort: split
+
 from keras_effnet.features import FEATURE_STRIDES, feature_extractor
 from keras_effnet.models import (
     EfficientNet,
@@ -32,6 +37,7 @@ from keras_effnet.models import (
     get_model,
 )
 from keras_effnet.network import build_efficientnet
+from keras_effnet.prediction import Category, Prediction, predict
 from keras_effnet.profile import model_profile
 from keras_effnet.scaling import compound_coefficients, round_filters, round_repeats
 from keras_effnet.variants import VARIANTS, get_variant

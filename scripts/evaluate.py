@@ -1,6 +1,6 @@
 """Reports top-1 / top-5 / loss of a .keras model or a .tflite file on a dataset split.
 
-python scripts/evaluate.py --model_path=runs/b0/best.keras --dataset=digits --split=test
+python scripts/evaluate.py --model_path=runs/b0/best.keras --split=test   # the run's data
 python scripts/evaluate.py --model_path=model_int8.tflite --output_json=eval.json
 """
 
@@ -15,8 +15,13 @@ from absl import app, flags
 _MODEL_PATH = flags.DEFINE_multi_string(
     "model_path", None, ".keras or .tflite file (repeat to compare).", required=True
 )
-_DATASET = flags.DEFINE_string("dataset", "digits", '"digits", an image folder or a TFDS name.')
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    None,
+    '"digits", an image folder or a TFDS name. Default: the model\'s run (config.json beside '
+    "it); digits only for a 10-class model without one.",
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory (default: the run's).")
 _SPLIT = flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Split.")
 _IMAGE_SIZE = flags.DEFINE_integer(
     "image_size",
@@ -75,6 +80,7 @@ def _evaluate():
             overwrite=_OVERWRITE.value,
             argument="output_json",
         )
+        print(f"wrote {_OUTPUT_JSON.value}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 r"""Exports a trained model to SavedModel or TFLite, verified, with metadata.
 
 Examples:
+    # Data, labels and image size default to the model's run (config.json beside it):
     python scripts/export_tflite.py --model=runs/b0/best.keras --mode=int8 \
-            --dataset=digits --output=b0_int8.tflite --labels=labels.txt
+            --output=b0_int8.tflite
     # Quantization-aware training (tensorflow-model-optimization), then int8:
     python scripts/export_tflite.py --model=runs/b0/best.keras --mode=qat \
             --qat_epochs=2 --dataset=digits --output=b0_qat.tflite
@@ -17,7 +18,6 @@ import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off 
 
 # isort: split
 
-import json
 
 from absl import app, flags
 
@@ -36,15 +36,17 @@ _OUTPUT = flags.DEFINE_string(
 )
 _DATASET = flags.DEFINE_string(
     "dataset",
-    "digits",
-    "Dataset name or image-folder path: calibration "
-    "(train split) and verification (test split) data.",
+    None,
+    "Dataset name or image-folder path: calibration (train split) and verification (test "
+    "split) data. Default: the model's run (config.json beside it); digits only for a "
+    "10-class model without one.",
 )
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset directory (default: the run's).")
 _LABELS = flags.DEFINE_string(
     "labels",
     None,
-    "Label file, one class name per line in output order (default: the dataset's class names).",
+    "Label file, one class name per line in output order (default: the run's labels.txt, "
+    "else the dataset's class names).",
 )
 _IO_TYPE = flags.DEFINE_enum(
     "io_type",
@@ -173,9 +175,14 @@ def _export():
     )
     report = export.export(_MODEL.value, _MODE.value, _OUTPUT.value, options)
     print(export.format_table([report]))
-    if report.get("search"):
-        print("denylist search:", json.dumps(report["search"]["history"]))
-    print("report:", export.report_path(_OUTPUT.value))
+    if report.get("denylist"):
+        search = report["search"]
+        print(
+            f"int8 guard: {len(report['denylist'])} layers kept in float to lose "
+            f"{search['accuracy_drop_pt']:.1f} pt on {search.get('split', 'validation')} "
+            f"(all-integer: {search['plain_drop_pt']:.1f} pt); details in the report"
+        )
+    print(f"wrote {report['output']} (report: {export.report_path(_OUTPUT.value)})")
 
 
 if __name__ == "__main__":

@@ -79,3 +79,58 @@ def timm_references(directory, architectures, size, load=None):
     if out.returncode != 0:
         raise RuntimeError(f"timm reference failed:\n{out.stderr[-3000:]}")
     return {a: dict(np.load(os.path.join(directory, f"{a}.npz"))) for a in architectures}
+
+
+def write_image_folder(root, classes, per_split=2, size=(40, 48), seed=0):
+    """A `root/<split>/<class>/*` image folder of tiny photos-like files.
+
+    Each class has its own colour; files mix JPEG and PNG, and grayscale and
+    RGBA modes, as a user's folder does. Returns the class names.
+    """
+    import os
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    names = [f"class_{i}" for i in range(classes)]
+    modes = ("RGB", "L", "RGBA")
+    for split in ("train", "validation", "test"):
+        for c, name in enumerate(names):
+            directory = os.path.join(root, split, name)
+            os.makedirs(directory, exist_ok=True)
+            for i in range(per_split):
+                base = np.zeros((*size, 3), np.float32) + rng.uniform(0, 255, 3)
+                base[:, : size[1] // (c + 2)] = 255 - base[:, : size[1] // (c + 2)]
+                pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+                image = Image.fromarray(pixels).convert(modes[(c + i) % 3])
+                suffix = ".jpg" if image.mode != "RGBA" and i % 2 else ".png"
+                image.save(os.path.join(directory, f"{split}_{i}{suffix}"))
+    return names
+
+
+def write_run(directory, model, dataset, labels, image_size):
+    """A run directory as `train` leaves it: best.keras, config.json, labels.txt."""
+    import json
+    import os
+
+    from keras_effnet.training.config import ExperimentConfig
+
+    os.makedirs(directory, exist_ok=True)
+    config = ExperimentConfig().replace(data={"dataset": dataset, "image_size": image_size})
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump({"config": config.to_dict(), "derived": {}}, f)
+    with open(os.path.join(directory, "labels.txt"), "w") as f:
+        f.write("".join(f"{n}\n" for n in labels))
+    path = os.path.join(directory, "best.keras")
+    model.save(path)
+    return path
+
+
+def tiny_classifier(classes, size=32, seed=0):
+    """The smallest Lite network (width and depth 0.25, 0.2 M parameters): fast to convert."""
+    import keras_effnet
+
+    keras.utils.set_random_seed(seed)
+    return keras_effnet.build_efficientnet(
+        0.25, 0.25, size, lite=True, input_shape=(size, size, 3), classes=classes, weights=None
+    )

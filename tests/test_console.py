@@ -1,6 +1,8 @@
 """Native log lines: known noise dropped, everything else replayed (keras_effnet/console.py)."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -44,3 +46,12 @@ def test_int8_conversion_and_litert_print_nothing(capfd, monkeypatch):
     noise = ("fully_quantize", "XNNPACK", "Ignored output_format", "preserve_all_tensors")
     for text in (captured.out, captured.err):
         assert not any(n in text for n in noise), text[-2000:]
+
+
+def test_import_prints_no_native_lines():
+    """`import keras_effnet` drops TensorFlow's start-up lines (keras_effnet/_quiet_import.py)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import keras_effnet"], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0 and out.stderr == "" and out.stdout == ""

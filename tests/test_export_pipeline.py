@@ -69,7 +69,10 @@ def test_int8_pipeline_writes_model_and_report(tmp_path):
     "kwargs, match",
     [
         (dict(mode="int8", dataset=None), "calibration"),
-        (dict(mode="int8", labels=["a", "b"]), "labels: got 2 labels"),
+        (
+            dict(mode="int8", labels=["a", "b"]),
+            "outputs 10 classes but the labels argument has 2 labels",
+        ),
         (dict(mode="fp64"), "mode"),
         (dict(mode="fp32", io_type="uint8"), "io_type"),
         (dict(mode="fp16", max_accuracy_drop=0.5), "max_accuracy_drop"),
@@ -228,6 +231,9 @@ def test_cli_exports_int8_with_labels(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tflite top1" in result.stdout and "int8" in result.stdout
+    # A plain last line, and no raw JSON (issue 21).
+    assert result.stdout.splitlines()[-1].startswith(f"wrote {out}")
+    assert "denylist search" not in result.stdout and "[{" not in result.stdout
     assert out.is_file() and os.path.isfile(str(out) + ".verify.json")
     _, written = export.read_metadata(out.read_bytes())
     assert written == LABELS

@@ -371,3 +371,17 @@ def test_head_only_epochs_train_the_classifier_alone_from_a_timm_file(tmp_path):
     with open(result.config_path) as f:
         resolved = json.load(f)["config"]["model"]
     assert resolved["freeze_bn"] is True and resolved["head_epochs"] == 1
+
+
+def test_progress_bar_hides_bookkeeping_and_top5_needs_six_classes(capsys):
+    from keras_effnet.training import callbacks
+
+    bar = callbacks.ProgressBar()
+    bar.set_params({"verbose": 2, "epochs": 1, "steps": 1})
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    bar.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.75, "stage": 0, "image_size": 96})
+    out = capsys.readouterr().out
+    assert "accuracy: 0.7500" in out and "stage" not in out and "image_size" not in out
+    names = lambda n: [m.name for m in recipe.make_loss_and_metrics(n, 0.0)[1]]  # noqa: E731
+    assert names(4) == ["accuracy"] and names(6) == ["accuracy", "top5"]

@@ -103,6 +103,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
 
 
+# Bookkeeping our callbacks add to each epoch's logs for history.csv and
+# train_state.json; the progress bar leaves them out (issue 21: it showed
+# "stage: 0.0000e+00 - image_size: 96.0000").
+LOG_ONLY = ("stage", "image_size", "train_time_s", "eval_time_s", "elapsed_time_s")
+
+
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar without the `LOG_ONLY` values; the last callback of a run."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, {k: v for k, v in (logs or {}).items() if k not in LOG_ONLY})
+
+
 class ThroughputMeter(keras.callbacks.Callback):
     """Training images/s and seconds per epoch (evaluation excluded), added to the logs."""
 

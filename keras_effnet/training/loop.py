@@ -88,8 +88,9 @@ class TrainResult:
     def summary(self):
         m = self.metrics or {}
         test = (
-            f"{m.get('split', 'test')} top1 {m['top1']:.4f} top5 {m['top5']:.4f} "
-            f"loss {m['loss']:.4f}"
+            f"{m.get('split', 'test')} top1 {m['top1']:.4f} "
+            + (f"top5 {m['top5']:.4f} " if "top5" in m else "")
+            + f"loss {m['loss']:.4f}"
             if m
             else "no evaluation on this worker"
         )
@@ -370,9 +371,8 @@ def _train_locked(
             callbacks.append(cb.TensorBoard(os.path.join(model_dir, "logs"), write_graph=False))
         callbacks = (
             keras.callbacks.CallbackList(  # One list: progress reads "Epoch 5/12" in any stage.
-                [*callbacks, *extra_callbacks],
+                [*callbacks, *extra_callbacks, *([cb.ProgressBar()] if config.run.verbose else [])],
                 add_history=True,
-                add_progbar=config.run.verbose != 0,
                 verbose=config.run.verbose,
                 epochs=config.run.epochs,
                 steps=derived["steps_per_epoch"],

@@ -270,12 +270,11 @@ def apply_weight_decay(model, weight_decay, optimizer_name="rmsprop"):
 
 
 def make_loss_and_metrics(num_classes, label_smoothing):
-    """Categorical cross-entropy on one-hot / MixUp labels and top-1/top-5."""
+    """Categorical cross-entropy on one-hot / MixUp labels, top-1 and (over 5 classes) top-5."""
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-    metrics = [
-        keras.metrics.CategoricalAccuracy(name="accuracy"),
-        keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
-    ]
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if num_classes > 5:  # With <= 5 classes top-5 is always 1.0 (issue 21).
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
     return loss, metrics
 
 
