@@ -106,6 +106,7 @@ def test_input_pipeline_benchmark_reports_both_rates():
     )
 
 
+@pytest.mark.slow
 def test_train_briefly_trains_with_the_library_recipe(tmp_path):
     run_dir = str(tmp_path / "run")
     row = training.train_briefly("lite0", run_dir, image_size=32, epochs=3)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 SIZE = 64
-FAST = ("lite0", "b0", "v2b0", "v2s")
+FAST = ("lite0", "b0", "v2b0")
 SLOW = tuple(v for v in pretrained.TIMM_ARCHITECTURES if v not in FAST)
 TOLERANCE = 1e-4
 

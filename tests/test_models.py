@@ -50,8 +50,9 @@ def _reference(name, **kwargs):
         ("b0", True, (64, 64, 3)),
         ("b0", False, (65, 97, 3)),
         ("b2", True, (48, 48, 3)),
-        ("b3", False, (33, 40, 3)),
-        ("b5", True, (32, 32, 3)),
+        # B3 and B5 take 15-20 s each to build twice: slow.
+        pytest.param("b3", False, (33, 40, 3), marks=pytest.mark.slow),
+        pytest.param("b5", True, (32, 32, 3), marks=pytest.mark.slow),
     ],
 )
 def test_outputs_equal_keras_applications_with_official_file(tmp_path, name, include_top, shape):

@@ -18,7 +18,13 @@ def profiler_flops(model):
 
 @pytest.mark.parametrize(
     "name,shape",
-    [("b0", None), ("b3", None), ("lite0", (160, 160, 3)), ("v2b0", None), ("v2s", (193, 193, 3))],
+    [
+        ("b0", None),
+        pytest.param("b3", None, marks=pytest.mark.slow),
+        ("lite0", (160, 160, 3)),
+        ("v2b0", None),
+        pytest.param("v2s", (193, 193, 3), marks=pytest.mark.slow),
+    ],
 )
 def test_flops_within_three_percent_of_tf_profiler(name, shape):
     kwargs = {"input_shape": shape} if shape else {}

@@ -100,6 +100,7 @@ def test_bad_sparsity_and_schedule_name_the_argument(train):
         prune.make_schedule(0.5, 10, schedule="cubic")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_cli_prune_then_dynamic_range_export(tmp_path):
     _, report = lib.run_export_cli(

@@ -200,6 +200,7 @@ def test_qat_b_variant_is_integer_only_and_matches_keras(trained_b, digits):
     assert np.mean(np.array(tflite_top) == labels) >= 0.8
 
 
+@pytest.mark.slow
 def test_qat_lite_variant_matches_its_tflite(digits):
     result = qat.quantization_aware_training(lib.loaded_model("lite0"), digits["train"], epochs=1)
     assert "RELU6" not in result.census["ops"]  # fused into the convolutions

@@ -315,6 +315,7 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
         timing.apply(rows, record, "mean")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_study_records_int8_fallback_and_keeps_a_miss(monkeypatch):
     # The study converts int8 through the export's accuracy guard: a file that

@@ -79,8 +79,8 @@ def test_constructors_match_keras_applications(name):
     [
         ("v2b0", True, (65, 97, 3)),
         ("v2b0", False, (33, 47, 3)),
-        ("v2s", True, (57, 57, 3)),
-        ("v2b3", False, (41, 41, 3)),
+        pytest.param("v2s", True, (57, 57, 3), marks=pytest.mark.slow),
+        pytest.param("v2b3", False, (41, 41, 3), marks=pytest.mark.slow),
     ],
 )
 def test_outputs_equal_keras_applications_with_official_file(tmp_path, name, include_top, shape):
