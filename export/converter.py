@@ -1,6 +1,6 @@
 """SavedModel and TFLite conversion in every post-training mode.
 
-Path (README "Export: SavedModel and TFLite"): `model.export(dir, format="tf_saved_model")`, then
+Path (docs/export.md "Export: SavedModel and TFLite"): `model.export(dir, format="tf_saved_model")`, then
 `tf.lite.TFLiteConverter.from_saved_model`. `from_keras_model` is avoided on
 purpose: some TF/Keras 3 combinations break it.
 

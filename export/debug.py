@@ -9,7 +9,7 @@ metric of TFLite's debugger guide; ~0.29 is pure rounding noise), and
 Layers are ranked by `noise_ratio`: a layer whose range is set by a few
 outliers has a coarse step, so its error looks like rounding noise in
 `rmse_scale` while it wipes out most of the signal. (On a digits-trained B0
-the top of this ranking is the squeeze-excite path (README "int8 debugging");
+the top of this ranking is the squeeze-excite path (docs/export.md "int8 debugging");
 by `rmse_scale` it is the SE reduce convolutions.)
 
 `search_denylist` keeps the worst layers in float, doubling their number
@@ -98,7 +98,7 @@ def search_denylist(
     that measurement (`verification.compare`) is at most `max_accuracy_drop`:
     on a few hundred validation images a file that disagrees with the float
     model on many of them can score the same top-1 by luck and lose points on
-    any other split (README, "Post-training int8").
+    any other split (docs/export.md, "The int8 guard").
 
     Args:
         calibrated: Bytes from `convert.calibrate`.

@@ -45,7 +45,7 @@ class ExportOptions:
         prune_schedule: "constant" or "polynomial".
         seed: fine-tuning seed.
         overwrite: replace a non-empty directory, or a path of the other kind
-            (file vs directory), at the output (README "Output policy").
+            (file vs directory), at the output (docs/training.md "Output policy").
     """
 
     dataset: object = None

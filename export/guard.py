@@ -1,5 +1,5 @@
 """The int8 accuracy guard: score all-integer files against float, keep layers
-in float when needed, refuse what still misses (README, "The int8 guard").
+in float when needed, refuse what still misses (docs/export.md, "The int8 guard").
 """
 
 from keras_effnet.export import converter as convert_lib

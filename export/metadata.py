@@ -1,5 +1,5 @@
-"""TFLite metadata for MediaPipe Tasks / Android image classifiers (README "Android:
-MediaPipe Tasks ImageClassifier").
+"""TFLite metadata for MediaPipe Tasks / Android image classifiers (docs/android.md
+"Android: MediaPipe Tasks ImageClassifier").
 
 Built with the flatbuffers-generated metadata schema shipped in `mediapipe`
 and LiteRT's model schema; tflite-support's writer cannot be installed beside

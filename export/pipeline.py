@@ -182,7 +182,7 @@ def export_tflite(
         extra: Additional JSON-ready entries for the report.
         file_entries: TFLite modes: see `finish_tflite`.
         overwrite: replace a non-empty directory or a path of the other kind at
-            `output` (README "Output policy"); refused otherwise, before any work.
+            `output` (docs/training.md "Output policy"); refused otherwise, before any work.
 
     Returns:
         The verification report (also written to `<output>.verify.json`).

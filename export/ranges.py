@@ -5,7 +5,7 @@ the representative images, and int8 spreads 256 steps over that range. In the
 B variants a few outliers set many of those ranges (the squeeze-excite path,
 the residual stream after many additions), so the step is coarse where nearly
 all values lie, and int8 B0-B3 trained on digits lose 4-6 points of top-1
-(README, "Why B models lose accuracy under post-training int8").
+(docs/export.md, "Why B models lose accuracy under post-training int8").
 
 `mse_ranges` runs the calibrated (still float) model on the calibration
 images, samples each activation tensor's values, and for each tensor shrinks
@@ -24,7 +24,7 @@ RANGES = ("mse", "minmax")  # `converter.convert(ranges=...)`; "mse" is the defa
 # Ratios tried, in steps of 0.025. Below 0.5 the MSE over the samples still
 # falls for some tensors, but end-to-end top-1 of B1/B2 trained on digits got
 # worse by 1-2 points (rare large values, e.g. of squeeze-excite gate logits,
-# matter more than their share of the squared error; README, "Why B models lose
+# matter more than their share of the squared error; docs/export.md, "Why B models lose
 # accuracy under post-training int8").
 RATIOS = np.linspace(0.5, 1.0, 21)
 

@@ -50,7 +50,7 @@ def compare(reference_out, candidate_out, labels):
     `top1_drop_se_pt` its standard error as a paired estimate (per image: +1
     lost, -1 gained, 0 same outcome), which only the images where the two
     disagree feed: with 7 % disagreement on 270 images the drop is known to
-    about +-1.6 pt, with 1.5 % to about +-0.7 pt (README, "Post-training int8").
+    about +-1.6 pt, with 1.5 % to about +-0.7 pt (docs/export.md, "The int8 guard").
     """
     ref_top = reference_out.argmax(-1)
     cand_top = candidate_out.argmax(-1)

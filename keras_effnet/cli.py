@@ -1,4 +1,4 @@
-"""`run_main`: how every script's main() ends, whatever happens (README "Errors you may see").
+"""`run_main`: how every script's main() ends, whatever happens (docs/errors.md "Errors you may see").
 
 One wrapper for all the absl scripts, so each failure ends the same way:
 - a user error (`ConfigError`, `OutputError`, any `ValueError`): one line, exit 2;

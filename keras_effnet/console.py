@@ -10,7 +10,7 @@ those known lines and replays everything else (a real warning or error) in order
 
 Setting KERAS_EFFNET_NATIVE_LOGS=1 (the scripts' `--verbose=2` does) turns the
 filter off. This module imports only the standard library: `scripts/_quiet.py`
-loads it before TensorFlow is imported (README, "Training": console output).
+loads it before TensorFlow is imported (docs/training.md, "Training": console output).
 """
 
 import contextlib

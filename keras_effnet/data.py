@@ -195,7 +195,7 @@ def load_dataset(
     # int8 calibration images, BN re-estimation) must not depend on
     # TensorFlow's global seed, which tf.data's `shuffle` mixes in
     # (`keras.utils.set_random_seed` before an export changed the calibration
-    # set, and B0's int8 top-1 by 0.7 pt; README, "Post-training int8"). A
+    # set, and B0's int8 top-1 by 0.7 pt; docs/export.md, "Why B models lose accuracy under post-training int8"). A
     # non-repeating dataset that reshuffles on every iteration (an epoch per
     # `fit` pass) needs tf.data's state.
     stateless = shuffle and (repeat or not reshuffle)

@@ -19,8 +19,8 @@ class OutputError(ConfigError):
     """An output the package may not or cannot write, named in one line.
 
     Raised when a write would replace a non-empty directory or a path of the
-    other kind (file vs directory) without `overwrite` (README "Output
-    policy"), when a run directory is locked by another process, and when the
+    other kind (file vs directory) without `overwrite` (docs/training.md
+    "Output policy"), when a run directory is locked by another process, and when the
     file system refuses the write (read-only, full, no permission). Whatever
     was on disk before is left as it was.
     """

@@ -5,7 +5,7 @@ need a functional graph of built-in layers. Our blocks (`MBConv`,
 `SqueezeExcite`) are Keras 3 layer subclasses whose `call()` only composes
 sublayers, so calling `block.call(x)` on symbolic inputs creates one node per
 sublayer, sharing the sublayers (and their variables) with the original model
-(README "Quantization-aware training ... How it works"). `flatten_model` does that generically, for any non-built-in
+(docs/qat.md "How it works"). `flatten_model` does that generically, for any non-built-in
 layer and nested models, level by level until only built-in layers remain.
 Custom leaf layers that compute with ops (no sublayers) need a registered
 stand-in (`register_replacement`); `StochasticDepth` has one.

@@ -1,6 +1,6 @@
 """Artifacts on disk: one output policy, atomic writes, the run lock, model loading.
 
-The package's only home for writing artifacts (README "Output policy"):
+The package's only home for writing artifacts (docs/training.md "Output policy"):
 - a write never replaces a non-empty directory, or a path of the other kind
   (a file where a directory is, or the reverse), unless the caller passes
   `overwrite=True` (the scripts' `--overwrite`); a file over a file is fine;

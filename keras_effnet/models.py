@@ -9,7 +9,7 @@ Used exactly like keras.applications::
 
 Preprocessing contract: every model takes RGB pixels in [0, 255] (float).
 With `include_preprocessing=True` (default) the model maps them in-graph the
-way its reference does (README "EfficientNetV2"):
+way its reference does (docs/models.md "EfficientNetV2"):
   * EfficientNet B0-B7 and Lite: rescale by 1/255, then a `Normalization`
     layer whose mean and variance are weights (0 and 1 until weights set them;
     the ImageNet files carry the ImageNet statistics);
@@ -31,7 +31,7 @@ _COMMON_DOC = """
             "timm:tf_efficientnet_b0.ns_jft_in1k"); or a path: a timm-format
             `.safetensors`, an official-format legacy `.h5` (loaded by layer
             name) or a `.weights.h5` saved from a keras-effnet model. See
-            README "Pretrained weights".
+            docs/models.md "Pretrained weights".
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: (height, width, 3); each side >= 32 or None (dynamic).
             Defaults to the native resolution, or (None, None, 3) without

@@ -17,7 +17,7 @@ decode and the resize can differ between a desktop and a phone:
   an antialiasing filter when shrinking, kept in float (no rounding). Export
   verification (`export.verification`) runs on this.
 
-README "Predict on a desktop" gives the measured difference between the two.
+docs/android.md "Predict on a desktop" gives the measured difference between the two.
 """
 
 import os

@@ -16,7 +16,7 @@
 timm's own PyTorch-trained architectures (``efficientnet_b0`` and the like)
 pad symmetrically, unlike the TensorFlow "same" padding of these models and
 of timm's ``tf_`` ports, so they are refused rather than loaded into a graph
-that pads differently (README "Pretrained weights").
+that pads differently (docs/models.md "Pretrained weights").
 
 Each timm tag records the normalization it was trained with (timm's
 ``pretrained_cfg``: mean, std, input size, crop fraction, interpolation); the

@@ -1,7 +1,7 @@
 """The positional training stream: example g is a pure function of (seed, g).
 
 A run killed after g examples resumes by starting the stream at g, and sees
-exactly what the uninterrupted run would have seen from there on (README,
+exactly what the uninterrupted run would have seen from there on (docs/training.md,
 "The run directory, and runs that survive"): the order of each pass is a
 stateless permutation keyed by (seed, pass), and every random draw of the
 per-example augmentation is keyed by (seed, g).

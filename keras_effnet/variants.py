@@ -88,7 +88,7 @@ V2_L_STAGES = (
     StageArgs(3, 7, 384, 640, 6, 1, 0.25),
 )
 
-# In-graph preprocessing of [0, 255] pixels (see `models` and README
+# In-graph preprocessing of [0, 255] pixels (see `models` and docs/models.md
 # "EfficientNetV2"): "normalization": Rescaling(1/255) + a Normalization whose
 # statistics are weights (EfficientNet); "imagenet": Rescaling(1/255) +
 # constant ImageNet mean/std (EfficientNetV2 B0-B3); "symmetric": x / 128 - 1

@@ -1,6 +1,6 @@
 """Post-training int8 of B0-B3 trained with the default recipe, several seeds.
 
-    python scripts/bench_ptq.py                          # README figures
+    python scripts/bench_ptq.py                          # docs/export.md figures
     python scripts/bench_ptq.py --models=b0 --seeds=1 --epochs=4
     python scripts/bench_ptq.py --remeasure              # after an export change
 

@@ -1,6 +1,6 @@
 r"""Benchmark: float vs post-training int8 vs QAT int8 (top-1, size, latency).
 
-Example (the figures in the README):
+Example (the figures in docs/qat.md):
   python scripts/bench_qat.py --variants=b0,lite0 --image_size=64 \
       --train_epochs=30 --qat_epochs=2 --model_dir=runs/bench_qat \
       --output_json=runs/bench_qat/results.json

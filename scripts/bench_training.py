@@ -1,6 +1,6 @@
 """The default recipe against a naive baseline on real datasets, several seeds.
 
-    python scripts/bench_training.py                       # README figures
+    python scripts/bench_training.py                       # docs/training.md figures
     python scripts/bench_training.py --datasets=photos --seeds=1 --epochs=5
     python scripts/bench_training.py --progressive --datasets=photos,fashion --models=b0 \
         --image_size=64 --patch_size=64 --seeds=1          # progressive learning off vs on

@@ -66,7 +66,7 @@ _WEIGHTS = flags.DEFINE_string(
     "weights",
     "",
     'Start from: "imagenet" (every variant), "timm:<architecture>.<tag>", or a timm-format '
-    '.safetensors / .keras / weights file (fine-tuning; README "Fine-tuning").',
+    '.safetensors / .keras / weights file (fine-tuning; docs/training.md "Fine-tuning").',
 )
 _DROPOUT_RATE = flags.DEFINE_float(
     "dropout_rate", -1.0, "Dropout before the classifier; -1 = variant's."

@@ -5,7 +5,7 @@ and Lite0 must build, run, train a step and save/load on each backend, and give
 the TensorFlow backend's outputs for the same weights. Each backend runs in its
 own process (KERAS_BACKEND is read once, at import). A backend that is not
 installed is skipped: jax comes with the dev extra, torch with the `backends`
-extra (see the README's "Keras backends").
+extra (see docs/models.md "Keras backends").
 """
 
 import importlib.util

@@ -1,6 +1,6 @@
 """The benchmark library: timing loop, steps, model and pipeline benchmarks, train_briefly.
 
-Figures live in the README; these tests check that the measurements measure
+Figures live in docs/*.md; these tests check that the measurements measure
 what they claim (real steps, every step in every round, the real recipe).
 """
 

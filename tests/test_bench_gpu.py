@@ -2,7 +2,7 @@
 
 The dry run goes through every section at tiny sizes on the JAX backend, in
 its own process (KERAS_BACKEND is read once), and must not import
-TensorFlow: the GPU machine has none (README "On a GPU"). It compiles about ten
+TensorFlow: the GPU machine has none (docs/design.md "On a GPU"). It compiles about ten
 XLA programs on the CPU (10-20 s each for a B0 training step on 2 cores),
 hence slow.
 """

@@ -95,7 +95,7 @@ def test_logits_equal_timm(variant, fast_refs):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", SLOW)
 def test_logits_equal_timm_every_architecture(variant, slow_refs):
-    # The mapping in float64 only: float32 rounding grows with depth (README "Pretrained weights").
+    # The mapping in float64 only: float32 rounding grows with depth (docs/models.md "Pretrained weights").
     _parity(variant, slow_refs, float32=False)
 
 

@@ -67,7 +67,7 @@ def test_mode_runs_in_litert_and_agrees(name, mode, test_data):
             assert (inp["dtype"], inp["scale"], inp["zero_point"]) == ("uint8", 1.0, 0)
             assert "int8" in census["tensor_dtypes"]
         # Lite (relu6, no SE) is the quantization-friendly family; full B0
-        # (swish + SE) loses more under plain post-training int8 (README "int8 debugging").
+        # (swish + SE) loses more under plain post-training int8 (docs/export.md "int8 debugging").
         floor = 0.95 if name == "lite0" else 0.85
         assert report["top1_agreement"] >= floor, report
 

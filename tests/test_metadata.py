@@ -120,7 +120,7 @@ def test_lite0_from_a_timm_file_exports_guarded_int8_that_mediapipe_agrees_with(
     )
     assert report["mode"] == "int8" and out.is_file()
     # Accepted by the guard; float ops only where its fallback put them (this fixture, trained
-    # a little differently per CPU, keeps 0-66 tensors in float: README "The int8 guard").
+    # a little differently per CPU, keeps 0-66 tensors in float: docs/export.md "The int8 guard").
     assert (report["census"]["num_float_ops"] > 0) == report["float_fallback"]
     assert report["top1_agreement"] >= 0.95
     # The model normalizes in-graph (with the mean/std its file records), so the metadata

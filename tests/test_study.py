@@ -331,7 +331,7 @@ def test_study_records_int8_fallback_and_keeps_a_miss(monkeypatch):
     row = measure._tflite(model, cell, calib, test_x, test_y, search=search)
     # The guard meets the target on this model, with or without float layers:
     # on 100 validation images one or two images decide whether it must keep
-    # layers in float (the drop plus its standard error, README "int8 guard"),
+    # layers in float (the drop plus its standard error, docs/export.md "The int8 guard"),
     # and the trained fixture differs a little between CPUs.
     assert row["tflite_int8_guard_met"] is True
     assert row["tflite_int8_accuracy"] >= 0.8

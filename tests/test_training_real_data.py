@@ -45,6 +45,6 @@ def test_default_recipe_learns_colour_photo_patches(tmp_path):
     )
     result = train(config)
     # Chance is 0.10; the naive keras.applications baseline scores ~0.2 here
-    # (README, "Training on real data").
+    # (docs/training.md, "Training on real data").
     assert result.metrics["split"] == "test" and result.metrics["top1"] >= 0.40, result.summary()
     assert result.best_val_accuracy >= 0.40

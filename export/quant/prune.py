@@ -1,6 +1,6 @@
 """Magnitude pruning (tfmot) of Conv2D/Dense kernels, for smaller files.
 
-Path (README "Quantization-aware training ... How it works"): Keras 3 model -> `translate.translate_model` (flat
+Path (docs/qat.md "How it works"): Keras 3 model -> `translate.translate_model` (flat
 tf_keras graph) -> `prune_low_magnitude` on every Conv2D and Dense layer
 (DepthwiseConv2D kernels are tiny and tfmot does not prune them) with a
 `ConstantSparsity` or `PolynomialDecay` schedule -> fine-tune with

@@ -1,6 +1,6 @@
 """Quantization-aware training (tfmot) into an integer-only int8 .tflite.
 
-Path (README "Quantization-aware training ... How it works"): Keras 3 model -> `translate.translate_model` (flat
+Path (docs/qat.md "How it works"): Keras 3 model -> `translate.translate_model` (flat
 tf_keras graph with the same layer names and weights, outputs checked; every
 sigmoid split into its own layer) -> `qat_graph.quantize` (annotate +
 `quantize_apply`) -> `qat_graph.init_ranges` -> fine-tune on the training

@@ -2,7 +2,7 @@
 
 `qat_graph.annotate` and `qat_graph.quantize` apply them to the flat tf_keras
 model from `translate.translate_model(..., split_sigmoid=True)`. Quantizers
-(the default 8-bit scheme of tfmot, plus ours; table in the README):
+(the default 8-bit scheme of tfmot, plus ours; table in docs/qat.md "How it works"):
   * Conv2D / Dense: 8-bit symmetric per-channel weights, 8-bit output.
     DepthwiseConv2D: the same, per channel (`DepthwiseQuantizeConfig`:
     tfmot's default is per tensor, while the converter stores per-channel

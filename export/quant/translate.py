@@ -3,8 +3,8 @@
 tfmot (QAT, pruning) only understands Keras 2 functional graphs built from
 standard layers (`tf_keras`). Our public models are Keras 3 graphs whose nodes
 are composite layers (`MBConv`, ...). This module gets from one to the other
-in three steps, each usable on its own (README "Quantization-aware training ...
-How it works"):
+in three steps, each usable on its own (docs/qat.md
+"How it works"):
 
 1. `flatten.flatten_model`: re-trace the Keras 3 model into a graph of
    built-in layers (sharing the original's layers and variables).

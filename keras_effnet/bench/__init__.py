@@ -16,5 +16,5 @@
 
 Imports point one way: scripts and the study use this package; it uses
 `keras_effnet.training`, `keras_effnet.export` and the model core, and they
-never import it (README, "Package map").
+never import it (docs/design.md, "Package map").
 """

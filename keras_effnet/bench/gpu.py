@@ -12,7 +12,7 @@ item is recorded and the run goes on; the files are rewritten after every
 item, so a run cut short still leaves them. Entry point: scripts/bench_gpu.py.
 
 JAX backend only, and no TensorFlow anywhere (the GPU machine has none,
-README "On a GPU"): KERAS_BACKEND must be "jax" before Keras is first imported.
+docs/design.md "On a GPU"): KERAS_BACKEND must be "jax" before Keras is first imported.
 """
 
 import os

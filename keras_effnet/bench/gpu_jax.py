@@ -67,7 +67,7 @@ def _weighted_leaves(model):
 def copy_weights(source, target):
     """Copies every weight of `source` into `target`, matched by layer name.
 
-        The layer names are keras.applications' (README "How the model core differs
+        The layer names are keras.applications' (docs/design.md "How the model core differs
     from keras.applications"), so this is the
         same matching `keras_effnet.weights.load_legacy_h5` does with a file.
 

@@ -215,7 +215,7 @@ _CPU_METRICS = {"train": "train_ms_per_image", "inference": "keras_latency_ms"}
 
 
 def cpu_study_exponents(paths):
-    """The CPU study's k (README "Do FLOPs predict time?") from its results files.
+    """The CPU study's k (docs/study.md "Do FLOPs predict time?") from its results files.
 
     Args:
         paths: study_results.json files (docs/study*, written by

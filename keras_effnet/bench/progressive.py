@@ -1,7 +1,7 @@
 """Progressive learning off vs on: wall time to a validation accuracy, and its plot.
 
 Both modes train with `training.train_briefly` (the default recipe) on the
-same data, seed and epochs; README, "Progressive learning".
+same data, seed and epochs; docs/training.md, "Progressive learning".
 """
 
 import io as _io

@@ -1,4 +1,4 @@
-"""Post-training int8 of models trained with the default recipe (README, "Why B models
+"""Post-training int8 of models trained with the default recipe (docs/export.md, "Why B models
 lose accuracy under post-training int8").
 
 Float vs plain int8 (every op quantized, calibration's min/max ranges) vs int8

@@ -4,7 +4,7 @@
 `train` with the default recipe (what `scripts/train.py` runs), plus flag
 overrides where a benchmark needs a different setting. The naive baseline is
 the one exception on purpose: it is the model and optimizer a user would
-write first (README, "Does the recipe help on real images?").
+write first (docs/training.md, "Training on real data").
 """
 
 import json

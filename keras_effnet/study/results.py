@@ -229,7 +229,7 @@ def write_tables(rows, path_prefix, table_columns, metadata=None):
 
 
 def columns_markdown(table_columns):
-    """A markdown table documenting the columns (for the README)."""
+    """A markdown table documenting the columns (for docs/study.md)."""
     lines = ["| column | meaning |", "|---|---|"]
     lines += [f"| `{name}` | {text} |" for name, text in table_columns]
     return "\n".join(lines)

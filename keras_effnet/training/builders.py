@@ -71,7 +71,7 @@ def build_training_model(config, derived, info, image_size):
 def make_train_stream(config, derived, info, stage, skip_examples=0):
     """The training stream of `stage` (a `progressive.Stage`) from `skip_examples` on.
 
-    The stream is positional (README, "runs that survive"): a stage starting
+    The stream is positional (docs/training.md, "The run directory, and runs that survive"): a stage starting
     at example g sees what an uninterrupted run sees from g on.
     """
     d = config.data

@@ -69,7 +69,7 @@ def build_model(model_config, num_classes, image_size):
         drop_connect_rate=0.2
         if model_config.drop_connect_rate < 0
         else model_config.drop_connect_rate,
-        # The normalization the starting weights were trained with (README "Fine-tuning").
+        # The normalization the starting weights were trained with (docs/training.md "Fine-tuning").
         input_normalization=weights_normalization(model_config.weights, variant.name),
     )
     if model_config.width or model_config.depth:

@@ -39,7 +39,7 @@ START_SIZE_FRACTION = 0.5  # Paper: 128 px for targets of 300-380 px (0.34-0.43)
 SIZE_MULTIPLE = 8  # Intermediate sizes are multiples of 8 (the last stage is the target).
 MIN_SIZE = 32  # Five stride-2 stages: 32 px is 1x1 before the head.
 MIN_EPOCHS_PER_STAGE = 2  # One epoch per stage leaves each size one pass: auto says off.
-AUTO_MIN_STEPS = 2000  # Shorter runs: auto says off (README, "Progressive learning": measured).
+AUTO_MIN_STEPS = 2000  # Shorter runs: auto off (measured: docs/training.md "Progressive learning").
 # Phi_0, from the paper's Table 6 (EfficientNetV2-S/M/L): dropout starts at 0.1,
 # RandAugment at 5 of a 15-25 target (a third of V2-S's), MixUp at 0.
 START_DROPOUT = 0.1
@@ -77,7 +77,7 @@ def auto_mode(
     or under the 32 px minimum, so nothing gets smaller), fewer than two
     epochs per stage (each size would be seen once), or a run under
     `min_steps` steps: on 252-step runs (12 epochs of 1,350 images at 64 px,
-    B0 and V2-B0, README "Progressive learning") the time to a common
+    B0 and V2-B0, docs/training.md "Progressive learning") the time to a common
     validation accuracy was within noise of the plain run, faster for one
     model and slower for the other; the paper's savings come from long runs.
     """

@@ -11,7 +11,7 @@ stochastic depth scaled with the run's length, and BatchNorm statistics
 re-estimated for the evaluated (EMA) weights before every validation. "finetune"
 (the default with --weights) is the same with a tenth of the decay (so the
 copied weights are not pulled to zero); a fifth of the learning rate was
-measured and under-fit short fine-tuning runs (README, "Fine-tuning").
+measured and under-fit short fine-tuning runs (docs/training.md, "Fine-tuning").
 
 "paper" follows tensorflow/tpu `models/official/efficientnet` (the paper's code):
 RMSProp (rho 0.9, momentum 0.9, epsilon 1e-3, mean-square slots initialized

@@ -1,6 +1,6 @@
 """The run directory: one writer, a run's identity, finished runs left alone.
 
-README "The run directory, and runs that survive" and "Output policy":
+docs/training.md "The run directory, and runs that survive" and "Output policy":
 - `claim` takes the directory's OS lock (`io.lock_directory`: a second writer
   gets one line naming the PID that holds it) and, when this process created
   the directory and the run is refused before its first epoch, removes it again;
