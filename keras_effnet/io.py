@@ -124,6 +124,10 @@ def makedirs(path, argument="output"):
             FileNotFoundError
         ) as e:  # A parent that cannot hold directories (/proc, a gone mount).
             raise OSError(errno.EACCES, e.strerror, e.filename) from None
+        except (FileExistsError, NotADirectoryError):  # The path, or a parent, is a file.
+            raise OutputError(
+                f"Cannot write `{argument}` {path!r}: it, or a folder above it, is a file."
+            ) from None
 
 
 def temp_path(path, suffix=""):

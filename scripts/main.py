@@ -15,6 +15,8 @@ import os
 
 from absl import app, flags
 
+from keras_effnet.export_modes import TFLITE_MODES
+
 _MODEL = flags.DEFINE_string("model", "lite0", "Variant: b0..b7, lite0..lite4.")
 _DATASET = flags.DEFINE_string(
     "dataset", "digits", "digits (offline), a class-folder directory, or a TFDS name."
@@ -24,7 +26,7 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Training and export resolu
 _EPOCHS = flags.DEFINE_integer("epochs", 8, "Training epochs.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size per replica.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/quickstart", "Run directory (resumable).")
-_MODE = flags.DEFINE_string("mode", "int8", "Export mode: fp32, fp16, dynamic, int8, int16x8.")
+_MODE = flags.DEFINE_enum("mode", "int8", list(TFLITE_MODES), "Export mode of the .tflite.")
 
 
 def main(argv):

@@ -33,18 +33,24 @@ _MODELS = flags.DEFINE_list(
     "Variants to profile.",
 )
 _RESOLUTION = flags.DEFINE_integer(
-    "resolution", None, "Input side (default: each variant's native)."
+    "resolution", None, "Input side (default: each variant's native).", lower_bound=32
 )
-_CLASSES = flags.DEFINE_integer("classes", 1000, "Classifier size.")
+_CLASSES = flags.DEFINE_integer("classes", 1000, "Classifier size.", lower_bound=1)
 
 
 def main(argv):
     del argv
+    from keras_effnet.cli import run_main
+
+    run_main("profile_models.py", _profile)
+
+
+def _profile():
     import keras_effnet
 
+    variants = [keras_effnet.get_variant(name) for name in _MODELS.value]  # all named first
     print(f"{'model':<8}{'res':>5}{'params':>14}{'GMACs':>9}{'GFLOPs':>9}")
-    for name in _MODELS.value:
-        variant = keras_effnet.get_variant(name)
+    for name, variant in zip(_MODELS.value, variants):
         res = _RESOLUTION.value or variant.resolution
         model = keras_effnet.get_model(name, input_shape=(res, res, 3), classes=_CLASSES.value)
         p = keras_effnet.model_profile(model)

@@ -45,6 +45,15 @@ _PLOTS = flags.DEFINE_bool("plots", _D["plots"], "Write the PNG figures.")
 _MEASURE = study_flags.define(StudyConfig)
 
 
+def _phis(values):
+    try:
+        return tuple(float(p) for p in values)
+    except ValueError:
+        raise ValueError(
+            f"`phis` must be a comma-separated list of numbers. Received: phis={','.join(values)!r}"
+        ) from None
+
+
 def main(argv):
     del argv
     from keras_effnet.study import run_scaling_study
@@ -52,7 +61,7 @@ def main(argv):
     try:
         config = StudyConfig(
             models=tuple(m for m in _MODELS.value if m),
-            phis=tuple(float(p) for p in _PHIS.value),
+            phis=_phis(_PHIS.value),
             alpha=_ALPHA.value,
             beta=_BETA.value,
             gamma=_GAMMA.value,

@@ -33,7 +33,9 @@ def _check_sparsity(sparsity):
         or not isinstance(sparsity, (int, float))
         or not 0.0 < sparsity < 1.0
     ):
-        raise ValueError(f"sparsity: expected a fraction in (0, 1), got {sparsity!r}")
+        raise ValueError(
+            f"`sparsity` (--prune) must be a fraction in (0, 1). Received: sparsity={sparsity!r}"
+        )
     return float(sparsity)
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import os
 
-from keras_effnet import scaling
+from keras_effnet import io, scaling
 from keras_effnet.study import plots, results, runner, specs
 from keras_effnet.study.runner import MeasureSettings
 
@@ -198,6 +198,11 @@ class GridConfig(MeasureSettings):
                 f"`base_resolution` must be an int >= 32. "
                 f"Received: base_resolution={self.base_resolution!r}"
             )
+        if not self.target > 0:
+            raise ValueError(
+                f"`target` (the FLOPs factor per unit of phi, paper: 2) must be > 0. "
+                f"Received: target={self.target!r}"
+            )
         self.candidates()  # Validates the grid, tolerance, order and limit.
 
     def candidates(self):
@@ -281,7 +286,7 @@ def run_grid_search(config, cell_runner=None):
         "chosen_expression", "best_accuracy" / "best_efficiency" (rows),
         "ran", "skipped", "failed", "csv", "json", "figure".
     """
-    os.makedirs(config.output_dir, exist_ok=True)
+    io.makedirs(config.output_dir, "output_dir")
     store = results.ResultStore(os.path.join(config.output_dir, f"{PREFIX}_cells.json"))
     jobs = config.jobs()
     summary = runner.run_cells(

@@ -12,6 +12,7 @@ study_*.png figures and logs/ (one worker log per cell).
 import dataclasses
 import os
 
+from keras_effnet import io
 from keras_effnet.study import plots, results, runner, specs
 from keras_effnet.study.runner import MeasureSettings
 
@@ -111,7 +112,7 @@ def run_scaling_study(config, cell_runner=None):
         "failed" (cell ids), "csv", "json" and "figures" (paths).
     """
     paths = output_paths(config.output_dir)
-    os.makedirs(config.output_dir, exist_ok=True)
+    io.makedirs(config.output_dir, "output_dir")
     store = results.ResultStore(paths["store"])
     jobs = config.jobs()
     summary = runner.run_cells(

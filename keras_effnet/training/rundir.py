@@ -38,6 +38,8 @@ def claim(model_dir, lock_dir):
             f"`model_dir` exists and is not a directory. Received: model_dir={model_dir!r}"
         )
     created = not os.path.exists(model_dir)
+    if not created and lock_dir == model_dir:
+        _refuse_foreign_files(model_dir)
     io.makedirs(lock_dir, "model_dir")
     lock = io.lock_directory(lock_dir)
     try:
@@ -53,6 +55,23 @@ def claim(model_dir, lock_dir):
         raise
     finally:
         lock.release()
+
+
+def _refuse_foreign_files(model_dir):
+    """A non-empty directory that holds no run is the user's: never train into it."""
+    if os.path.exists(os.path.join(model_dir, "config.json")):
+        return
+    others = sorted(
+        name
+        for name in os.listdir(model_dir)
+        if name != ".lock" and not name.startswith(io.TEMP_PREFIX)
+    )
+    if others:
+        raise ConfigError(
+            f"`model_dir` is a non-empty directory that holds no run (it has {others[0]!r}"
+            f"{' and more' if len(others) > 1 else ''}, and no config.json); use a new or "
+            f"empty directory. Received: model_dir={model_dir!r}"
+        )
 
 
 def _identity(config, derived):
