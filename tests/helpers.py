@@ -1,4 +1,7 @@
-"""Shared test helpers: reference models in the official weight-file format."""
+"""Shared test helpers: reference models in the official weight-file format, file snapshots."""
+
+import hashlib
+import os
 
 import h5py
 import keras
@@ -134,3 +137,16 @@ def tiny_classifier(classes, size=32, seed=0):
     return keras_effnet.build_efficientnet(
         0.25, 0.25, size, lite=True, input_shape=(size, size, 3), classes=classes, weights=None
     )
+
+
+def snapshot(root):
+    """{relative path: sha256 of the bytes, or "<dir>"} of everything under `root`."""
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(directory, name), root)] = "<dir>"
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+    return found

@@ -10,7 +10,6 @@ case the result records the exit code, stdout and stderr, and which files of
 WORKDIR changed, appeared or disappeared.
 """
 
-import hashlib
 import json
 import os
 import runpy
@@ -23,21 +22,10 @@ import keras_effnet  # noqa: E402,F401  (imported once, before the forks)
 from keras_effnet import export  # noqa: E402,F401
 from keras_effnet.training import loop  # noqa: E402,F401
 
+from helpers import snapshot  # noqa: E402  (tests/, this script's folder)
+
 TIMEOUT = 60
 SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
-
-
-def snapshot(root):
-    """{relative path: sha256 or "<dir>"} of everything under root."""
-    state = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            state[os.path.relpath(os.path.join(folder, name), root)] = "<dir>"
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as f:
-                state[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
-    return state
 
 
 def run_case(case, workdir, logs):

@@ -11,18 +11,7 @@ import pytest
 from keras_effnet import io
 from keras_effnet.errors import ConfigError, OutputError
 
-
-def _snapshot(root):
-    """{relative path: bytes or "<dir>"} of everything under `root`."""
-    found = {}
-    for directory, dirs, files in os.walk(root):
-        for name in dirs:
-            found[os.path.relpath(os.path.join(directory, name), root)] = "<dir>"
-        for name in files:
-            path = os.path.join(directory, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, root)] = f.read()
-    return found
+from helpers import snapshot
 
 
 def _make_tree(root):
@@ -66,10 +55,10 @@ def _writers(path, **kwargs):
 )
 def test_refused_writes_leave_every_byte(tree, writer, target):
     """A file over a directory, a directory over a file or a non-empty directory: refused."""
-    before = _snapshot(tree)
+    before = snapshot(tree)
     with pytest.raises(OutputError, match="--overwrite"):
         _writers(str(tree / target))[writer]()
-    assert _snapshot(tree) == before
+    assert snapshot(tree) == before
 
 
 def test_overwrite_replaces_without_litter(tree):
@@ -121,13 +110,13 @@ def test_a_fault_at_every_replace_and_fsync_keeps_the_old_artifact(
     """
     for at in range(1, 20):
         root = _make_tree(tmp_path / str(at))
-        before = _snapshot(root)
+        before = snapshot(root)
         calls = _fail_at(monkeypatch, name, at)
         try:
             _writers(str(root / target), overwrite=True)[writer]()
         except OutputError as e:
             assert "no space left on device" in str(e)
-            assert _snapshot(root) == before, f"call {at} of os.{name}"
+            assert snapshot(root) == before, f"call {at} of os.{name}"
         else:
             if writer == "keras":
                 assert zipfile.is_zipfile(root / target), f"call {at} of os.{name}"

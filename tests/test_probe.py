@@ -22,6 +22,8 @@ import pytest
 import keras_effnet
 from keras_effnet import export, io
 
+from helpers import snapshot
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SIZE = 32
@@ -382,8 +384,6 @@ API_CASES = _api_cases()
 
 @pytest.mark.parametrize("index", range(len(API_CASES)))
 def test_api_case_raises_one_line_and_loses_nothing(index, work):
-    from probe_driver import snapshot  # pylint: disable=import-outside-toplevel
-
     call, kind, word = API_CASES[index]
     before = snapshot(str(work))
     with pytest.raises(kind) as raised:
