@@ -113,3 +113,11 @@ def test_python_m_and_the_script_wrapper_run_the_same_job():
     assert "usage: keras-effnet predict [flags]" in module.stdout
     assert "usage: predict.py [flags]" in script.stdout
     assert module.stdout.split("flags:", 1)[1] == script.stdout.split("flags:", 1)[1]
+
+
+def test_train_help_is_grouped_by_section():
+    out = _run("train", "--help")
+    titles = [l.split(":")[0] for l in out.stdout.splitlines() if l and not l.startswith(" ")]
+    sections = [t for t in titles if t in ("data", "model", "recipe", "augmentation", "run")]
+    assert sections == ["data", "model", "recipe", "augmentation", "run"], titles
+    assert out.stdout.index("--model_dir:") > out.stdout.index("run:")
