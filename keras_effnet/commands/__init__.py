@@ -89,10 +89,12 @@ def help_text(module, prog_name, full=False):
     doc = (module.__doc__ or "").strip()
     text = [f"usage: {prog_name} [flags]", "", doc, "", "flags:"]
     for name in getattr(module, "FLAG_MODULES", (module.__name__,)):
-        # absl heads each group with the module's name; the first line of its docstring
-        # ("data: the dataset and its input pipeline.") reads better.
-        title = (sys.modules[name].__doc__ or name).strip().splitlines()[0]
-        text.append(flags.FLAGS.module_help(name).replace(f"{name}:", title, 1))
+        # absl heads each group with the module's name: the job's own flags go without a
+        # heading, another module's under the first line of its docstring ("data: ...").
+        lines = flags.FLAGS.module_help(name).strip("\n").splitlines()[1:]
+        if name != module.__name__:
+            lines.insert(0, "\n" + sys.modules[name].__doc__.splitlines()[0])
+        text += lines
     if full:
         text += ["", "all flags, absl's included:", flags.FLAGS.get_help()]
     return "\n".join(text)

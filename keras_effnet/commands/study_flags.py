@@ -1,4 +1,4 @@
-"""The measurement flags shared by `keras-effnet study` and `keras-effnet grid-search`.
+"""measurement: the flags shared by `keras-effnet study` and `keras-effnet grid-search`.
 
 One flag per `keras_effnet.study.MeasureSettings` field, its default taken
 from the job's own config class (GridConfig and StudyConfig differ).
