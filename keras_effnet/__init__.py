@@ -11,6 +11,7 @@ The public names are imported on first use (PEP 562 module `__getattr__`), so
 """
 
 import importlib
+import importlib.util
 import sys
 
 __version__ = "0.1.0"
@@ -60,18 +61,16 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    if name in _PUBLIC:
-        module = _PUBLIC[name]
-    elif name == "export":  # The repo's export/, installed as keras_effnet.export.
-        module = None
-    else:
+    # A public name, or a submodule not imported yet (`keras_effnet.layers`, `.export`: the
+    # eager package made them all attributes, so code that relied on that keeps working).
+    submodule = not name.startswith("_") and importlib.util.find_spec(f"keras_effnet.{name}")
+    if name not in _PUBLIC and not submodule:
         raise AttributeError(f"module 'keras_effnet' has no attribute {name!r}")
-    from keras_effnet import _quiet_import
-
-    _quiet_import.import_backend_quietly()
-    if module is None:
-        return importlib.import_module("keras_effnet.export")
-    value = getattr(importlib.import_module(f"keras_effnet.{module}"), name)
+    # By import_module: `from keras_effnet import _quiet_import` would come back here.
+    importlib.import_module("keras_effnet._quiet_import").import_backend_quietly()
+    if name not in _PUBLIC:
+        return importlib.import_module(f"keras_effnet.{name}")
+    value = getattr(importlib.import_module(f"keras_effnet.{_PUBLIC[name]}"), name)
     globals()[name] = value  # Later look-ups skip __getattr__.
     return value
 

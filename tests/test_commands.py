@@ -121,3 +121,17 @@ def test_train_help_is_grouped_by_section():
     sections = [t for t in titles if t in ("data", "model", "recipe", "augmentation", "run")]
     assert sections == ["data", "model", "recipe", "augmentation", "run"], titles
     assert out.stdout.index("--model_dir:") > out.stdout.index("run:")
+
+
+def test_the_package_imports_its_names_on_first_use():
+    """`import keras_effnet` is light; public names and submodules load when used (PEP 562)."""
+    code = (
+        "import sys, keras_effnet\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "assert keras_effnet.layers.MBConv and keras_effnet.export.ExportOptions\n"
+        "assert all(getattr(keras_effnet, name) is not None for name in keras_effnet.__all__)\n"
+        "assert keras_effnet.predict.__module__ == 'keras_effnet.prediction'\n"
+        "print('OK')\n"
+    )
+    out = _run(prefix=(sys.executable, "-c", code))
+    assert out.stdout.strip() == "OK", out.stderr[-2000:]
