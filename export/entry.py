@@ -3,7 +3,7 @@
 Post-training modes go through `pipeline.export_tflite`; "qat" through
 quantization-aware training (`quant.qat`); `options.prune` first prunes the
 model (`quant.prune`), then exports it in `mode` (with "qat": pruning-preserving
-QAT). scripts/export_tflite.py only parses flags into `ExportOptions`.
+QAT). `keras-effnet export` only parses flags into `ExportOptions`.
 """
 
 import dataclasses

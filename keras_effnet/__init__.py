@@ -4,42 +4,83 @@ Quick start::
 
     import keras_effnet
     model = keras_effnet.EfficientNetB0(weights=None, classes=10)
+
+The public names are imported on first use (PEP 562 module `__getattr__`), so
+`import keras_effnet` and every command's `--help` run without TensorFlow
+(issue 21); the first name used imports Keras quietly (`_quiet_import`).
 """
 
-# First: imports Keras/TensorFlow without their native start-up lines.
-from keras_effnet import _quiet_import  # noqa: F401
-
-# isort: split
-
-from keras_effnet.features import FEATURE_STRIDES, feature_extractor
-from keras_effnet.models import (
-    EfficientNet,
-    EfficientNetB0,
-    EfficientNetB1,
-    EfficientNetB2,
-    EfficientNetB3,
-    EfficientNetB4,
-    EfficientNetB5,
-    EfficientNetB6,
-    EfficientNetB7,
-    EfficientNetLite0,
-    EfficientNetLite1,
-    EfficientNetLite2,
-    EfficientNetLite3,
-    EfficientNetLite4,
-    EfficientNetV2B0,
-    EfficientNetV2B1,
-    EfficientNetV2B2,
-    EfficientNetV2B3,
-    EfficientNetV2L,
-    EfficientNetV2M,
-    EfficientNetV2S,
-    get_model,
-)
-from keras_effnet.network import build_efficientnet
-from keras_effnet.prediction import Category, Prediction, predict
-from keras_effnet.profile import model_profile
-from keras_effnet.scaling import compound_coefficients, round_filters, round_repeats
-from keras_effnet.variants import VARIANTS, get_variant
+import importlib
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
+
+_MODELS = (
+    "EfficientNet",
+    "EfficientNetB0",
+    "EfficientNetB1",
+    "EfficientNetB2",
+    "EfficientNetB3",
+    "EfficientNetB4",
+    "EfficientNetB5",
+    "EfficientNetB6",
+    "EfficientNetB7",
+    "EfficientNetLite0",
+    "EfficientNetLite1",
+    "EfficientNetLite2",
+    "EfficientNetLite3",
+    "EfficientNetLite4",
+    "EfficientNetV2B0",
+    "EfficientNetV2B1",
+    "EfficientNetV2B2",
+    "EfficientNetV2B3",
+    "EfficientNetV2L",
+    "EfficientNetV2M",
+    "EfficientNetV2S",
+    "get_model",
+)
+# Public name -> the submodule that defines it.
+_PUBLIC = {
+    **{name: "models" for name in _MODELS},
+    "FEATURE_STRIDES": "features",
+    "feature_extractor": "features",
+    "build_efficientnet": "network",
+    "Category": "prediction",
+    "Prediction": "prediction",
+    "predict": "prediction",
+    "model_profile": "profile",
+    "compound_coefficients": "scaling",
+    "round_filters": "scaling",
+    "round_repeats": "scaling",
+    "VARIANTS": "variants",
+    "get_variant": "variants",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    # A public name, or a submodule not imported yet (`keras_effnet.layers`, `.export`: the
+    # eager package made them all attributes, so code that relied on that keeps working).
+    submodule = not name.startswith("_") and importlib.util.find_spec(f"keras_effnet.{name}")
+    if name not in _PUBLIC and not submodule:
+        raise AttributeError(f"module 'keras_effnet' has no attribute {name!r}")
+    # By import_module: `from keras_effnet import _quiet_import` would come back here.
+    importlib.import_module("keras_effnet._quiet_import").import_backend_quietly()
+    if name not in _PUBLIC:
+        return importlib.import_module(f"keras_effnet.{name}")
+    value = getattr(importlib.import_module(f"keras_effnet.{_PUBLIC[name]}"), name)
+    globals()[name] = value  # Later look-ups skip __getattr__.
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+if "keras" in sys.modules:
+    # Keras is already loaded (`import keras` comes first in isort's order): register our
+    # layers now, so `keras.saving.load_model` after `import keras_effnet` finds them as it
+    # always did. Without Keras loaded, nothing heavy is imported here.
+    importlib.import_module("keras_effnet.layers")

@@ -1,20 +1,35 @@
-"""Imported first by `keras_effnet/__init__.py`: Keras and TensorFlow start quietly.
+"""Keras and TensorFlow start quietly: the one place that imports them first.
 
-scripts/_quiet.py does the same for the scripts before their flags are parsed.
+Called by `keras_effnet.__getattr__` (the first public name a user touches)
+and by every command's main (`keras_effnet.commands`) after its flags are
+parsed, so `--help` never imports TensorFlow (issue 21).
 """
 
 import os
 
+_done = False
 
-def _import_backend_quietly():
+
+def import_backend_quietly(native_logs=False):
     """Imports Keras (and so TensorFlow) without TensorFlow's native start-up lines.
 
     TensorFlow prints oneDNN, CPU-feature, CUDA-probe and "failed call to
     cuInit" lines from C++ at import, before TF_CPP_MIN_LOG_LEVEL is read
     (issue 21); `console.native_output_filtered` drops exactly those. A user
     who sets TF_CPP_MIN_LOG_LEVEL (or KERAS_EFFNET_NATIVE_LOGS=1) sees them.
+
+    Args:
+        native_logs: show the native lines (a command's `--verbose=2`): sets
+            KERAS_EFFNET_NATIVE_LOGS=1 for the library's later converter and
+            LiteRT calls too.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    global _done
+    if _done:
+        return
+    _done = True
+    if native_logs:
+        os.environ["KERAS_EFFNET_NATIVE_LOGS"] = "1"
+    if native_logs or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # Later INFO lines off; warnings still show.
     from keras_effnet import console
@@ -26,6 +41,3 @@ def _import_backend_quietly():
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # The CUDA probe logs here.
-
-
-_import_backend_quietly()

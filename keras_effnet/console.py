@@ -8,8 +8,8 @@ written to file descriptors 1 and 2 directly, so Python's logging cannot hold
 them. `native_output_filtered` captures both descriptors for a block, drops
 those known lines and replays everything else (a real warning or error) in order.
 
-Setting KERAS_EFFNET_NATIVE_LOGS=1 (the scripts' `--verbose=2` does) turns the
-filter off. This module imports only the standard library: `scripts/_quiet.py`
+Setting KERAS_EFFNET_NATIVE_LOGS=1 (the commands' `--verbose=2` does) turns the
+filter off. This module imports only the standard library: `_quiet_import`
 loads it before TensorFlow is imported (docs/training.md, "Training": console output).
 """
 

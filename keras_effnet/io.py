@@ -25,8 +25,6 @@ import re
 import shutil
 import zipfile
 
-import keras
-
 from keras_effnet.errors import ConfigError, OutputError
 
 TEMP_PREFIX = ".tmp-"  # Every temporary name starts with this + the writer's pid + "-".
@@ -366,7 +364,10 @@ def load_model(path, argument="model"):
             f"file). Received: {argument}={path!r}"
         )
     try:
-        # Our layers are registered: importing this module ran keras_effnet/__init__.
+        import keras  # Here, not at the top: `--help` never imports Keras (issue 21).
+
+        import keras_effnet.layers  # noqa: F401  (registers our layers for deserialization)
+
         return keras.saving.load_model(path, compile=False)
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:
         raise ConfigError(

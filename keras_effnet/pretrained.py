@@ -306,7 +306,7 @@ def _timm_source(weights, tag, weights_name, include_top, classes):
         raise ValueError(
             f"With weights={weights!r} and include_top=True, `classes` must be "
             f"{tag.num_classes} (the checkpoint's classifier). For a new classifier, build with "
-            f"include_top=False and add your own head (or fine-tune with scripts/train.py "
+            f"include_top=False and add your own head (or fine-tune with `keras-effnet train` "
             f"--weights). Received: classes={classes}"
         )
     return WeightSource("timm", weights, timm_tag=tag)

@@ -1,7 +1,7 @@
 r"""Benchmarks every export mode: accuracy vs float, size, LiteRT latency.
 
 Example (offline digits; each variant trains with the default recipe, as
-scripts/train.py does, into --model_dir/<variant>):
+`keras-effnet train` does, into --model_dir/<variant>):
   python scripts/bench_export.py --variants=lite0,b0 --train_size=64 \
       --epochs=10 --latency_size=224 --threads=2 --output=bench_export.json
 

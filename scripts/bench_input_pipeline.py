@@ -11,7 +11,7 @@ from absl import app, flags
 from keras_effnet.training import config as config_lib
 
 _MODEL = flags.DEFINE_string("model", "lite0", "Variant.")
-_DATASET = flags.DEFINE_string("dataset", "digits", "Dataset (see scripts/train.py).")
+_DATASET = flags.DEFINE_string("dataset", "digits", "Dataset (see `keras-effnet train`).")
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input side.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size per replica.")

@@ -19,11 +19,12 @@ scores the stored runs' best.keras again with the current export code, without
 training, in this one process (figures of one version of the code).
 """
 
-import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
-
-# isort: split
-
 from absl import app, flags
+
+from keras_effnet import _quiet_import
+
+# Before the rest: TensorFlow starts without its native INFO lines.
+_quiet_import.import_backend_quietly()
 
 _MODELS = flags.DEFINE_list("models", ["b0", "b1", "b2", "b3"], "Variants to train and quantize.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per model.")

@@ -5,7 +5,7 @@ Example (the figures in docs/qat.md):
       --train_epochs=30 --qat_epochs=2 --model_dir=runs/bench_qat \
       --output_json=runs/bench_qat/results.json
 
-The float models train with the default recipe (as scripts/train.py does) into
+The float models train with the default recipe (as `keras-effnet train` does) into
 --model_dir/<variant>_<image_size>; finished runs there are reused.
 """
 

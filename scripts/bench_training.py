@@ -21,11 +21,12 @@ the wall time (training + validation) to a common validation accuracy:
 accuracy against seconds).
 """
 
-import _quiet  # noqa: F401  (first: keeps TensorFlow's start-up INFO lines off the console)
-
-# isort: split
-
 from absl import app, flags
+
+from keras_effnet import _quiet_import
+
+# Before the rest: TensorFlow starts without its native INFO lines.
+_quiet_import.import_backend_quietly()
 
 _DATASETS = flags.DEFINE_list(
     "datasets", ["mnist5k", "fashion", "photos"], "Datasets to build and train."

@@ -17,7 +17,7 @@ def resolve_strategy(strategy=None):
     Args:
       strategy: None (the current/default strategy) or a strategy object
         (e.g. from `keras_effnet.training.strategy.make_strategy`, which is
-        what scripts/export_tflite.py --strategy uses).
+        what `keras-effnet export` --strategy uses).
     """
     if strategy is None:
         return tf.distribute.get_strategy()

@@ -2,7 +2,7 @@
 
 Trains each variant briefly on digits at a small resolution
 (`training.train_briefly`: the default recipe, the model users get from
-`scripts/train.py`), then for every mode: accuracy against the float model at
+`keras-effnet train`), then for every mode: accuracy against the float model at
 the training resolution, and file size plus LiteRT latency (batch 1) of the
 same weights converted at the variant's native resolution. EfficientNet is
 fully convolutional up to global pooling, so the weights fit any input size;

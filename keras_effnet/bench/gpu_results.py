@@ -219,7 +219,7 @@ def cpu_study_exponents(paths):
 
     Args:
         paths: study_results.json files (docs/study*, written by
-            scripts/scaling_study.py); missing files are skipped.
+            `keras-effnet study`); missing files are skipped.
 
     Returns:
         list of `Exponent`, for all rows and for EfficientNet rows only.

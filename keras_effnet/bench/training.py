@@ -1,7 +1,7 @@
 """Training runs for the benchmarks: `train_briefly`, the naive baseline, transfer.
 
 `train_briefly` is the one way a benchmark trains a model: `keras_effnet.training`'s
-`train` with the default recipe (what `scripts/train.py` runs), plus flag
+`train` with the default recipe (what `keras-effnet train` runs), plus flag
 overrides where a benchmark needs a different setting. The naive baseline is
 the one exception on purpose: it is the model and optimizer a user would
 write first (docs/training.md, "Training on real data").

@@ -5,7 +5,7 @@ paper's alpha/beta/gamma grid search, at a scale this machine can run.
     summary = study.run_scaling_study(study.StudyConfig(models=("b0", "lite0", "resnet50")))
     result = study.run_grid_search(study.GridConfig(max_candidates=8))
 
-Entry points: scripts/scaling_study.py and scripts/grid_search.py. Every cell
+Entry points: `keras-effnet study` and `keras-effnet grid-search`. Every cell
 (one model at one setting) runs in a fresh worker process and is stored as it
 finishes, so a rerun skips finished cells.
 """

@@ -16,8 +16,6 @@ hold only primitives.
 
 import math
 
-import keras
-
 import keras_effnet
 from keras_effnet import builder, scaling, variants
 
@@ -182,6 +180,8 @@ def build(spec, resolution, classes):
             classes=classes,
         )
     if spec["name"] == "resnet50":
+        import keras  # Here: the study's flags and configs load without Keras (issue 21).
+
         inputs = keras.Input(shape, name="input_layer")
         # Same 0..255 input contract as our models; [-1, 1] into the network.
         x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescaling")(inputs)

@@ -1,7 +1,7 @@
 """Experiment configuration: the whole run, its flags and its differences.
 
 One `ExperimentConfig` (four sections, each a frozen dataclass validated on
-construction: `sections`) describes a run. `scripts/train.py` fills it from flags;
+construction: `sections`) describes a run. `keras-effnet train` fills it from flags;
 `train()` resolves every "auto" value against the dataset and the strategy
 (`resolve`) and dumps the result to `model_dir/config.json`, so a run can be
 read back (`ExperimentConfig.from_dict`) and compared when it resumes.

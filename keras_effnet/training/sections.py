@@ -10,7 +10,6 @@ import dataclasses
 import math
 
 from keras_effnet import variants
-from keras_effnet.data import parse_augment
 from keras_effnet.errors import ConfigError
 
 STRATEGIES = ("auto", "mirrored", "multi_worker", "one_device", "cpu")
@@ -89,6 +88,10 @@ class DataConfig:
             fail("image_size", self.image_size, "0 (native resolution) or an int >= 32")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             fail("batch_size", self.batch_size, "a positive int (per replica)")
+        # Imported here: keras_effnet.data imports TensorFlow, and the commands read
+        # STRATEGIES before their flags are parsed (issue 21).
+        from keras_effnet.data import parse_augment
+
         parse_augment(self.augment)
         if self.crop_min_area != AUTO:
             _check_range("crop_min_area", self.crop_min_area, 0.0, 1.0, low_open=True)

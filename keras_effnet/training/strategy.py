@@ -37,7 +37,7 @@ def split_cpu(count):
     except RuntimeError as e:
         raise RuntimeError(
             f"cpu_devices={count} must be set before TensorFlow initializes its devices "
-            "(use it from a fresh process, e.g. scripts/train.py --cpu_devices)."
+            "(use it from a fresh process, e.g. `keras-effnet train --cpu_devices`)."
         ) from e
 
 

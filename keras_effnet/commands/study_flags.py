@@ -1,13 +1,14 @@
-"""The measurement flags shared by scaling_study.py and grid_search.py.
+"""measurement: the flags shared by `keras-effnet study` and `keras-effnet grid-search`.
 
 One flag per `keras_effnet.study.MeasureSettings` field, its default taken
-from the script's own config class (GridConfig and StudyConfig differ).
+from the job's own config class (GridConfig and StudyConfig differ).
 """
 
 import dataclasses
 
 from absl import flags
 
+from keras_effnet import commands
 from keras_effnet.study import MeasureSettings
 
 _HELP = {
@@ -35,6 +36,9 @@ _HELP = {
     "cell_timeout": "Seconds per cell.",
 }
 _ENUMS = {"timing_statistic": ["min", "median"]}
+# Field -> flag name where the flag follows the other commands' name (issue 21); the
+# field's own name stays an alias.
+_FLAG_NAMES = {"threads": "num_threads"}
 
 
 def define(config_class):
@@ -42,19 +46,22 @@ def define(config_class):
     defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
     holders = {}
     for field in dataclasses.fields(MeasureSettings):
-        name, default, text = field.name, defaults[field.name], _HELP[field.name]
+        default, text = defaults[field.name], _HELP[field.name]
+        name = _FLAG_NAMES.get(field.name, field.name)
         if name in _ENUMS:
-            holders[name] = flags.DEFINE_enum(name, default, _ENUMS[name], text)
+            holders[field.name] = flags.DEFINE_enum(name, default, _ENUMS[name], text)
         elif isinstance(default, bool):
-            holders[name] = flags.DEFINE_bool(name, default, text)
+            holders[field.name] = flags.DEFINE_bool(name, default, text)
         elif isinstance(default, int):
-            holders[name] = flags.DEFINE_integer(name, default, text)
+            holders[field.name] = flags.DEFINE_integer(name, default, text)
         elif isinstance(default, float):
-            holders[name] = flags.DEFINE_float(name, default, text)
+            holders[field.name] = flags.DEFINE_float(name, default, text)
         elif isinstance(default, tuple):
-            holders[name] = flags.DEFINE_list(name, list(default), text)
+            holders[field.name] = flags.DEFINE_list(name, list(default), text)
         else:
-            holders[name] = flags.DEFINE_string(name, default, text)
+            holders[field.name] = flags.DEFINE_string(name, default, text)
+        if name != field.name:
+            commands.define_old_name(field.name, name)
     return holders
 
 
