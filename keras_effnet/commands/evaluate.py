@@ -38,7 +38,7 @@ _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Also write the results as
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite",
     False,
-    'Replace a directory or other non-file at --output_json (README "Output policy").',
+    'Replace a directory or other non-file at --output_json (docs/training.md "Output policy").',
 )
 
 

@@ -88,7 +88,7 @@ _OVERWRITE = flags.DEFINE_bool(
     "overwrite",
     False,
     "Replace a non-empty directory, or a path of the other kind (file vs directory), at "
-    '--output (README "Output policy").',
+    '--output (docs/training.md "Output policy").',
 )
 _METADATA = flags.DEFINE_bool("metadata", True, "Write MediaPipe/Android metadata.")
 _QAT_EPOCHS = flags.DEFINE_integer("qat_epochs", 2, "qat: fine-tuning epochs.", lower_bound=1)

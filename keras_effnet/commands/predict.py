@@ -5,7 +5,7 @@ keras-effnet predict --model_path=b0_int8.tflite cat.jpg dog.png --top_k=3 --jso
 
 Labels come from the .tflite metadata or the run's labels.txt. Images are
 resized as MediaPipe Tasks' ImageClassifier does (--resize=training: as in
-training and export verification); README "Predict on a desktop".
+training and export verification); docs/android.md "Predict on a desktop".
 """
 
 import json
