@@ -18,6 +18,9 @@ def _exit_of(body, **kwargs):
     pid = os.fork()
     if pid == 0:  # pragma: no cover (child)
         sys.stderr = os.fdopen(write, "w")  # pytest's capture replaced the real one.
+        # A pytest-xdist worker ignores SIGINT, and a fork inherits that: restore
+        # Python's default, as a command started from a shell has it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             run_main("x.py", body, **kwargs)
             code = 0
