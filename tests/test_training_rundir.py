@@ -139,7 +139,13 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_the_run_resumes(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     for signum, code, word in [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")]:
         proc = subprocess.Popen(
-            _train_script(model_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            _train_script(model_dir),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # A pytest-xdist worker ignores SIGINT and a child inherits that: start the
+            # command with the default handler, as a shell does.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         start = os.path.getmtime(model_dir / "last.keras") if signum == signal.SIGTERM else 0
         deadline = time.time() + 300
