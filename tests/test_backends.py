@@ -81,7 +81,10 @@ def reference(tmp_path_factory):
 # One process per backend (KERAS_BACKEND is read at import) checks both models:
 # a process start and framework import cost more than building the two models.
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+# JAX compiles both models for about a minute: slow. TensorFlow and PyTorch run by default.
+@pytest.mark.parametrize(
+    "backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow), "torch"]
+)
 def test_model_core_runs_and_round_trips_on_backend(backend, reference):
     if backend != "tensorflow" and importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install -e '.[backends]')")

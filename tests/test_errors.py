@@ -48,6 +48,7 @@ def broken_files(tmp_path_factory):
     return {"good": good, "truncated": truncated, "text": text}
 
 
+@pytest.mark.slow  # The probe (tests/test_probe.py) runs these cases for every command.
 def test_cli_truncated_keras_and_text_tflite_are_named(broken_files):
     line = _cli("evaluate.py", f"--model_path={broken_files['truncated']}", "--dataset=digits")
     assert "not a readable .keras archive" in line and "half.keras" in line

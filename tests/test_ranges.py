@@ -33,6 +33,10 @@ def test_quantization_mse_is_rounding_noise_on_the_grid():
     assert ranges.quantization_mse(np.array([0.5, -0.5]), 0.0, 0.0) == 0.25
 
 
+# Trained B0 (swish + SE, where clipping ranges pays) is trained for the slow run only.
+_NEEDS_B0 = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def calibrated_b0():
     images = lib.arrays("train", 200)[0]
@@ -41,6 +45,7 @@ def calibrated_b0():
     return calibrated, refined, summary
 
 
+@_NEEDS_B0
 def test_mse_ranges_only_narrow_activation_ranges(calibrated_b0):
     calibrated, refined, summary = calibrated_b0
     before, after = flatbuf.read_model(calibrated), flatbuf.read_model(refined)
@@ -61,6 +66,7 @@ def test_mse_ranges_only_narrow_activation_ranges(calibrated_b0):
     assert 0.5 <= summary["min_ratio"] <= summary["median_ratio"] <= 1.0
 
 
+@_NEEDS_B0
 def test_mse_ranges_lower_the_int8_error_of_a_b_variant(calibrated_b0):
     calibrated, refined, _ = calibrated_b0
     images, labels = lib.arrays("test")
@@ -72,6 +78,7 @@ def test_mse_ranges_lower_the_int8_error_of_a_b_variant(calibrated_b0):
     assert errors["mse"] < errors["minmax"], errors
 
 
+@_NEEDS_B0
 def test_convert_defaults_to_mse_ranges(calibrated_b0):
     # export.convert's int8 is calibrate -> mse_ranges -> quantize (the same bytes).
     _, refined, _ = calibrated_b0
@@ -79,6 +86,7 @@ def test_convert_defaults_to_mse_ranges(calibrated_b0):
     assert lib.converted("b0", "int8") == expected
 
 
+@_NEEDS_B0
 def test_bad_ranges_and_images_name_the_argument(calibrated_b0):
     with pytest.raises(ValueError, match=r"ranges: expected one of .*got 'p99'"):
         export.convert(lib.savedmodel("b0"), "int8", lib.arrays("train", 8)[0], ranges="p99")
