@@ -165,6 +165,18 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_the_run_resumes(tmp_path):
     assert "resuming after epoch" in out
 
 
+def test_a_folder_of_other_files_is_refused_and_left_alone(tmp_path):
+    from keras_effnet.training import rundir  # pylint: disable=import-outside-toplevel
+
+    (tmp_path / "mine.txt").write_text("the user's\n")
+    with pytest.raises(ConfigError, match="holds no run"):
+        with rundir.claim(str(tmp_path), str(tmp_path)):
+            pass
+    assert os.listdir(tmp_path) == ["mine.txt"]
+    with pytest.raises(OutputError, match="is a file"):
+        io.makedirs(str(tmp_path / "mine.txt" / "run"), "model_dir")
+
+
 def test_a_moved_unfinished_run_resumes(run, capsys):
     """Killed after its last backup, before results.json: the copy elsewhere resumes."""
     dataset, model_dir = run
