@@ -23,6 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = [os.path.join(REPO, "README.md"), *sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))]
 
 
+@functools.lru_cache(maxsize=None)
 def _code_lines(path):
     """Shell lines of the ```bash / ```sh / ``` blocks of a Markdown page, continuations joined."""
     lines, block, pending = [], None, ""
@@ -41,7 +42,7 @@ def _code_lines(path):
             if (pending + line).strip():
                 lines.append(pending + line)
             pending = ""
-    return lines
+    return tuple(lines)
 
 
 def _commands():
@@ -112,9 +113,10 @@ def test_every_script_the_pages_run_exists():
     assert not missing
 
 
+@functools.lru_cache(maxsize=None)
 def _headings(page):
     with open(os.path.join(REPO, page), encoding="utf-8") as f:
-        return [line.lstrip("#").strip().lower() for line in f if line.startswith("#")]
+        return tuple(line.lstrip("#").strip().lower() for line in f if line.startswith("#"))
 
 
 def test_code_cites_only_sections_that_exist():
