@@ -147,11 +147,12 @@ def test_ctrl_c_and_sigterm_exit_cleanly_and_the_run_resumes(tmp_path):
             # command with the default handler, as a shell does.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        start = os.path.getmtime(model_dir / "last.keras") if signum == signal.SIGTERM else 0
+        # The resume point is the backup's metadata, written after last.keras in each epoch.
+        saved = model_dir / "backup" / "training_metadata.json"
+        start = os.path.getmtime(saved) if signum == signal.SIGTERM else 0
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
-            last = model_dir / "last.keras"
-            if last.exists() and os.path.getmtime(last) > start:
+            if saved.exists() and os.path.getmtime(saved) > start:
                 break
             time.sleep(0.05)
         time.sleep(0.3)  # Mid-epoch or mid-save: either must end cleanly.
@@ -197,3 +198,16 @@ def test_a_refusal_after_training_keeps_the_new_run(tmp_path):
                 (tmp_path / f"new_{trained}" / "last.keras").write_bytes(b"an epoch's model")
             raise ConfigError("Split 'test' of dataset is empty.")
         assert os.path.exists(model_dir) == trained
+
+
+def test_a_second_workers_backup_does_not_make_the_run_foreign(tmp_path):
+    """Worker 1 of a multi-worker run may claim `backup_worker1` before the chief claims the run."""
+    from keras_effnet.training import rundir  # pylint: disable=import-outside-toplevel
+
+    (tmp_path / "backup_worker1").mkdir()
+    with rundir.claim(str(tmp_path), str(tmp_path)):
+        pass
+    (tmp_path / "backup_worker1x").mkdir()
+    with pytest.raises(ConfigError, match="holds no run"):
+        with rundir.claim(str(tmp_path), str(tmp_path)):
+            pass

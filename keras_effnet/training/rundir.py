@@ -13,6 +13,7 @@ docs/training.md "The run directory, and runs that survive" and "Output policy":
 import contextlib
 import json
 import os
+import re
 import shutil
 
 from keras_effnet import io
@@ -64,7 +65,10 @@ def _refuse_foreign_files(model_dir):
     others = sorted(
         name
         for name in os.listdir(model_dir)
-        if name != ".lock" and not name.startswith(io.TEMP_PREFIX)
+        if name != ".lock"
+        and not name.startswith(io.TEMP_PREFIX)
+        # Another worker of the same multi-worker run may claim its backup first.
+        and not re.fullmatch(r"backup_worker\d+", name)
     )
     if others:
         raise ConfigError(
