@@ -23,7 +23,7 @@ import re
 import keras
 import numpy as np
 
-from keras_effnet import io, pretrained, variants
+from keras_effnet import io, keras_internals, pretrained, variants
 from keras_effnet.layers import FusedMBConv, MBConv
 
 # (timm module, our sublayer suffix, layout) per block type, in call order.
@@ -93,7 +93,7 @@ def _block_type(block):
 
 def _pairs(model):
     """[(timm module prefix, our layer, layout)] for every weight-bearing layer."""
-    layers = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+    layers = {layer.name: layer for layer in keras_internals.flatten_layers(model)}
     pairs = [(timm, layers.get(ours), kind) for timm, ours, kind in _STEM_HEAD]
     for stage, blocks in _blocks_by_stage(model):
         for index, block in enumerate(blocks):

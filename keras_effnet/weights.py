@@ -16,6 +16,8 @@ import h5py
 import keras
 import numpy as np
 
+from keras_effnet import keras_internals
+
 BASE_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
 V2_BASE_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
@@ -91,7 +93,7 @@ def _load_keras3_weights(model, path):
 def named_layers(model):
     """Maps every layer name in `model`, including nested block sublayers, to its layer."""
     layers = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model):
         layers.setdefault(layer.name, layer)
     return layers
 
