@@ -45,7 +45,7 @@ def _replace_stochastic_depth(layer):
 _REPLACEMENTS = {"StochasticDepth": _replace_stochastic_depth}
 
 
-def register_replacement(class_name, fn):
+def register_replacement(class_name, fn) -> None:
     """Registers `fn(layer) -> standard keras layer` for a leaf custom layer.
 
     `flatten_model` expands composite layers by tracing their `call()`; a
@@ -104,7 +104,7 @@ def _flatten_once(model, replaced):
     return flat, len(expanded)
 
 
-def flatten_model(model, max_depth=8):
+def flatten_model(model, max_depth=8) -> keras.Model:
     """Returns a functional model of standard keras layers only.
 
     Every composite layer is replaced by the nodes its `call()` creates,
@@ -160,7 +160,7 @@ def _check_unique_names(model):
         seen.add(layer.name)
 
 
-def trace_layers(model):
+def trace_layers(model) -> list[tuple[keras.layers.Layer, list[tuple], tuple]]:
     """Runs the flattened graph symbolically; returns [(layer, input_shapes, output_shape)]."""
     flat = flatten_model(model)
     records = []
