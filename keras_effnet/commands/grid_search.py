@@ -53,7 +53,7 @@ _RANK_BY = flags.DEFINE_enum(
 # --dataset, --epochs, --output_dir, ... (keras_effnet.study.MeasureSettings).
 _MEASURE = study_flags.define(GridConfig)
 # `--help` lists this job's flags, then the measurement flags.
-FLAG_MODULES = (__name__, study_flags.__name__)
+FLAG_MODULES = (__name__, study_flags.MODULE)
 # The parent process only schedules cells; each cell's worker imports Keras itself.
 IMPORTS_BACKEND = False
 
