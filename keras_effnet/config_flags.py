@@ -214,22 +214,22 @@ class _AutoFlag(flags.Flag):
         return super()._serialize(value)
 
 
-def _help(field, default):
+def _help(field, required):
     meta = field.metadata
     text = meta["help"]
     if meta["choices"]:
         text = f"<{'|'.join(meta['choices'])}>: {text}"
     if meta["auto"]:
         text += f" auto = {meta['auto']}."
-    if meta["required"]:
+    if required:
         text = f"(required) {text}"
     return text
 
 
-def _make_flag(spec, default):
+def _make_flag(spec, default, required):
     field, meta = spec.field, spec.meta
     kind = _base_type(field)
-    text = _help(field, default)
+    text = _help(field, required)
     serializer = None
     # Choices are shown in the help and checked by the dataclass, whose error names the field
     # the same way from a flag, a config.json or Python.
@@ -245,25 +245,25 @@ def _make_flag(spec, default):
     else:
         parser = flags.ArgumentParser()
     boolean = kind is bool
-    if meta["auto"] and default is None:
-        return _AutoFlag(
-            _AutoParser(parser, field), serializer, spec.name, None, text, boolean=boolean
-        )
+    if meta["auto"] and field.default is None:  # None is auto (a job may default to a value).
+        parser = _AutoParser(parser, field)
+        return _AutoFlag(parser, serializer, spec.name, default, text, boolean=boolean)
     return flags.Flag(parser, serializer, spec.name, default, text, boolean=boolean)
 
 
 class Flags:
     """The flags `define` generated; `config()` builds the configuration back."""
 
-    def __init__(self, config_class, specs_):
+    def __init__(self, config_class, specs_, flag_values=flags.FLAGS):
         self.config_class = config_class
         self.specs = specs_
+        self.flag_values = flag_values
 
     def values(self):
         """{flag name: parsed value} (lists as tuples, "" as None for optional paths)."""
         out = {}
         for spec in self.specs:
-            value = flags.FLAGS[spec.name].value
+            value = self.flag_values[spec.name].value
             if isinstance(value, list):
                 value = tuple(value)
             if value == "" and spec.field.default is None:
@@ -308,7 +308,8 @@ def define(config_class, *, defaults=None, only=None, flag_values=flags.FLAGS):
     Args:
         config_class: a configuration dataclass (nested sections are walked).
         defaults: a subclass or {field: default} whose defaults replace the
-            fields' own (GridConfig's output_dir is not StudyConfig's).
+            fields' own (GridConfig's output_dir is not StudyConfig's); a
+            required field given a default becomes optional.
         only: flag names to define (a job that exposes a subset), None = all.
         flag_values: the absl FlagValues to define them in.
     """
@@ -317,16 +318,13 @@ def define(config_class, *, defaults=None, only=None, flag_values=flags.FLAGS):
     defaults = defaults or {}
     chosen = [s for s in specs(config_class) if only is None or s.name in only]
     for spec in chosen:
-        default = defaults.get(spec.path[-1], spec.field.default)
-        if spec.meta["required"]:
-            default = None
-        flag = _make_flag(spec, default)
+        # A job that gives a required field a default (quickstart's model_dir) makes it optional.
+        required = spec.meta["required"] and spec.path[-1] not in defaults
+        default = None if required else defaults.get(spec.path[-1], spec.field.default)
+        flag = _make_flag(spec, default, required)
         flags.DEFINE_flag(
-            flag,
-            flag_values,
-            module_name=module_name(spec.meta["section"]),
-            required=spec.meta["required"],
+            flag, flag_values, module_name=module_name(spec.meta["section"]), required=required
         )
         for old in spec.meta["old_names"]:
             flags.DEFINE_alias(old, spec.name, flag_values, module_name=ALIAS_MODULE)
-    return Flags(config_class, chosen)
+    return Flags(config_class, chosen, flag_values)

@@ -68,7 +68,9 @@ def run_job(job, args, prog_name=None):
     """Parses `args` with the job's flags and runs its main, as `prog_name` (absl `app.run`).
 
     `--help` (and -h, --helpshort, --helpfull) prints the job's flags and exits 0 before
-    anything heavy is imported; absl's own help flag exits 1 (issue 21).
+    anything heavy is imported; absl's own help flag exits 1 (issue 21). A flag that
+    does not parse (unknown, a bad value, a required one missing) is one line on stderr,
+    "keras-effnet <job>: error: <absl's message naming the flag>", and exit 2.
     """
     module = importlib.import_module(f"keras_effnet.commands.{JOBS[job][0]}")
     prog_name = prog_name or f"{PROG} {job}"
@@ -145,4 +147,10 @@ def _main(module, argv):
         _quiet_import.import_backend_quietly(native_logs=native_logs)
         if not native_logs:
             absl_logging.set_verbosity(absl_logging.WARNING)
-    return module.main(argv)
+    from absl import app
+
+    try:
+        return module.main(argv)
+    except app.UsageError as e:  # A job's own check of its flags: one line, exit 2, as above.
+        print(f"{prog()}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
