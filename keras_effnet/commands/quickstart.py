@@ -52,9 +52,7 @@ def _main():
     result = train(config)
 
     print("== 2/3 evaluate (test split)", flush=True)
-    keras_metrics = evaluate(
-        result.best_model_path, d.dataset, "test", data_dir=d.data_dir
-    )
+    keras_metrics = evaluate(result.best_model_path, d.dataset, "test", data_dir=d.data_dir)
     print(format_table(keras_metrics), flush=True)
 
     print(
