@@ -136,7 +136,9 @@ class DataConfig:
         if not isinstance(self.dataset, str) or not self.dataset:
             fail("dataset", self.dataset, "a non-empty string")
         if self.image_size is not None and (not _is_int(self.image_size) or self.image_size < 32):
-            fail("image_size", self.image_size, "None (auto: native resolution) or an int >= 32")
+            fail(
+                "image_size", self.image_size, "auto (None: the native resolution) or an int >= 32"
+            )
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             fail("batch_size", self.batch_size, "a positive int (per replica)")
         parse_augment(self.augment)
@@ -149,14 +151,14 @@ class DataConfig:
         if self.progressive_stages is not None and (
             not _is_int(self.progressive_stages) or self.progressive_stages < 1
         ):
-            fail("progressive_stages", self.progressive_stages, "None (auto) or a positive int")
+            fail("progressive_stages", self.progressive_stages, "auto (None) or a positive int")
         if self.progressive_start_size is not None and (
             not _is_int(self.progressive_start_size) or self.progressive_start_size < 32
         ):
             fail(
                 "progressive_start_size",
                 self.progressive_start_size,
-                "None (auto) or an int >= 32",
+                "auto (None) or an int >= 32",
             )
 
 
@@ -250,9 +252,9 @@ class ModelConfig:
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
             fail("weights", self.weights, 'None, "imagenet" or a file path')
         if self.freeze_bn not in (None, True, False):
-            fail("freeze_bn", self.freeze_bn, "None (auto), True or False")
+            fail("freeze_bn", self.freeze_bn, "auto (None), True or False")
         if self.head_epochs is not None and (not _is_int(self.head_epochs) or self.head_epochs < 0):
-            fail("head_epochs", self.head_epochs, "None (auto) or an int >= 0")
+            fail("head_epochs", self.head_epochs, "auto (None) or an int >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +371,7 @@ class OptimizerConfig:
         if self.lr_batch_size is not None and (
             not _is_int(self.lr_batch_size) or self.lr_batch_size < 1
         ):
-            fail("lr_batch_size", self.lr_batch_size, "None (auto) or a positive int")
+            fail("lr_batch_size", self.lr_batch_size, "auto (None) or a positive int")
         if self.warmup_epochs is not None:
             _check_range("warmup_epochs", self.warmup_epochs, 0.0, math.inf, high_open=True)
         _check_range("decay_rate", self.decay_rate, 0.0, 1.0, low_open=True)
@@ -386,7 +388,7 @@ class OptimizerConfig:
         if self.ema_momentum is not None:
             _check_range("ema_momentum", self.ema_momentum, 0.0, 1.0, high_open=True)
         if self.bn_images is not None and (not _is_int(self.bn_images) or self.bn_images < 0):
-            fail("bn_images", self.bn_images, "None (auto), 0 (off) or a positive int")
+            fail("bn_images", self.bn_images, "auto (None), 0 (off) or a positive int")
 
 
 @dataclasses.dataclass(frozen=True)
