@@ -12,7 +12,7 @@ from keras_effnet import config_flags
 from keras_effnet.training import config as config_lib
 from keras_effnet.training.config import ExperimentConfig
 
-# The train flags the benchmark uses, with its defaults (keras_effnet/training/sections.py).
+# The train flags the benchmark uses, with its defaults (keras_effnet/training/sections/).
 _CONFIG = config_flags.define(
     ExperimentConfig,
     only=(

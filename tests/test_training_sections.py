@@ -1,4 +1,4 @@
-"""training/sections.py, probed as issue 20 asked: every bad value of every train flag, by name.
+"""training/sections/, probed as issue 20 asked: every bad value of every train flag, by name.
 
 Each case builds a config from flags as scripts/train.py does and must raise one
 `ConfigError` whose single line names the flag (the CLI prints it and exits 2);

@@ -16,7 +16,7 @@ from keras_effnet.config_flags import define, module_name
 from keras_effnet.export_modes import TFLITE_MODES
 from keras_effnet.training.config import ExperimentConfig
 
-# The train flags it passes on, with quickstart's defaults (keras_effnet/training/sections.py).
+# The train flags it passes on, with quickstart's defaults (keras_effnet/training/sections/).
 _CONFIG = define(
     ExperimentConfig,
     only=("model", "dataset", "data_dir", "image_size", "epochs", "batch_size", "model_dir"),

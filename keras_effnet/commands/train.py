@@ -15,7 +15,7 @@ from keras_effnet import commands
 from keras_effnet.config_flags import define, module_name
 from keras_effnet.training.config import ExperimentConfig
 
-# One flag per field of the configuration's sections (keras_effnet/training/sections.py).
+# One flag per field of the configuration's sections (keras_effnet/training/sections/).
 _CONFIG = define(ExperimentConfig)
 # `--help` lists the flags section by section.
 FLAG_MODULES = tuple(module_name(s) for s in ("data", "model", "recipe", "augmentation", "run"))
