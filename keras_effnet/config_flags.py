@@ -99,6 +99,7 @@ def heading(name):
 
 
 def is_option(field):
+    """Whether a dataclass field declares a flag (`option`)."""
     return "section" in field.metadata
 
 
@@ -307,20 +308,23 @@ def define(config_class, *, defaults=None, only=None, flag_values=flags.FLAGS):
 
     Args:
         config_class: a configuration dataclass (nested sections are walked).
-        defaults: a subclass or {field: default} whose defaults replace the
-            fields' own (GridConfig's output_dir is not StudyConfig's); a
-            required field given a default becomes optional.
+        defaults: a subclass of a flat `config_class` whose field defaults
+            replace the fields' own (GridConfig's output_dir is not
+            StudyConfig's), or {flag name: default}; a required flag given a
+            default becomes optional.
         only: flag names to define (a job that exposes a subset), None = all.
         flag_values: the absl FlagValues to define them in.
     """
-    if dataclasses.is_dataclass(defaults):
+    by_field = dataclasses.is_dataclass(defaults)
+    if by_field:
         defaults = {f.name: f.default for f in dataclasses.fields(defaults)}
     defaults = defaults or {}
     chosen = [s for s in specs(config_class) if only is None or s.name in only]
     for spec in chosen:
+        key = spec.path[-1] if by_field else spec.name
         # A job that gives a required field a default (quickstart's model_dir) makes it optional.
-        required = spec.meta["required"] and spec.path[-1] not in defaults
-        default = None if required else defaults.get(spec.path[-1], spec.field.default)
+        required = spec.meta["required"] and key not in defaults
+        default = None if required else defaults.get(key, spec.field.default)
         flag = _make_flag(spec, default, required)
         flags.DEFINE_flag(
             flag, flag_values, module_name=module_name(spec.meta["section"]), required=required

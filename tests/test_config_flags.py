@@ -231,3 +231,20 @@ def test_a_flag_that_does_not_parse_is_one_line_and_exit_2(args, named):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"keras-effnet {args[0]}: error: "), lines
     assert named in lines[0]
+
+
+def test_a_job_can_define_a_subset_with_its_own_defaults():
+    """quickstart's flags: a few train flags, its defaults, model_dir no longer required."""
+    fv = flags.FlagValues()
+    defined = config_flags.define(
+        config_lib.ExperimentConfig,
+        only=("image_size", "epochs", "model_dir"),
+        defaults={"image_size": 64, "epochs": 8, "model_dir": "runs/q"},
+        flag_values=fv,
+    )
+    assert sorted(fv) == ["epochs", "image_size", "model_dir"]
+    fv(["quickstart"])
+    config = defined.config()
+    assert (config.data.image_size, config.run.epochs, config.run.model_dir) == (64, 8, "runs/q")
+    fv(["quickstart", "--image_size=0"])  # Still an auto field: the old 0 reads as auto.
+    assert defined.config().data.image_size is None
