@@ -36,6 +36,8 @@ SECTIONS = {
     "recipe": "optimizer, learning-rate schedule, label smoothing, EMA.",
     "augmentation": "augmentation and progressive learning (EfficientNetV2).",
     "run": "the run directory, length, devices and console.",
+    "study": "the models of the study.",
+    "grid": "the alpha/beta/gamma grid and its candidates.",
     "measurement": "how each cell is trained and measured (study and grid-search).",
 }
 # Old flag names (aliases) are registered here, outside every job's sections, so a job's

@@ -59,15 +59,22 @@ def _train_flags(argv):
     return defined, fv
 
 
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*CLASSES, StudyConfig, GridConfig], ids=lambda c: c.__name__)
 def test_every_field_is_a_flag_with_help_and_a_section(cls):
+    shared = {f.name for f in dataclasses.fields(MeasureSettings)}
     for field in dataclasses.fields(cls):
+        if cls in (StudyConfig, GridConfig) and field.name in shared:
+            continue  # MeasureSettings' flag, this job's default (GridConfig's epochs).
         meta = field.metadata
         assert config_flags.is_option(field), f"{cls.__name__}.{field.name} has no flag metadata"
         assert meta["help"].strip().endswith((".", ")")), (field.name, meta["help"])
         assert meta["section"] in config_flags.SECTIONS, field.name
-        if cls is not MeasureSettings:
-            assert meta["section"] in TRAIN_SECTIONS, field.name
+        expected = {
+            MeasureSettings: ("measurement",),
+            StudyConfig: ("study",),
+            GridConfig: ("grid",),
+        }
+        assert meta["section"] in expected.get(cls, TRAIN_SECTIONS), field.name
 
 
 def test_auto_is_none_exactly_where_auto_has_a_meaning():
@@ -223,6 +230,8 @@ def _job(*args):
         (["train", "--model_dir=x", "--no_such_flag=1"], "no_such_flag"),
         (["study", "--num_threads=two"], "--num_threads"),
         (["grid-search", "--timing_statistic=mean"], "timing_statistic"),
+        (["grid-search", "--order=random"], "order"),
+        (["study", "--phis=1,x"], "phis"),
     ],
 )
 def test_a_flag_that_does_not_parse_is_one_line_and_exit_2(args, named):
