@@ -18,40 +18,13 @@ import keras
 import tensorflow as tf
 
 from keras_effnet import sources, stream
+from keras_effnet.augment_spec import AUGMENTATIONS, parse_augment  # noqa: F401  (re-exported)
 from keras_effnet.errors import ConfigError
 
 # The data API: what a dataset holds, described before anything is loaded.
 from keras_effnet.sources import SPLITS, VALIDATION_FRACTION, DatasetInfo, dataset_info  # noqa: F401
 
-AUGMENTATIONS = ("crop", "flip", "randaugment", "mixup")
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def parse_augment(augment):
-    """Normalizes an augmentation spec to a tuple of names.
-
-    Args:
-        augment: None, "none", "auto", a comma-separated string such as
-            "crop,flip,mixup", or a sequence of names from `AUGMENTATIONS`.
-
-    Returns:
-        ("auto",) for "auto", otherwise a tuple of names in canonical order.
-    """
-    if augment is None:
-        return ()
-    names = augment.split(",") if isinstance(augment, str) else list(augment)
-    names = [str(n).strip().lower() for n in names if str(n).strip()]
-    if names in (["none"], []):
-        return ()
-    if names == ["auto"]:
-        return ("auto",)
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ConfigError(
-            f'`augment` must be "auto", "none" or a comma list of {AUGMENTATIONS}. '
-            f"Received: augment={augment!r}"
-        )
-    return tuple(n for n in AUGMENTATIONS if n in names)
 
 
 def _random_crop(image, min_area, seed):

@@ -8,16 +8,25 @@ Prints a table and, with --output_json, writes the figures.
 
 from absl import app, flags
 
+from keras_effnet import config_flags
 from keras_effnet.training import config as config_lib
+from keras_effnet.training.config import ExperimentConfig
 
-_MODEL = flags.DEFINE_string("model", "lite0", "Variant.")
-_DATASET = flags.DEFINE_string("dataset", "digits", "Dataset (see `keras-effnet train`).")
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Input side.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size per replica.")
-_AUGMENT = flags.DEFINE_string("augment", "crop,flip", "Augmentations in the measured pipeline.")
-_STRATEGY = flags.DEFINE_string("strategy", "auto", "Strategy.")
-_PRECISION = flags.DEFINE_string("precision", "float32", "Precision for the pipeline benchmark.")
+# The train flags the benchmark uses, with its defaults (keras_effnet/training/sections/).
+_CONFIG = config_flags.define(
+    ExperimentConfig,
+    only=(
+        "model",
+        "dataset",
+        "data_dir",
+        "image_size",
+        "batch_size",
+        "augment",
+        "strategy",
+        "precision",
+    ),
+    defaults={"image_size": 64, "batch_size": 32, "augment": "crop,flip"},
+)
 _STEPS = flags.DEFINE_integer("steps", 40, "Timed steps per measurement.")
 _SWITCHES = flags.DEFINE_bool("switches", False, "Benchmark precision / XLA switches instead.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", "", "Write the results here.")
@@ -28,19 +37,7 @@ def main(argv):
     from keras_effnet.bench import input_pipeline as bench
 
     try:
-        config = config_lib.config_from_flags(
-            {
-                "model": _MODEL.value,
-                "dataset": _DATASET.value,
-                "data_dir": _DATA_DIR.value,
-                "image_size": _IMAGE_SIZE.value,
-                "batch_size": _BATCH_SIZE.value,
-                "augment": _AUGMENT.value,
-                "strategy": _STRATEGY.value,
-                "precision": _PRECISION.value,
-                "model_dir": "unused",
-            }
-        )
+        config = _CONFIG.config().replace(run={"model_dir": "unused"})
         if _SWITCHES.value:
             results = bench.benchmark_switches(config, steps=_STEPS.value)
             for r in results:

@@ -1,9 +1,10 @@
-"""training/sections.py, probed as issue 20 asked: every bad value of every train flag, by name.
+"""training/sections/, probed as issue 20 asked: every bad value of every train flag, by name.
 
 Each case builds a config from flags as scripts/train.py does and must raise one
 `ConfigError` whose single line names the flag (the CLI prints it and exits 2);
 zero and negative values are refused unless the flag's help gives them a
-meaning (0 = auto / native / off, -1 = auto). Cheap: no TensorFlow work.
+meaning (0 = off; "auto" is None, and the old spellings 0 / -1 of auto still
+read as None). Cheap: no TensorFlow work.
 """
 
 import pytest
@@ -78,3 +79,31 @@ def test_every_bad_train_flag_is_one_line_naming_it(flag, value):
 )
 def test_documented_zero_and_auto_values_are_accepted(flag, value):
     config_lib.config_from_flags({"model_dir": "r", flag: value})
+
+
+@pytest.mark.parametrize(
+    "section, flag, field, value",
+    [
+        ("data", "image_size", "image_size", 0),
+        ("data", "progressive_stages", "progressive_stages", 0),
+        ("optimizer", "bn_images", "bn_images", -1),
+        ("model", "head_epochs", "head_epochs", -1),
+        ("model", "dropout_rate", "dropout_rate", -1.0),
+        ("optimizer", "lr_batch_size", "lr_batch_size", 0),
+        ("model", "freeze_bn", "freeze_bn", "auto"),
+    ],
+)
+def test_old_spellings_of_auto_become_none(section, flag, field, value):
+    config = config_lib.config_from_flags({"model_dir": "r", flag: value})
+    assert getattr(getattr(config, section), field) is None
+
+
+@pytest.mark.parametrize(
+    "section, field, value",
+    [("data", "image_size", 0), ("model", "head_epochs", -1), ("optimizer", "base_lr", -1.0)],
+)
+def test_the_dataclasses_take_none_for_auto_not_the_old_spellings(section, field, value):
+    cls = type(getattr(config_lib.ExperimentConfig(), section))
+    assert getattr(cls(), field) is None
+    with pytest.raises(ConfigError, match=field):
+        cls(**{field: value})

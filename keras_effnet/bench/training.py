@@ -36,7 +36,7 @@ def train_briefly(
     Args:
         model: a variant name ("b0", "lite0", ...).
         model_dir: the run directory (best.keras, last.keras, config.json, ...).
-        overrides: more training flags (`config.FLAG_FIELDS` names), e.g.
+        overrides: more training flags (`keras-effnet train` flag names), e.g.
             `weights=`, `progressive="on"`, `optimizer="rmsprop"`.
 
     Returns:

@@ -68,7 +68,9 @@ def run_job(job, args, prog_name=None):
     """Parses `args` with the job's flags and runs its main, as `prog_name` (absl `app.run`).
 
     `--help` (and -h, --helpshort, --helpfull) prints the job's flags and exits 0 before
-    anything heavy is imported; absl's own help flag exits 1 (issue 21).
+    anything heavy is imported; absl's own help flag exits 1 (issue 21). A flag that
+    does not parse (unknown, a bad value, a required one missing) is one line on stderr,
+    "keras-effnet <job>: error: <absl's message naming the flag>", and exit 2.
     """
     module = importlib.import_module(f"keras_effnet.commands.{JOBS[job][0]}")
     prog_name = prog_name or f"{PROG} {job}"
@@ -79,21 +81,42 @@ def run_job(job, args, prog_name=None):
         sys.exit(0)
     from absl import app
 
-    app.run(lambda argv: _main(module, argv), argv=sys.argv)
+    app.run(
+        lambda argv: _main(module, argv),
+        argv=sys.argv,
+        flags_parser=lambda argv: _parse_flags(prog_name, argv),
+    )
+
+
+def _parse_flags(prog_name, argv):
+    """absl's flag parsing, its errors as one line and exit 2 (like every user error).
+
+    absl itself prints "FATAL Flags parsing error" and exits 1 (issue 21).
+    """
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        message = " ".join(str(e).split())  # absl's message names the flag; one line.
+        print(f"{prog_name}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 def help_text(module, prog_name, full=False):
     """The job's docstring, then its flags grouped by the module that defines them."""
     from absl import flags
 
+    from keras_effnet.config_flags import heading
+
     doc = (module.__doc__ or "").strip()
     text = [f"usage: {prog_name} [flags]", "", doc, "", "flags:"]
     for name in getattr(module, "FLAG_MODULES", (module.__name__,)):
         # absl heads each group with the module's name: the job's own flags go without a
-        # heading, another module's under the first line of its docstring ("data: ...").
+        # heading, a configuration section under its heading ("data: ...", config_flags).
         lines = flags.FLAGS.module_help(name).strip("\n").splitlines()[1:]
         if name != module.__name__:
-            lines.insert(0, "\n" + sys.modules[name].__doc__.splitlines()[0])
+            lines.insert(0, "\n" + (heading(name) or name))
         text += lines
     if full:
         text += ["", "all flags, absl's included:", flags.FLAGS.get_help()]
@@ -126,4 +149,10 @@ def _main(module, argv):
         _quiet_import.import_backend_quietly(native_logs=native_logs)
         if not native_logs:
             absl_logging.set_verbosity(absl_logging.WARNING)
-    return module.main(argv)
+    from absl import app
+
+    try:
+        return module.main(argv)
+    except app.UsageError as e:  # A job's own check of its flags: one line, exit 2, as above.
+        print(f"{prog()}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)

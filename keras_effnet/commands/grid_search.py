@@ -9,51 +9,19 @@ Prints the chosen coefficients as a buildable expression, e.g.
 grid_results.csv/.json, grid_candidates.png and grid_cells.json (resumable).
 """
 
-import dataclasses
-
-from absl import app, flags
+from absl import app
 
 from keras_effnet import commands
 from keras_effnet.commands import study_flags
+from keras_effnet.config_flags import module_name
 from keras_effnet.study import GridConfig
 
-_D = {f.name: f.default for f in dataclasses.fields(GridConfig)}
-
-_START = flags.DEFINE_float("start", _D["start"], "Grid start (alpha, beta and gamma).")
-_STOP = flags.DEFINE_float("stop", _D["stop"], "Grid end, inclusive.")
-_STEP = flags.DEFINE_float("step", _D["step"], "Grid step.")
-_TARGET = flags.DEFINE_float("target", _D["target"], "Target of alpha*beta^2*gamma^2.")
-_TOLERANCE = flags.DEFINE_float(
-    "tolerance", _D["tolerance"], "Keep |alpha*beta^2*gamma^2 - target| <= tolerance."
-)
-_MAX_CANDIDATES = flags.DEFINE_integer(
-    "max_candidates", _D["max_candidates"], "Train at most this many candidates (0 = all)."
-)
-_ORDER = flags.DEFINE_enum(
-    "order", _D["order"], ["closest", "spread"], "Which candidates survive --max_candidates."
-)
-_INCLUDE_PAPER = flags.DEFINE_bool(
-    "include_paper",
-    _D["include_paper"],
-    "Also try the paper's (1.2, 1.1, 1.15) if within tolerance.",
-)
-_BASE_RESOLUTION = flags.DEFINE_integer(
-    "base_resolution", _D["base_resolution"], "Resolution of the B0 baseline (>= 32)."
-)
-_INCLUDE_BASELINE = flags.DEFINE_bool(
-    "include_baseline", _D["include_baseline"], "Also train the phi=0 baseline."
-)
-_RANK_BY = flags.DEFINE_enum(
-    "rank_by",
-    _D["rank_by"],
-    ["accuracy", "efficiency"],
-    "Ranking that picks the printed coefficients.",
-)
-
+# --start, --stop, --order, ... (GridConfig's own fields).
+_GRID = study_flags.define_own(GridConfig)
 # --dataset, --epochs, --output_dir, ... (keras_effnet.study.MeasureSettings).
 _MEASURE = study_flags.define(GridConfig)
 # `--help` lists this job's flags, then the measurement flags.
-FLAG_MODULES = (__name__, study_flags.__name__)
+FLAG_MODULES = (module_name("grid"), study_flags.MODULE)
 # The parent process only schedules cells; each cell's worker imports Keras itself.
 IMPORTS_BACKEND = False
 
@@ -63,20 +31,7 @@ def main(argv):
     from keras_effnet.study import run_grid_search
 
     try:
-        config = GridConfig(
-            start=_START.value,
-            stop=_STOP.value,
-            step=_STEP.value,
-            target=_TARGET.value,
-            tolerance=_TOLERANCE.value,
-            max_candidates=_MAX_CANDIDATES.value,
-            order=_ORDER.value,
-            include_paper=_INCLUDE_PAPER.value,
-            base_resolution=_BASE_RESOLUTION.value,
-            include_baseline=_INCLUDE_BASELINE.value,
-            rank_by=_RANK_BY.value,
-            **study_flags.values(_MEASURE),
-        )
+        config = GridConfig(**_GRID.field_values(), **study_flags.values(_MEASURE))
     except ValueError as e:
         raise app.UsageError(str(e))
     from keras_effnet.cli import run_main

@@ -12,19 +12,20 @@ import os
 from absl import flags
 
 from keras_effnet import commands
+from keras_effnet.config_flags import define, module_name
 from keras_effnet.export_modes import TFLITE_MODES
+from keras_effnet.training.config import ExperimentConfig
 
-_MODEL = flags.DEFINE_string("model", "lite0", "Variant: b0..b7, lite0..lite4.")
-_DATASET = flags.DEFINE_string(
-    "dataset", "digits", "digits (offline), a class-folder directory, or a TFDS name."
+# The train flags it passes on, with quickstart's defaults (keras_effnet/training/sections/).
+_CONFIG = define(
+    ExperimentConfig,
+    only=("model", "dataset", "data_dir", "image_size", "epochs", "batch_size", "model_dir"),
+    defaults={"image_size": 64, "epochs": 8, "batch_size": 32, "model_dir": "runs/quickstart"},
 )
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Training and export resolution (0 = native).")
-_EPOCHS = flags.DEFINE_integer("epochs", 8, "Training epochs.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size per replica.")
-_MODEL_DIR = flags.DEFINE_string("model_dir", "runs/quickstart", "Run directory (resumable).")
 # An enum, so a bad mode is refused before training, not after it.
 _MODE = flags.DEFINE_enum("mode", "int8", list(TFLITE_MODES), "Export mode of the .tflite.")
+# `--help` lists --mode, then the train flags section by section.
+FLAG_MODULES = (__name__, *(module_name(s) for s in ("data", "model", "run")))
 
 
 def main(argv):
@@ -34,7 +35,7 @@ def main(argv):
     run_main(
         commands.prog(),
         _main,
-        interrupted=f"The last completed epoch is kept in {_MODEL_DIR.value}; "
+        interrupted=f"The last completed epoch is kept in {flags.FLAGS.model_dir}; "
         "re-run the same command to resume.",
     )
 
@@ -42,42 +43,30 @@ def main(argv):
 def _main():
     import keras_effnet  # noqa: F401  (registers the layers for .keras loading)
     from keras_effnet import export
-    from keras_effnet.training import config as config_lib
     from keras_effnet.training import evaluate, train
     from keras_effnet.training.evaluation import format_table
 
-    config = config_lib.config_from_flags(
-        {
-            "model": _MODEL.value,
-            "dataset": _DATASET.value,
-            "data_dir": _DATA_DIR.value,
-            "image_size": _IMAGE_SIZE.value,
-            "epochs": _EPOCHS.value,
-            "batch_size": _BATCH_SIZE.value,
-            "model_dir": _MODEL_DIR.value,
-        }
-    )
+    config = _CONFIG.config()
+    d, model_dir = config.data, config.run.model_dir
     print("== 1/3 train", flush=True)
     result = train(config)
 
     print("== 2/3 evaluate (test split)", flush=True)
-    keras_metrics = evaluate(
-        result.best_model_path, _DATASET.value, "test", data_dir=_DATA_DIR.value
-    )
+    keras_metrics = evaluate(result.best_model_path, d.dataset, "test", data_dir=d.data_dir)
     print(format_table(keras_metrics), flush=True)
 
     print(
         f"== 3/3 export {_MODE.value} .tflite with metadata, verify against the float model",
         flush=True,
     )
-    output = os.path.join(_MODEL_DIR.value, f"{_MODEL.value}_{_MODE.value}.tflite")
+    output = os.path.join(model_dir, f"{config.model.name}_{_MODE.value}.tflite")
     report = export.export_tflite(
         result.best_model_path,
         _MODE.value,
         output,
-        dataset=_DATASET.value,
+        dataset=d.dataset,
         labels=result.labels_path,
-        data_dir=_DATA_DIR.value,
+        data_dir=d.data_dir,
     )
     print(export.format_table([report]), flush=True)
     print(f"wrote {output} and {export.report_path(output)}")

@@ -4,34 +4,32 @@
     keras-effnet train --model=b0 --dataset=tf_flowers --model_dir=runs/b0
     keras-effnet train --model=lite0 --weights=imagenet --dataset=/data/photos --model_dir=runs/p
 
-Re-running the same command resumes an interrupted run.
+Re-running the same command resumes an interrupted run. A flag set to auto is
+decided by the recipe or the dataset; the resolved values are printed and
+recorded in <model_dir>/config.json.
 """
 
 from absl import app, flags
 
 from keras_effnet import commands
-from keras_effnet.commands import train_flags
+from keras_effnet.config_flags import define, module_name
+from keras_effnet.training.config import ExperimentConfig
 
+# One flag per field of the configuration's sections (keras_effnet/training/sections/).
+_CONFIG = define(ExperimentConfig)
 # `--help` lists the flags section by section.
-FLAG_MODULES = tuple(m.__name__ for m in train_flags.SECTIONS)
+FLAG_MODULES = tuple(module_name(s) for s in ("data", "model", "recipe", "augmentation", "run"))
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from keras_effnet.cli import run_main
-    from keras_effnet.training import config as config_lib
     from keras_effnet.training import train
-
-    def body():
-        config = config_lib.config_from_flags(
-            {name: flags.FLAGS[name].value for name in config_lib.FLAG_FIELDS}
-        )
-        train(config)
 
     run_main(
         commands.prog(),
-        body,
+        lambda: train(_CONFIG.config()),
         interrupted=f"The last completed epoch is kept in {flags.FLAGS.model_dir}; "
         "re-run the same command to resume.",
     )

@@ -16,10 +16,13 @@ import math
 import os
 
 from keras_effnet import io, scaling
+from keras_effnet.config_flags import option
 from keras_effnet.study import plots, results, runner, specs
 from keras_effnet.study.runner import MeasureSettings
 
 PREFIX = "grid"
+ORDERS = ("closest", "spread")
+RANKINGS = ("accuracy", "efficiency")
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 _DECIMALS = 6  # Grid values are rounded so that 1.0 + 3 * 0.05 prints as 1.15.
 
@@ -89,7 +92,7 @@ def select_candidates(candidates, max_candidates=0, order="closest", keep=()):
     Returns:
         list of `Candidate` in (alpha, beta, gamma) order.
     """
-    if order not in ("closest", "spread"):
+    if order not in ORDERS:
         raise ValueError(f'`order` must be "closest" or "spread". Received: order={order!r}')
     if not isinstance(max_candidates, int) or max_candidates < 0:
         raise ValueError(
@@ -151,6 +154,11 @@ def coefficients_expression(alpha, beta, gamma, phi=1):
     )
 
 
+def _option(default, help, **kwargs):  # noqa: A002
+    # The flags of `keras-effnet grid-search` (keras_effnet.config_flags).
+    return option(default, help, section="grid", **kwargs)
+
+
 @dataclasses.dataclass(frozen=True)
 class GridConfig(MeasureSettings):
     """The grid search (plus `MeasureSettings`; TFLite off by default).
@@ -171,17 +179,22 @@ class GridConfig(MeasureSettings):
             measured training second) chooses the printed coefficients.
     """
 
-    start: float = 1.0
-    stop: float = 1.4
-    step: float = 0.05
-    target: float = scaling.FLOPS_TARGET
-    tolerance: float = 0.1
-    max_candidates: int = 8
-    order: str = "closest"
-    include_paper: bool = True
-    base_resolution: int = 32
-    include_baseline: bool = True
-    rank_by: str = "accuracy"
+    start: float = _option(1.0, "Grid start (alpha, beta and gamma).")
+    stop: float = _option(1.4, "Grid end, inclusive.")
+    step: float = _option(0.05, "Grid step.")
+    target: float = _option(scaling.FLOPS_TARGET, "Target of alpha*beta^2*gamma^2.")
+    tolerance: float = _option(0.1, "Keep |alpha*beta^2*gamma^2 - target| <= tolerance.")
+    max_candidates: int = _option(8, "Train at most this many candidates (0 = all).")
+    order: str = _option("closest", "Which candidates survive --max_candidates.", choices=ORDERS)
+    include_paper: bool = _option(
+        True, "Also try the paper's (1.2, 1.1, 1.15) if within tolerance."
+    )
+    base_resolution: int = _option(32, "Resolution of the B0 baseline (>= 32).")
+    include_baseline: bool = _option(True, "Also train the phi=0 baseline.")
+    rank_by: str = _option(
+        "accuracy", "Ranking that picks the printed coefficients.", choices=RANKINGS
+    )
+    # MeasureSettings fields with the grid's defaults (their flags: MeasureSettings').
     tflite_modes: tuple = ()
     epochs: int = 1
     timing_repeats: int = 3
@@ -189,7 +202,11 @@ class GridConfig(MeasureSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.rank_by not in ("accuracy", "efficiency"):
+        if self.order not in ORDERS:
+            raise ValueError(
+                f'`order` must be "closest" or "spread". Received: order={self.order!r}'
+            )
+        if self.rank_by not in RANKINGS:
             raise ValueError(
                 f'`rank_by` must be "accuracy" or "efficiency". Received: rank_by={self.rank_by!r}'
             )

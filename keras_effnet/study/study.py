@@ -13,10 +13,25 @@ import dataclasses
 import os
 
 from keras_effnet import io
+from keras_effnet.config_flags import option
 from keras_effnet.study import plots, results, runner, specs
 from keras_effnet.study.runner import MeasureSettings
 
 PREFIX = "study"
+
+
+def _option(default, help, **kwargs):  # noqa: A002
+    # The flags of `keras-effnet study` (keras_effnet.config_flags).
+    return option(default, help, section="study", **kwargs)
+
+
+def _floats(name, values):
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be a comma-separated list of numbers. Received: {name}={values!r}"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,21 +51,26 @@ class StudyConfig(MeasureSettings):
         plots: write the PNG figures.
     """
 
-    models: tuple = ("b0", "b1", "b2", "lite0", "resnet50")
-    phis: tuple = ()
-    alpha: float = 1.2
-    beta: float = 1.1
-    gamma: float = 1.15
-    base_resolution: int = 224
-    lite: bool = False
-    resolution: int = 64
-    resolution_scale: float = 1.0
-    plots: bool = True
+    models: tuple = _option(
+        ("b0", "b1", "b2", "lite0", "resnet50"),
+        "Named models: b0..b7, lite0..lite4, v2b0..v2b3, v2s, v2m, v2l, resnet50 "
+        "(keras.applications).",
+    )
+    phis: tuple = _option((), "Extra keras_effnet.EfficientNet(phi, ...) models.")
+    alpha: float = _option(1.2, "Depth base for --phis.")
+    beta: float = _option(1.1, "Width base for --phis.")
+    gamma: float = _option(1.15, "Resolution base for --phis.")
+    base_resolution: int = _option(224, "phi=0 resolution for --phis.")
+    lite: bool = _option(False, "Build the --phis models as Lite.")
+    resolution: int = _option(64, "Common input side; 0 = native x --resolution_scale.")
+    resolution_scale: float = _option(1.0, "Factor on native resolutions when --resolution=0.")
+    plots: bool = _option(True, "Write the PNG figures.")
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "models", tuple(self.models))
-        object.__setattr__(self, "phis", tuple(float(p) for p in self.phis))
+        # A trailing comma (`--models=b0,`) leaves an empty name: dropped.
+        object.__setattr__(self, "models", tuple(m for m in self.models if m))
+        object.__setattr__(self, "phis", _floats("phis", self.phis))
         if not self.models and not self.phis:
             raise ValueError(
                 "Nothing to measure: give `models` and/or `phis`. "

@@ -5,12 +5,16 @@ construction: `sections`) describes a run. `keras-effnet train` fills it from fl
 `train()` resolves every "auto" value against the dataset and the strategy
 (`resolve`) and dumps the result to `model_dir/config.json`, so a run can be
 read back (`ExperimentConfig.from_dict`) and compared when it resumes.
+
+The flags are generated from the sections' field metadata (`config_flags`), so
+this module imports no TensorFlow: `keras-effnet train --help` imports it.
 """
 
 import dataclasses
 import json
 
-from keras_effnet.data import AUGMENTATIONS, parse_augment  # noqa: F401  (re-exported)
+from keras_effnet.augment_spec import AUGMENTATIONS, parse_augment  # noqa: F401  (re-exported)
+from keras_effnet.config_flags import build, flag_fields, normalize
 from keras_effnet.errors import ConfigError  # noqa: F401  (the same class, kept importable here)
 from keras_effnet.training.sections import (
     DataConfig,
@@ -56,7 +60,11 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Builds a config from `to_dict()` output; unknown keys are errors."""
+        """Builds a config from `to_dict()` output; unknown keys are errors.
+
+        Old auto spellings (-1, 0: config.json of runs before auto became None)
+        read as None, so those runs resume.
+        """
         sections = {}
         for key, value in values.items():
             if key not in _SECTIONS:
@@ -66,7 +74,7 @@ class ExperimentConfig:
             unknown = sorted(set(value) - names)
             if unknown:
                 fail(f"{key} config keys", unknown, f"a subset of {sorted(names)}")
-            sections[key] = section(**value)
+            sections[key] = section(**normalize(section, value))
         return cls(**sections)
 
     def replace(self, **sections):
@@ -92,69 +100,22 @@ def config_differences(old, new, ignore=RUNTIME_FIELDS):
     return diffs
 
 
-# Flat flag name -> (section, field): the command-line surface of a config.
-FLAG_FIELDS = {
-    "dataset": ("data", "dataset"),
-    "data_dir": ("data", "data_dir"),
-    "image_size": ("data", "image_size"),
-    "batch_size": ("data", "batch_size"),
-    "augment": ("data", "augment"),
-    "crop_min_area": ("data", "crop_min_area"),
-    "randaugment_magnitude": ("data", "randaugment_magnitude"),
-    "mixup_alpha": ("data", "mixup_alpha"),
-    "cache": ("data", "cache"),
-    "progressive": ("data", "progressive"),
-    "progressive_stages": ("data", "progressive_stages"),
-    "progressive_start_size": ("data", "progressive_start_size"),
-    "model": ("model", "name"),
-    "width": ("model", "width"),
-    "depth": ("model", "depth"),
-    "weights": ("model", "weights"),
-    "dropout_rate": ("model", "dropout_rate"),
-    "drop_connect_rate": ("model", "drop_connect_rate"),
-    "sync_bn": ("model", "sync_bn"),
-    "freeze_bn": ("model", "freeze_bn"),
-    "head_epochs": ("model", "head_epochs"),
-    "recipe": ("optimizer", "recipe"),
-    "bn_images": ("optimizer", "bn_images"),
-    "optimizer": ("optimizer", "name"),
-    "base_lr": ("optimizer", "base_lr"),
-    "lr_batch_size": ("optimizer", "lr_batch_size"),
-    "lr_schedule": ("optimizer", "schedule"),
-    "warmup_epochs": ("optimizer", "warmup_epochs"),
-    "decay_rate": ("optimizer", "decay_rate"),
-    "decay_epochs": ("optimizer", "decay_epochs"),
-    "rho": ("optimizer", "rho"),
-    "momentum": ("optimizer", "momentum"),
-    "epsilon": ("optimizer", "epsilon"),
-    "label_smoothing": ("optimizer", "label_smoothing"),
-    "weight_decay": ("optimizer", "weight_decay"),
-    "ema_momentum": ("optimizer", "ema_momentum"),
-    "model_dir": ("run", "model_dir"),
-    "epochs": ("run", "epochs"),
-    "steps_per_epoch": ("run", "steps_per_epoch"),
-    "strategy": ("run", "strategy"),
-    "cpu_devices": ("run", "cpu_devices"),
-    "precision": ("run", "precision"),
-    "jit_compile": ("run", "jit_compile"),
-    "seed": ("run", "seed"),
-    "verbose": ("run", "verbose"),
-    "eval_split": ("run", "eval_split"),
-}
-
-
 def config_from_flags(values):
-    """Builds an `ExperimentConfig` from {flag name: value} (see `FLAG_FIELDS`).
+    """Builds an `ExperimentConfig` from {flag name: value} (the flags of `keras-effnet train`).
 
     Flags absent from `values` keep their defaults; unknown names are errors.
-    Empty strings for optional paths (data_dir, weights) mean None.
+    Empty strings for optional paths (data_dir, weights) mean None; "auto" and
+    the old spellings of auto (-1, 0) mean None.
     """
-    sections = {}
-    for name, value in values.items():
-        if name not in FLAG_FIELDS:
-            fail("flag", name, f"one of {sorted(FLAG_FIELDS)}")
-        section, field = FLAG_FIELDS[name]
-        if field in ("data_dir", "weights") and value == "":
-            value = None
-        sections.setdefault(section, {})[field] = value
-    return ExperimentConfig().replace(**sections)
+    names = flag_fields(ExperimentConfig)
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        fail("flag", unknown[0], f"one of {sorted(names)}")
+    values = {
+        name: None if value == "" and names[name] in _OPTIONAL_PATHS else value
+        for name, value in values.items()
+    }
+    return build(ExperimentConfig, values)
+
+
+_OPTIONAL_PATHS = (("data", "data_dir"), ("model", "weights"))

@@ -33,7 +33,6 @@ from keras_effnet.training import callbacks as cb
 from keras_effnet.training import fitting, modeling, progressive, recipe, rundir
 from keras_effnet.training.builders import build_training_model, make_datasets
 from keras_effnet.training.evaluation import evaluate
-from keras_effnet.training.sections import AUTO
 from keras_effnet.training.strategy import (
     make_strategy,
     precision_policy,
@@ -102,8 +101,9 @@ class TrainResult:
         )
 
 
-def _auto(value):
-    return value in (AUTO, "auto")
+def _pick(value, auto):
+    """`value`, or `auto` where it is None ("auto": the recipe or the dataset decides)."""
+    return auto if value is None else value
 
 
 def resolve(config, info, num_replicas):
@@ -117,15 +117,13 @@ def resolve(config, info, num_replicas):
         )
     weights = config.model.weights
     image_size = config.data.image_size or modeling.weights_resolution(weights, variant)
-    freeze_bn = bool(weights) if config.model.freeze_bn is None else config.model.freeze_bn
+    freeze_bn = _pick(config.model.freeze_bn, bool(weights))
     head_epochs = (
         recipe.auto_head_epochs(config.run.epochs, weights)
-        if _auto(config.model.head_epochs)
+        if config.model.head_epochs is None
         else min(config.model.head_epochs, config.run.epochs)
     )
-    crop_min_area = (
-        recipe.AUTO_CROP_MIN_AREA if _auto(config.data.crop_min_area) else config.data.crop_min_area
-    )
+    crop_min_area = _pick(config.data.crop_min_area, recipe.AUTO_CROP_MIN_AREA)
     global_batch = config.data.batch_size * num_replicas
     train_examples = info.splits["train"]
     steps = config.run.steps_per_epoch or train_examples // global_batch
@@ -142,29 +140,29 @@ def resolve(config, info, num_replicas):
     opt = config.optimizer
     name = recipe.recipe_name(opt.recipe, config.model.weights)
     table = recipe.RECIPES[name]
-    pick = {
-        key: table[key] if _auto(getattr(opt, key)) else getattr(opt, key)
-        for key in ("name", "base_lr", "schedule", "label_smoothing", "weight_decay")
-    }
-    lr_batch = opt.lr_batch_size or table["lr_batch_size"]
+    pick = {key: getattr(opt, key) for key in ("name", "schedule")}  # Enums: "auto".
+    pick = {key: table[key] if value == "auto" else value for key, value in pick.items()}
+    for key in ("base_lr", "label_smoothing", "weight_decay"):  # None = auto.
+        pick[key] = _pick(getattr(opt, key), table[key])
+    lr_batch = _pick(opt.lr_batch_size, table["lr_batch_size"])
     warmup = (
         recipe.auto_warmup_epochs(config.run.epochs)
-        if _auto(opt.warmup_epochs)
+        if opt.warmup_epochs is None
         else opt.warmup_epochs
     )
     ema = (
         recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
-        if _auto(opt.ema_momentum)
+        if opt.ema_momentum is None
         else opt.ema_momentum
     )
-    if _auto(opt.bn_images):  # Frozen BatchNorm keeps the source model's statistics.
+    if opt.bn_images is None:  # Frozen BatchNorm keeps the source model's statistics.
         bn_images = 0 if freeze_bn else min(recipe.AUTO_BN_IMAGES, train_examples)
     else:
         bn_images = opt.bn_images
-    dropout = config.model.dropout_rate if config.model.dropout_rate >= 0 else variant.dropout
+    dropout = _pick(config.model.dropout_rate, variant.dropout)
     drop_connect = (
         recipe.auto_drop_connect(total)
-        if _auto(config.model.drop_connect_rate)
+        if config.model.drop_connect_rate is None
         else config.model.drop_connect_rate
     )
     if config.run.eval_split != "auto":

@@ -59,20 +59,20 @@ def build_model(model_config, num_classes, image_size):
     `keras_effnet.build_efficientnet` (the Lite switches follow the variant).
     """
     variant = variants.get_variant(model_config.name)
-    dropout = variant.dropout if model_config.dropout_rate < 0 else model_config.dropout_rate
+    dropout = variant.dropout if model_config.dropout_rate is None else model_config.dropout_rate
     kwargs = dict(
         input_shape=(image_size, image_size, 3),
         classes=num_classes,
         weights=None,
         dropout_rate=dropout,
-        # Unresolved "auto" (-1) builds the paper's rate; `train` resolves it first.
+        # Unresolved "auto" (None) builds the paper's rate; `train` resolves it first.
         drop_connect_rate=0.2
-        if model_config.drop_connect_rate < 0
+        if model_config.drop_connect_rate is None
         else model_config.drop_connect_rate,
         # The normalization the starting weights were trained with (docs/training.md "Fine-tuning").
         input_normalization=weights_normalization(model_config.weights, variant.name),
     )
-    if model_config.width or model_config.depth:
+    if model_config.width is not None or model_config.depth is not None:  # None: the variant's.
         model = keras_effnet.build_efficientnet(
             model_config.width or variant.width,
             model_config.depth or variant.depth,
@@ -152,7 +152,8 @@ def _source_model(weights, model_config, image_size):
         variant = variants.get_variant(model_config.name)
         kwargs = dict(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
         try:
-            if model_config.width or model_config.depth:  # custom scaling: local files only
+            # Custom scaling (a width or depth given): local files only.
+            if model_config.width is not None or model_config.depth is not None:
                 return keras_effnet.build_efficientnet(
                     model_config.width or variant.width,
                     model_config.depth or variant.depth,

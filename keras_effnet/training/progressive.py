@@ -171,12 +171,13 @@ def resolve_stages(data_config, epochs, image_size, dropout_rate, total_steps):
     """
     d = data_config
     mode, why = d.progressive, f"--progressive={d.progressive}"
-    count = d.progressive_stages or AUTO_STAGES
+    count = AUTO_STAGES if d.progressive_stages is None else d.progressive_stages
     if mode == "auto":
         mode, why = auto_mode(image_size, epochs, count, total_steps)
         why = f"auto: {why}"
-    start = d.progressive_start_size or auto_start_size(image_size)
-    if mode == "on" and not d.progressive_start_size and start >= image_size:
+    auto_start = d.progressive_start_size is None
+    start = auto_start_size(image_size) if auto_start else d.progressive_start_size
+    if mode == "on" and auto_start and start >= image_size:
         raise ConfigError(
             f"Progressive learning needs an image size of at least {2 * MIN_SIZE} px to start "
             f"smaller (image_size={image_size}). Received: progressive='on'"
