@@ -8,6 +8,13 @@ parsed, so `--help` never imports TensorFlow (issue 21).
 import os
 
 _done = False
+# Whether the user set TF_CPP_MIN_LOG_LEVEL: read before `import_backend_quietly` sets it.
+_USER_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+
+
+def native_logs_requested():
+    """The user asked for TensorFlow's own logs (TF_CPP_MIN_LOG_LEVEL or KERAS_EFFNET_NATIVE_LOGS)."""
+    return _USER_LOG_LEVEL or os.environ.get("KERAS_EFFNET_NATIVE_LOGS") == "1"
 
 
 def import_backend_quietly(native_logs=False):
@@ -29,7 +36,7 @@ def import_backend_quietly(native_logs=False):
     _done = True
     if native_logs:
         os.environ["KERAS_EFFNET_NATIVE_LOGS"] = "1"
-    if native_logs or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if native_logs or _USER_LOG_LEVEL:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"  # Later INFO lines off; warnings still show.
     from keras_effnet import console

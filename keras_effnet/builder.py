@@ -50,7 +50,7 @@ class Plan:
     preprocessing: str
     depthwise_name: str = "dwconv"
 
-    def parameters(self, classes=1000, include_top=True, include_preprocessing=True):
+    def parameters(self, classes=1000, include_top=True, include_preprocessing=True) -> int:
         """Parameters of the built model (see `plan_parameters`)."""
         return plan_parameters(
             self.blocks,
@@ -63,7 +63,9 @@ class Plan:
         )
 
 
-def scale_blocks(stages, width, depth, drop_connect_rate=0.2, lite=False, divisor=8, guard=True):
+def scale_blocks(
+    stages, width, depth, drop_connect_rate=0.2, lite=False, divisor=8, guard=True
+) -> list[BlockArgs]:
     """Expands baseline stages into scaled blocks.
 
     Args:
@@ -111,7 +113,7 @@ def scale_blocks(stages, width, depth, drop_connect_rate=0.2, lite=False, diviso
     return blocks
 
 
-def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1"):
+def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1") -> Plan:
     """The plan of the network `baseline` scaled by (width, depth).
 
     Args:
@@ -155,7 +157,7 @@ def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1"):
     )
 
 
-def block_parameters(args):
+def block_parameters(args) -> int:
     """Parameters of one block (expand, spatial conv, squeeze-excite, project, BatchNorms)."""
     expanded = args.filters_in * args.expand_ratio
     count = 0
@@ -189,7 +191,7 @@ def plan_parameters(
     include_top=True,
     include_preprocessing=True,
     preprocessing="normalization",
-):
+) -> int:
     """Parameters of the network a plan describes, without building it.
 
     Counts what `network.build_efficientnet` builds (BatchNorm's 4 per channel,

@@ -23,7 +23,7 @@ import re
 import keras
 import numpy as np
 
-from keras_effnet import io, pretrained, variants
+from keras_effnet import io, keras_internals, pretrained, variants
 from keras_effnet.layers import FusedMBConv, MBConv
 
 # (timm module, our sublayer suffix, layout) per block type, in call order.
@@ -50,7 +50,7 @@ _BN = (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
 _IGNORED = ("num_batches_tracked",)
 
 
-def read_safetensors(path):
+def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Reads a `.safetensors` file into ({name: numpy array}, header metadata).
 
     Raises:
@@ -93,7 +93,7 @@ def _block_type(block):
 
 def _pairs(model):
     """[(timm module prefix, our layer, layout)] for every weight-bearing layer."""
-    layers = {layer.name: layer for layer in model._flatten_layers(include_self=False)}
+    layers = {layer.name: layer for layer in keras_internals.flatten_layers(model)}
     pairs = [(timm, layers.get(ours), kind) for timm, ours, kind in _STEM_HEAD]
     for stage, blocks in _blocks_by_stage(model):
         for index, block in enumerate(blocks):
@@ -149,7 +149,7 @@ def _tensor_map(model):
     }
 
 
-def load_timm_state(model, tensors, path):
+def load_timm_state(model, tensors, path) -> int:
     """Assigns a timm state dict (numpy arrays) to `model`, all or nothing.
 
     Every weight of the model must be in the file with the right shape, and
@@ -195,7 +195,7 @@ def load_timm_state(model, tensors, path):
     return len(assignments)
 
 
-def timm_state(model):
+def timm_state(model) -> dict[str, np.ndarray]:
     """`model`'s weights as a timm state dict of numpy arrays (PyTorch layouts)."""
     state = {}
     for name, (variable, kind) in _tensor_map(model).items():
@@ -206,7 +206,7 @@ def timm_state(model):
     return state
 
 
-def model_normalization(model):
+def model_normalization(model) -> pretrained.InputNormalization | None:
     """The `pretrained.InputNormalization` of `model`'s in-graph preprocessing, or None.
 
     Read from its "normalization" layer (B0-B7, Lite, V2-B: mean and
@@ -236,7 +236,9 @@ def _timm_architecture(model_name):
     return ""
 
 
-def save_timm_safetensors(model, path, *, architecture="", normalization=None, overwrite=False):
+def save_timm_safetensors(
+    model, path, *, architecture="", normalization=None, overwrite=False
+) -> str | os.PathLike:
     """Writes `model`'s weights as a timm-format `.safetensors` file, atomically.
 
     Args:

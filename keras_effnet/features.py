@@ -6,7 +6,7 @@ import keras
 FEATURE_STRIDES = {"P1": 2, "P2": 4, "P3": 8, "P4": 16, "P5": 32}
 
 
-def feature_layer_names(model):
+def feature_layer_names(model) -> dict[str, str]:
     """Names of the last layer at each output stride (P1..P5) of an EfficientNet.
 
     The last block before every stride change, and `top_activation` for P5
@@ -28,7 +28,7 @@ def feature_layer_names(model):
     return names
 
 
-def feature_extractor(model):
+def feature_extractor(model) -> keras.Model:
     """Returns a model mapping images to {"P1": ..., "P5": ...} feature maps.
 
     Example::

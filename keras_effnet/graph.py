@@ -15,11 +15,21 @@ import inspect
 
 import keras
 
+from keras_effnet import keras_internals
+
 
 def _is_standard(layer):
-    """True for built-in keras layers (not models, not user subclasses)."""
-    module = type(layer).__module__
-    return module.startswith("keras.src.layers.") and not isinstance(layer, keras.Model)
+    """True for built-in keras layers (not models, not user subclasses).
+
+    Built-in means the class itself is exported as `keras.layers.<name>`:
+    a subclass (ours or a user's) is not, and neither is `keras.Model`.
+    """
+    cls = type(layer)
+    return (
+        cls is not keras.layers.Layer
+        and getattr(keras.layers, cls.__name__, None) is cls
+        and not isinstance(layer, keras.Model)
+    )
 
 
 def _replace_stochastic_depth(layer):
@@ -35,7 +45,7 @@ def _replace_stochastic_depth(layer):
 _REPLACEMENTS = {"StochasticDepth": _replace_stochastic_depth}
 
 
-def register_replacement(class_name, fn):
+def register_replacement(class_name, fn) -> None:
     """Registers `fn(layer) -> standard keras layer` for a leaf custom layer.
 
     `flatten_model` expands composite layers by tracing their `call()`; a
@@ -43,14 +53,6 @@ def register_replacement(class_name, fn):
     equivalent standard layer (same name, same weights) to stand in for it.
     """
     _REPLACEMENTS[class_name] = fn
-
-
-def _sublayers(layer):
-    return list(
-        layer._flatten_layers(  # pylint: disable=protected-access
-            include_self=False, recursive=False
-        )
-    )
 
 
 def _traced_call(layer):
@@ -69,40 +71,40 @@ def _flatten_once(model, replaced):
     """One re-trace; returns (new_model, number_of_layers_expanded)."""
     expanded = []
 
-    def operation_fn(op):
-        if isinstance(op, keras.layers.InputLayer):
-            return op
+    def keep(op):  # clone_model's clone_function: share every layer
         if not isinstance(op, keras.layers.Layer):
             raise ValueError(
                 f"flatten_model: model {model.name!r} contains the raw "
                 f"operation {op.name!r} ({type(op).__name__}); only layer "
                 "calls can be translated. Wrap it in a keras layer."
             )
-        if _is_standard(op):
-            return op
+        return op
+
+    def call(op, *args, **kwargs):  # clone_model's call_function
+        if isinstance(op, keras.layers.InputLayer) or _is_standard(op):
+            return op(*args, **kwargs)
         expanded.append(op.name)
         class_name = type(op).__name__
         if class_name in _REPLACEMENTS:
             if op.name not in replaced:
                 replaced[op.name] = _REPLACEMENTS[class_name](op)
-            return replaced[op.name]
-        if not _sublayers(op):
+            return replaced[op.name](*args, **kwargs)
+        if not keras_internals.sublayers(op):
             raise ValueError(
                 f"flatten_model: layer {op.name!r} ({class_name}) computes "
                 "without sublayers and has no registered replacement; see "
                 "register_replacement"
             )
-        return _traced_call(op)
+        return _traced_call(op)(*args, **kwargs)
 
-    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in model.inputs]
-    outputs = model._run_through_graph(  # pylint: disable=protected-access
-        inputs, operation_fn=operation_fn
-    )
-    flat = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+    # A fresh functional view of the same graph: clone_model would also copy
+    # the compile state of a compiled model, which flattening must not do.
+    graph = keras.Model(model.input, model.output, name=model.name)
+    flat = keras.models.clone_model(graph, clone_function=keep, call_function=call)
     return flat, len(expanded)
 
 
-def flatten_model(model, max_depth=8):
+def flatten_model(model, max_depth=8) -> keras.Model:
     """Returns a functional model of standard keras layers only.
 
     Every composite layer is replaced by the nodes its `call()` creates,
@@ -120,7 +122,7 @@ def flatten_model(model, max_depth=8):
       ValueError: If `model` is not functional, uses raw `keras.ops` nodes,
         or nests deeper than `max_depth`.
     """
-    if not hasattr(model, "_run_through_graph") or not model.inputs:
+    if not _is_functional(model):
         raise ValueError(
             f"flatten_model: model must be a built functional keras.Model, "
             f"got {type(model).__name__}"
@@ -137,6 +139,16 @@ def flatten_model(model, max_depth=8):
     )
 
 
+def _is_functional(model):
+    """A built functional model: the kind `keras.models.clone_model` re-traces."""
+    if not isinstance(model, keras.Model) or isinstance(model, keras.Sequential):
+        return False
+    try:
+        return bool(model.inputs)
+    except AttributeError:  # a subclassed model has no graph
+        return False
+
+
 def _check_unique_names(model):
     seen = set()
     for layer in model.layers:
@@ -148,20 +160,16 @@ def _check_unique_names(model):
         seen.add(layer.name)
 
 
-def trace_layers(model):
+def trace_layers(model) -> list[tuple[keras.layers.Layer, list[tuple], tuple]]:
     """Runs the flattened graph symbolically; returns [(layer, input_shapes, output_shape)]."""
     flat = flatten_model(model)
     records = []
 
-    def record(op):
-        def wrapped(*args, **kwargs):
-            out = op(*args, **kwargs)
-            ins = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
-            records.append((op, [tuple(t.shape) for t in ins], tuple(out.shape)))
-            return out
+    def record(op, *args, **kwargs):
+        out = op(*args, **kwargs)
+        ins = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
+        records.append((op, [tuple(t.shape) for t in ins], tuple(out.shape)))
+        return out
 
-        return wrapped
-
-    inputs = [keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name) for x in flat.inputs]
-    flat._run_through_graph(inputs, operation_fn=record)  # pylint: disable=protected-access
+    keras.models.clone_model(flat, clone_function=lambda op: op, call_function=record)
     return records

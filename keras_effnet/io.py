@@ -24,8 +24,13 @@ import os
 import re
 import shutil
 import zipfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from keras_effnet.errors import ConfigError, OutputError
+
+if TYPE_CHECKING:  # annotations only: `--help` never imports Keras (issue 21)
+    import keras
 
 TEMP_PREFIX = ".tmp-"  # Every temporary name starts with this + the writer's pid + "-".
 LOCK_NAME = ".lock"
@@ -42,7 +47,7 @@ _FS_ERRNOS = {
 }
 
 
-def as_output_error(error, path, argument="output", *, unchanged=True):
+def as_output_error(error, path, argument="output", *, unchanged=True) -> OutputError | None:
     """The one-line `OutputError` of a file system refusal (`_FS_ERRNOS`), else None.
 
     `unchanged`: the write went through this module, so the old artifact is intact (say so).
@@ -63,7 +68,7 @@ def as_output_error(error, path, argument="output", *, unchanged=True):
 
 
 @contextlib.contextmanager
-def output_errors(path, argument="output"):
+def output_errors(path, argument="output") -> Iterator[None]:
     """Turns the file system's refusals (`_FS_ERRNOS`) into one `OutputError` naming `path`."""
     try:
         yield
@@ -80,7 +85,7 @@ def _kind(path):
     return "directory" if os.path.isdir(path) and not os.path.islink(path) else "file"
 
 
-def check_output(path, kind="file", *, overwrite=False, argument="output"):
+def check_output(path, kind="file", *, overwrite=False, argument="output") -> str:
     """Refuses a write the user did not ask for, before any work is done.
 
     Args:
@@ -113,7 +118,7 @@ def check_output(path, kind="file", *, overwrite=False, argument="output"):
     return path
 
 
-def makedirs(path, argument="output"):
+def makedirs(path, argument="output") -> None:
     """`os.makedirs(path, exist_ok=True)`, with the file system's refusals as `OutputError`."""
     with output_errors(path, argument):
         try:
@@ -128,7 +133,7 @@ def makedirs(path, argument="output"):
             ) from None
 
 
-def temp_path(path, suffix=""):
+def temp_path(path, suffix="") -> str:
     """A per-process temporary name beside `path` (same directory, so rename is atomic)."""
     directory, name = os.path.split(os.fspath(path))
     return os.path.join(directory or ".", f"{TEMP_PREFIX}{os.getpid()}-{name}{suffix}")
@@ -185,7 +190,7 @@ def _temporary(path, suffix="", argument="output"):
             _remove(tmp)
 
 
-def write_bytes_atomic(path, data, *, overwrite=False, argument="output"):
+def write_bytes_atomic(path, data, *, overwrite=False, argument="output") -> None:
     """Writes `data` to `path` via a temporary file in the same directory + rename.
 
     Refused (`check_output`) when `path` is a directory unless `overwrite`.
@@ -202,12 +207,12 @@ def write_bytes_atomic(path, data, *, overwrite=False, argument="output"):
         _swap_in(tmp, path)
 
 
-def write_text_atomic(path, text, **kwargs):
+def write_text_atomic(path, text, **kwargs) -> None:
     """Writes UTF-8 `text` to `path` atomically (see `write_bytes_atomic`)."""
     write_bytes_atomic(path, text.encode("utf8"), **kwargs)
 
 
-def write_json_atomic(path, obj, **kwargs):
+def write_json_atomic(path, obj, **kwargs) -> None:
     """Writes `obj` as indented JSON to `path` atomically (see `write_bytes_atomic`)."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", **kwargs)
 
@@ -220,19 +225,19 @@ def _save_atomic(save, path, suffix, overwrite):
         _swap_in(tmp, path)
 
 
-def save_model_atomic(model, path, *, overwrite=False):
+def save_model_atomic(model, path, *, overwrite=False) -> None:
     """`model.save(path)` through a temporary .keras file in the same directory."""
     _save_atomic(model.save, path, ".keras", overwrite)
 
 
-def save_weights_atomic(model, path, *, overwrite=False):
+def save_weights_atomic(model, path, *, overwrite=False) -> None:
     """`model.save_weights(path)` through a temporary .weights.h5 file in the same directory."""
     _save_atomic(
         lambda tmp: model.save_weights(tmp, overwrite=True), path, ".weights.h5", overwrite
     )
 
 
-def copy_atomic(src, dst, *, overwrite=False):
+def copy_atomic(src, dst, *, overwrite=False) -> None:
     """Copies `src` to `dst`; readers see the old or the new file, never half of one."""
     dst = check_output(dst, "file", overwrite=overwrite)
     with _temporary(dst) as tmp:
@@ -243,7 +248,7 @@ def copy_atomic(src, dst, *, overwrite=False):
 
 
 @contextlib.contextmanager
-def atomic_directory(path, *, overwrite=False, argument="output"):
+def atomic_directory(path, *, overwrite=False, argument="output") -> Iterator[str]:
     """Yields a temporary directory beside `path`; on success it becomes `path`.
 
     Refused (`check_output`) when `path` is a non-empty directory or a file,
@@ -268,7 +273,7 @@ def _alive(pid):
     return True
 
 
-def remove_stale_temp_files(directory, target=None):
+def remove_stale_temp_files(directory, target=None) -> list[str]:
     """Deletes temporary files and directories a killed process left in `directory`.
 
     Returns the names removed. Only names made by `temp_path` (prefix
@@ -326,7 +331,7 @@ class DirectoryLock:
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 
-    def release(self):
+    def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # Closing the last descriptor releases the flock.
             self._fd = None
@@ -338,12 +343,12 @@ class DirectoryLock:
         self.release()
 
 
-def lock_directory(directory, argument="model_dir"):
+def lock_directory(directory, argument="model_dir") -> DirectoryLock:
     """Takes the one-writer lock of `directory` (see `DirectoryLock`); raises `OutputError`."""
     return DirectoryLock(os.fspath(directory), argument)
 
 
-def load_model(path, argument="model"):
+def load_model(path, argument="model") -> "keras.Model":
     """Loads a `.keras` file (ours or any Keras 3 model), with one clear error when it cannot.
 
     Args:

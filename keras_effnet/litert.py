@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from ai_edge_litert import interpreter as litert
@@ -20,7 +21,7 @@ from keras_effnet import console
 from keras_effnet.errors import ConfigError
 
 
-def read_flatbuffer(tflite, argument="tflite"):
+def read_flatbuffer(tflite, argument="tflite") -> bytes:
     """Bytes of a .tflite given as bytes or a path (ConfigError naming `argument`)."""
     if isinstance(tflite, (bytes, bytearray, memoryview)):
         return bytes(tflite)
@@ -31,7 +32,7 @@ def read_flatbuffer(tflite, argument="tflite"):
         return f.read()
 
 
-def quantize(values, dtype, scale, zero_point):
+def quantize(values, dtype, scale, zero_point) -> np.ndarray:
     """Float values as a tensor of `dtype` with (scale, zero_point) stores them."""
     dtype = np.dtype(dtype)
     if dtype == np.float32 or not scale:
@@ -41,7 +42,7 @@ def quantize(values, dtype, scale, zero_point):
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
-def dequantize(values, scale, zero_point):
+def dequantize(values, scale, zero_point) -> np.ndarray:
     """Integer tensor values back to float32 (float values pass through)."""
     values = np.asarray(values)
     if values.dtype == np.float32 or not scale:
@@ -49,7 +50,7 @@ def dequantize(values, scale, zero_point):
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def input_grid(images, dtype, scale, zero_point):
+def input_grid(images, dtype, scale, zero_point) -> np.ndarray:
     """`images` as an integer input sees them: quantized, then dequantized."""
     images = np.asarray(images, np.float32)
     if np.dtype(dtype) == np.float32 or not scale:
@@ -103,7 +104,7 @@ class Runner:
             self.batch = None
             self.set_batch(1)
 
-    def set_batch(self, batch):
+    def set_batch(self, batch) -> int:
         """Runs `batch` images per invocation if the model allows it, else 1."""
         if batch == self.batch:
             return self.batch
@@ -120,29 +121,29 @@ class Runner:
         self.output = self.interpreter.get_output_details()[0]
         return self.batch
 
-    def set_input(self, images):
+    def set_input(self, images) -> None:
         """Quantizes float 0..255 `images` (one batch) into the input tensor."""
         scale, zero = self.input["quantization"]
         self.interpreter.set_tensor(
             self.input["index"], quantize(images, self.input["dtype"], scale, zero)
         )
 
-    def invoke(self):
+    def invoke(self) -> None:
         self.interpreter.invoke()
 
-    def output_values(self):
+    def output_values(self) -> np.ndarray:
         """The output tensor, dequantized to float32."""
         scale, zero = self.output["quantization"]
         return dequantize(self.interpreter.get_tensor(self.output["index"]), scale, zero)
 
-    def tensor(self, index):
+    def tensor(self, index) -> np.ndarray:
         """A copy of tensor `index` after the last `invoke` (raw, not dequantized).
 
         Intermediate tensors are only kept with `preserve_all_tensors=True`.
         """
         return self.interpreter.get_tensor(index)
 
-    def run_batches(self, images, batch_size=1):
+    def run_batches(self, images, batch_size=1) -> Iterator[int]:
         """Runs float 0..255 `images` (N, H, W, 3) in batches; yields after each invoke.
 
         `batch_size` images go in per invocation when the model's batch is
@@ -164,14 +165,14 @@ class Runner:
         results = [self.output_values() for _ in self.run_batches(images, batch_size)]
         return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
 
-    def prime(self, image=None, seed=0):
+    def prime(self, image=None, seed=0) -> None:
         """Sets batch 1 and an input image (random pixels by default) for timing."""
         self.set_batch(1)
         if image is None:
             image = np.random.default_rng(seed).uniform(0, 255, self.input["shape"])
         self.set_input(np.asarray(image, np.float32))
 
-    def timed(self, runs):
+    def timed(self, runs) -> list[float]:
         """Milliseconds of each of `runs` invocations on the current input."""
         times = []
         for _ in range(runs):
@@ -180,7 +181,7 @@ class Runner:
             times.append((time.perf_counter() - start) * 1e3)
         return times
 
-    def latency(self, runs=50, warmup=5, image=None):
+    def latency(self, runs=50, warmup=5, image=None) -> dict[str, float]:
         """Batch-1 latency: median/p90/mean milliseconds over `runs` invocations."""
         self.prime(image)
         for _ in range(warmup):

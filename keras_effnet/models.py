@@ -18,6 +18,8 @@ way its reference does (docs/models.md "EfficientNetV2"):
 With `include_preprocessing=False` the caller applies that mapping.
 """
 
+import keras
+
 from keras_effnet import pretrained, scaling, variants
 from keras_effnet.network import build_efficientnet
 
@@ -69,7 +71,7 @@ def _variant_constructor(key):
         drop_connect_rate=0.2,
         name=None,
         input_normalization=None,
-    ):
+    ) -> keras.Model:
         return build_efficientnet(
             variant.width,
             variant.depth,
@@ -132,7 +134,7 @@ def EfficientNet(
     dropout_rate=0.2,
     name=None,
     **kwargs,
-):
+) -> keras.Model:
     """EfficientNet scaled from B0 by the compound coefficient `phi`.
 
     depth = alpha**phi, width = beta**phi, resolution = base_resolution *
@@ -176,7 +178,7 @@ def EfficientNet(
 _CONSTRUCTORS = {v: _variant_constructor(v) for v in variants.VARIANTS}
 
 
-def get_model(name, **kwargs):
+def get_model(name, **kwargs) -> keras.Model:
     """Builds a named variant ("b0".."b7", "lite0".."lite4", "v2b0".."v2b3", "v2s", "v2m",
     "v2l"); kwargs as the constructors."""
     variant = variants.get_variant(name)

@@ -201,7 +201,7 @@ def build_efficientnet(
     weights_name=None,
     allow_large=False,
     input_normalization=None,
-):
+) -> keras.Model:
     """Builds an EfficientNet (V1, Lite or V2) from scaling coefficients.
 
     Args:

@@ -31,7 +31,7 @@ class Prediction:
     image: str
     categories: tuple[Category, ...]
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {"image": self.image, "categories": [c._asdict() for c in self.categories]}
 
 
@@ -75,7 +75,9 @@ class _Model:
         )
 
 
-def predict(model_path, images, top_k=5, *, labels=None, resize="mediapipe", threads=2):
+def predict(
+    model_path, images, top_k=5, *, labels=None, resize="mediapipe", threads=2
+) -> list[Prediction]:
     """Top-k classes of each image for a .keras or .tflite classifier.
 
     Args:
@@ -137,7 +139,7 @@ def _labels(model, labels):
     return runs.default_labels(runs.find_run(model.path), model.classes)
 
 
-def format_table(predictions):
+def format_table(predictions) -> str:
     """A text table: one row per (image, rank) with index, label and score."""
     rows = [("image", "rank", "index", "label", "score")]
     for p in predictions:

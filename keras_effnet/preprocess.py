@@ -33,7 +33,7 @@ _TAB = 32
 _COEF_BITS = 15
 
 
-def image_files(images):
+def image_files(images) -> list[str]:
     """The image files of a path, a folder (its JPEG/PNG files, recursively, sorted) or a list.
 
     Raises:
@@ -60,7 +60,7 @@ def image_files(images):
     return files
 
 
-def decode(path):
+def decode(path) -> np.ndarray:
     """uint8 RGB (H, W, 3) of a JPEG/PNG file: grayscale replicated, alpha dropped.
 
     The training pipeline's decoder (`tf.io.decode_image(channels=3)`), so a
@@ -77,7 +77,7 @@ def decode(path):
     return image.numpy()
 
 
-def mediapipe_resize(image, size):
+def mediapipe_resize(image, size) -> np.ndarray:
     """MediaPipe ImageClassifier's stretch to `size` (height, width): uint8 (module doc).
 
     Args:
@@ -105,7 +105,7 @@ def _taps(src, dst):
     return np.clip(index, 0, src - 1), np.clip(index + 1, 0, src - 1), frac
 
 
-def training_resize(image, size):
+def training_resize(image, size) -> np.ndarray:
     """The data pipeline's eval resize (bilinear, half-pixel, antialias): float32 0..255."""
     import tensorflow as tf
 
@@ -113,7 +113,7 @@ def training_resize(image, size):
     return tf.clip_by_value(out, 0.0, 255.0).numpy()
 
 
-def load_images(paths, size, resize="mediapipe"):
+def load_images(paths, size, resize="mediapipe") -> np.ndarray:
     """float32 (N, H, W, 3) 0..255 model input of image files, resized by `resize`."""
     if resize not in RESIZES:
         raise ValueError(f"resize: expected one of {RESIZES}. Received: resize={resize!r}")

@@ -51,7 +51,7 @@ class InputNormalization:
     mean: tuple
     std: tuple
 
-    def to_json(self):
+    def to_json(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
 
 
@@ -86,15 +86,15 @@ class TimmTag:
     num_classes: int = 1000
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"{self.architecture}.{self.tag}"
 
     @property
-    def url(self):
+    def url(self) -> str:
         return HF_URL.format(name=self.name)
 
     @property
-    def file_name(self):
+    def file_name(self) -> str:
         return f"{self.name}.safetensors"
 
 
@@ -211,7 +211,7 @@ class WeightSource:
     timm_tag: TimmTag = None
 
 
-def parse_timm_name(text):
+def parse_timm_name(text) -> TimmTag:
     """'tf_efficientnet_b0.ns_jft_in1k' (or an architecture alone) -> `TimmTag`."""
     if text in TIMM_TAGS:
         return TIMM_TAGS[text]
@@ -242,7 +242,7 @@ def _refuse_symmetric(architecture, argument):
     )
 
 
-def resolve(weights, weights_name, include_top=True, classes=1000):
+def resolve(weights, weights_name, include_top=True, classes=1000) -> WeightSource | None:
     """Validates `weights` for the variant `weights_name` and returns a `WeightSource`.
 
     Nothing is downloaded or read here; `fetch` does that.
@@ -312,7 +312,7 @@ def _timm_source(weights, tag, weights_name, include_top, classes):
     return WeightSource("timm", weights, timm_tag=tag)
 
 
-def cached_path(tag):
+def cached_path(tag) -> str:
     """Where a hub checkpoint lives once downloaded (or where to place it by hand)."""
     return os.path.join(_keras_home(), CACHE_SUBDIR, tag.file_name)
 
@@ -326,7 +326,7 @@ def _keras_home():
     return os.path.join(base, ".keras")
 
 
-def fetch(source):
+def fetch(source) -> WeightSource:
     """Returns `source` with `path` set, downloading a hub checkpoint once."""
     if source.kind != "timm" or source.path:
         return source
@@ -349,7 +349,7 @@ def fetch(source):
     return dataclasses.replace(source, path=target)
 
 
-def local_file_info(path, metadata, weights_name):
+def local_file_info(path, metadata, weights_name) -> tuple[str, InputNormalization]:
     """The architecture and input normalization of a local timm-format file.
 
     Read, in order, from the file's own metadata (files written by

@@ -53,7 +53,7 @@ def _layer_costs(layer, input_shapes, output_shape):
     return 0, 0
 
 
-def model_profile(model, per_layer=False):
+def model_profile(model, per_layer=False) -> dict:
     """Counts parameters and multiply-adds of `model` at its input shape.
 
     Args:
@@ -96,7 +96,7 @@ def model_profile(model, per_layer=False):
     return result
 
 
-def activation_bytes(model, bytes_per_element=4):
+def activation_bytes(model, bytes_per_element=4) -> int:
     """Bytes of every layer's output for one image: what a training step keeps for backprop.
 
     A lower bound of a training step's memory per image (the gradients of

@@ -63,7 +63,7 @@ class DataChoice:
     source: str
 
 
-def read_labels_file(path):
+def read_labels_file(path) -> list[str]:
     """Class names of a one-per-line file (trailing blank lines dropped)."""
     with open(path, encoding="utf-8") as f:
         labels = [line.rstrip("\r\n") for line in f]
@@ -72,7 +72,7 @@ def read_labels_file(path):
     return labels
 
 
-def find_run(model_path):
+def find_run(model_path) -> RunInfo | None:
     """The `RunInfo` of the run directory holding `model_path`, or None.
 
     Args:
@@ -112,7 +112,7 @@ def find_run(model_path):
     )
 
 
-def check_classes(model_classes, count, what, model="the model", unit="classes"):
+def check_classes(model_classes, count, what, model="the model", unit="classes") -> None:
     """Raises one-line `ConfigError` unless `count` (of `what`) equals the model's classes.
 
     Args:
@@ -129,7 +129,7 @@ def check_classes(model_classes, count, what, model="the model", unit="classes")
         )
 
 
-def resolve_data(model_path, model_classes, dataset=None, data_dir=None, run=None):
+def resolve_data(model_path, model_classes, dataset=None, data_dir=None, run=None) -> DataChoice:
     """Which data a command uses for a model (rules in the module doc).
 
     Args:
@@ -161,7 +161,7 @@ def resolve_data(model_path, model_classes, dataset=None, data_dir=None, run=Non
     )
 
 
-def default_labels(run, model_classes):
+def default_labels(run, model_classes) -> list[str] | None:
     """The run's labels for a model, checked against its class count (None: no run labels)."""
     if run is None or run.labels is None:
         return None

@@ -33,7 +33,7 @@ class Coefficients:
     flops_factor: float
 
 
-def round_filters(filters, width, divisor=8, guard=True):
+def round_filters(filters, width, divisor=8, guard=True) -> int:
     """Scales a channel count by `width`, rounded to a multiple of `divisor`.
 
     Never goes below `divisor`. With `guard` (EfficientNet), never drops more
@@ -54,7 +54,7 @@ def round_filters(filters, width, divisor=8, guard=True):
     return int(rounded)
 
 
-def round_repeats(repeats, depth):
+def round_repeats(repeats, depth) -> int:
     """Scales a stage's block count by `depth`, rounding up."""
     if repeats <= 0:
         raise ValueError(f"`repeats` must be positive. Received: repeats={repeats}")
@@ -63,12 +63,12 @@ def round_repeats(repeats, depth):
     return int(math.ceil(depth * repeats))
 
 
-def flops_factor(alpha, beta, gamma):
+def flops_factor(alpha, beta, gamma) -> float:
     """Returns alpha * beta**2 * gamma**2 (FLOPs growth per unit of phi)."""
     return alpha * beta**2 * gamma**2
 
 
-def compound_coefficients(phi, alpha=1.2, beta=1.1, gamma=1.15, warn=True):
+def compound_coefficients(phi, alpha=1.2, beta=1.1, gamma=1.15, warn=True) -> Coefficients:
     """Returns the depth/width/resolution multipliers for compound scaling.
 
     Args:
@@ -99,7 +99,7 @@ def compound_coefficients(phi, alpha=1.2, beta=1.1, gamma=1.15, warn=True):
     )
 
 
-def scaled_resolution(base_resolution, resolution_multiplier, divisor=1):
+def scaled_resolution(base_resolution, resolution_multiplier, divisor=1) -> int:
     """Input resolution for a multiplier, rounded to a multiple of `divisor`."""
     if base_resolution < 32:
         raise ValueError(

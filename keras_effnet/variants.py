@@ -150,7 +150,7 @@ BASELINES = {
 }
 
 
-def get_baseline(baseline):
+def get_baseline(baseline) -> Baseline:
     """A `Baseline` given itself or its name ("v1", "v2-b", "v2-s", "v2-m", "v2-l")."""
     if isinstance(baseline, Baseline):
         return baseline
@@ -187,26 +187,26 @@ class Variant:
     baseline: str = "v1"
 
     @property
-    def model_name(self):
+    def model_name(self) -> str:
         """The keras.applications model name (it also names the weight files)."""
         if self.baseline != "v1":
             return f"efficientnetv2-{self.name[2:]}"
         return f"efficientnet{self.name}" if not self.lite else f"efficientnet_{self.name}"
 
     @property
-    def label(self):
+    def label(self) -> str:
         """Human name: "EfficientNet-B0", "EfficientNet-Lite0", "EfficientNetV2-S"."""
         if self.baseline != "v1":
             return f"EfficientNetV2-{self.name[2:].upper()}"
         return f"EfficientNet-{self.name.capitalize() if self.lite else self.name.upper()}"
 
     @property
-    def constructor_name(self):
+    def constructor_name(self) -> str:
         """Name of the public constructor: "EfficientNetB0", "EfficientNetV2S", ..."""
         return self.label.replace("-", "")
 
     @property
-    def activation(self):
+    def activation(self) -> str:
         return "relu6" if self.lite else "swish"
 
 
@@ -238,7 +238,7 @@ VARIANTS = {
 }
 
 
-def get_variant(name):
+def get_variant(name) -> Variant:
     """Looks up a variant by name ("b0", "B3", "efficientnetb3", "lite0", "v2s",
     "EfficientNetV2B0", "efficientnetv2-s", ...)."""
     key = str(name).lower().replace("-", "").replace("_", "")

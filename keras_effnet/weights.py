@@ -16,6 +16,8 @@ import h5py
 import keras
 import numpy as np
 
+from keras_effnet import keras_internals
+
 BASE_WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/"
 V2_BASE_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
@@ -43,7 +45,7 @@ IMAGENET_WEIGHTS_HASHES = {
 _NAME_ALIASES = {"depthwise_kernel": "kernel"}
 
 
-def imagenet_weights_path(weights_name, include_top):
+def imagenet_weights_path(weights_name, include_top) -> str:
     """Downloads (once) and returns the official ImageNet file ("b0".."b7", "v2b0".."v2l")."""
     top_hash, notop_hash = IMAGENET_WEIGHTS_HASHES[weights_name]
     if weights_name.startswith("v2"):
@@ -59,7 +61,7 @@ def imagenet_weights_path(weights_name, include_top):
     )
 
 
-def load_weights(model, weights, weights_name=None, include_top=True):
+def load_weights(model, weights, weights_name=None, include_top=True) -> None:
     """Loads `weights` (None, "imagenet" or a path) into `model` in place."""
     if weights is None:
         return
@@ -88,10 +90,10 @@ def _load_keras3_weights(model, path):
         ) from err
 
 
-def named_layers(model):
+def named_layers(model) -> dict[str, keras.layers.Layer]:
     """Maps every layer name in `model`, including nested block sublayers, to its layer."""
     layers = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model):
         layers.setdefault(layer.name, layer)
     return layers
 
@@ -102,7 +104,7 @@ def _short(name):
     return _NAME_ALIASES.get(leaf, leaf)
 
 
-def read_legacy_h5(path):
+def read_legacy_h5(path) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Reads a Keras-2 style weights file into {layer_name: [(weight_name, array), ...]}."""
     try:
         with h5py.File(path, "r") as f:
@@ -126,7 +128,7 @@ def read_legacy_h5(path):
         raise ValueError(f"Corrupt or unreadable weights file: {path!r} ({err})") from err
 
 
-def load_legacy_h5(model, path, skip_missing=("normalization",)):
+def load_legacy_h5(model, path, skip_missing=("normalization",)) -> None:
     """Loads an official-format `.h5` into `model` by layer name.
 
     Every weight-bearing layer of the model must be in the file and vice versa

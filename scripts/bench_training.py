@@ -69,193 +69,31 @@ _PATCH_SIZE = flags.DEFINE_integer(
 )
 
 
-def _table(summary):
-    lines = [
-        "| dataset | method | seeds | test top-1 | train acc | val acc | wall s |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def main(argv):
+    del argv
+    from keras_effnet.bench import training as bench  # pylint: disable=import-outside-toplevel
 
-    def cell(entry, key, scale=100, fmt="{:.1f}"):
-        if key not in entry:
-            return "-"
-        return (
-            f"{fmt.format(entry[key] * scale)} ± {fmt.format(entry[key + '_spread'] * scale / 2)}"
-        )
-
-    for e in summary:
-        lines.append(
-            f"| {e['dataset']} | {e['method']} | {e['seeds']} | {cell(e, 'test_top1')} | "
-            f"{cell(e, 'train_accuracy')} | {cell(e, 'val_accuracy')} | "
-            f"{cell(e, 'wall_s', 1, '{:.0f}')} |"
-        )
-    return "\n".join(lines)
-
-
-def _transfer(out):
-    import os
-
-    from keras_effnet import io
-    from keras_effnet.bench import training as bench
-    from keras_effnet.training import real_data
-
-    if len(_TRANSFER.value) != 2:
+    if _TRANSFER.value and len(_TRANSFER.value) != 2:
         raise app.UsageError(
             f"--transfer takes SOURCE,TARGET. Received: --transfer={_TRANSFER.value}"
         )
-    source_name, target_name = _TRANSFER.value
-    source = real_data.build(
-        source_name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value, _TEST_PER_CLASS.value
-    )
-    target = real_data.build(
-        target_name, os.path.join(out, "data"), _TRANSFER_PER_CLASS.value, _TEST_PER_CLASS.value
-    )
-    rows = bench.transfer_runs(
-        source,
-        target,
-        _MODELS.value[0],
-        _IMAGE_SIZE.value,
-        _EPOCHS.value,
-        _SEEDS.value,
-        os.path.join(out, "transfer"),
-    )
-    for row in rows:
-        row["dataset"] = source_name if row["method"] == "source" else target_name
-        print(
-            f"{row['dataset']:8s} {row['method']:19s} seed {row['seed']}: test top-1 "
-            f"{row['test_top1']:.4f} train acc {row['train_accuracy']:.4f}",
-            flush=True,
+    bench.run(
+        bench.BenchOptions(
+            datasets=tuple(_DATASETS.value),
+            models=tuple(_MODELS.value),
+            seeds=_SEEDS.value,
+            epochs=_EPOCHS.value,
+            image_size=_IMAGE_SIZE.value,
+            train_per_class=_TRAIN_PER_CLASS.value,
+            test_per_class=_TEST_PER_CLASS.value,
+            output_dir=_OUTPUT_DIR.value,
+            transfer=tuple(_TRANSFER.value),
+            transfer_per_class=_TRANSFER_PER_CLASS.value,
+            progressive=_PROGRESSIVE.value,
+            target_accuracy=_TARGET_ACCURACY.value,
+            patch_size=_PATCH_SIZE.value,
         )
-    io.write_json_atomic(os.path.join(out, "transfer.json"), {"runs": rows})
-    table = _table(bench.summarize(rows))
-    io.write_text_atomic(os.path.join(out, "transfer.md"), table + "\n")
-    print(table)
-
-
-def _progressive(out):
-    import json
-    import os
-
-    from keras_effnet import io
-    from keras_effnet.bench import progressive as bench
-    from keras_effnet.training import real_data
-
-    path = os.path.join(out, "progressive.json")
-    rows = []
-    if os.path.exists(path):
-        with open(path) as f:
-            rows = json.load(f)["runs"]
-    done = {(r["dataset"], r["model"], r["seed"], r["progressive"]) for r in rows}
-    settings = {
-        "epochs": _EPOCHS.value,
-        "image_size": _IMAGE_SIZE.value,
-        "patch_size": _PATCH_SIZE.value,
-        "train_per_class": _TRAIN_PER_CLASS.value,
-        "test_per_class": _TEST_PER_CLASS.value,
-    }
-    for seed in range(_SEEDS.value):
-        for name in _DATASETS.value:
-            folder = real_data.build(
-                name,
-                os.path.join(out, "data"),
-                _TRAIN_PER_CLASS.value,
-                _TEST_PER_CLASS.value,
-                patch_size=_PATCH_SIZE.value,
-            )
-            for model in _MODELS.value:
-                if {(name, model, seed, m) for m in ("off", "on")} <= done:
-                    continue
-                run_dir = os.path.join(out, "progressive", f"{name}-{model}-s{seed}")
-                for mode, row in bench.progressive_runs(
-                    folder, model, _IMAGE_SIZE.value, _EPOCHS.value, seed, run_dir
-                ).items():
-                    row.update(dataset=name, model=model, seed=seed, **settings)
-                    rows.append(row)
-                    print(
-                        f"{name:8s} {model:6s} seed {seed} progressive {mode:3s}: best val "
-                        f"{row['val_accuracy']:.4f} test top-1 {row['test_top1']:.4f} "
-                        f"({row['wall_s']:.0f} s)",
-                        flush=True,
-                    )
-                io.write_json_atomic(path, {"settings": settings, "runs": rows})
-    summary = bench.progressive_summary(rows, _TARGET_ACCURACY.value or None)
-    lines = [
-        "| dataset | model | seed | progressive | target val acc | s to target | s for all epochs | "
-        "best val acc | test top-1 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for e in summary:
-        reach = f"{e['time_to_target_s']:.0f}" if e["time_to_target_s"] is not None else "never"
-        lines.append(
-            f"| {e['dataset']} | {e['model']} | {e['seed']} | {e['progressive']} | "
-            f"{100 * e['target_val_accuracy']:.0f} % | {reach} | {e['all_epochs_s']:.0f} | "
-            f"{100 * e['best_val_accuracy']:.1f} | {100 * e['test_top1']:.1f} |"
-        )
-    io.write_text_atomic(os.path.join(out, "progressive.md"), "\n".join(lines) + "\n")
-    io.write_json_atomic(os.path.join(out, "progressive_summary.json"), {"summary": summary})
-    bench.plot_progressive(rows, summary, os.path.join(out, "progressive.png"))
-    print("\n".join(lines))
-
-
-def main(argv):
-    del argv
-    import json
-    import os
-
-    import keras
-
-    from keras_effnet import io
-    from keras_effnet.bench import training as bench
-    from keras_effnet.training import real_data
-
-    out = _OUTPUT_DIR.value
-    if _TRANSFER.value:
-        return _transfer(out)
-    if _PROGRESSIVE.value:
-        return _progressive(out)
-    results_path = os.path.join(out, "results.json")
-    rows = []
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            rows = json.load(f)["runs"]
-    done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
-    settings = {
-        "epochs": _EPOCHS.value,
-        "image_size": _IMAGE_SIZE.value,
-        "train_per_class": _TRAIN_PER_CLASS.value,
-        "test_per_class": _TEST_PER_CLASS.value,
-    }
-    for name in _DATASETS.value:
-        folder = real_data.build(
-            name, os.path.join(out, "data"), _TRAIN_PER_CLASS.value, _TEST_PER_CLASS.value
-        )
-        for seed in range(_SEEDS.value):
-            for method in [*_MODELS.value, "baseline_b0_adam"]:
-                if (name, method, seed) in done:
-                    continue
-                keras.backend.clear_session()
-                if method == "baseline_b0_adam":
-                    row = bench.baseline_run(folder, _IMAGE_SIZE.value, _EPOCHS.value, seed)
-                else:
-                    run_dir = os.path.join(out, "runs", f"{name}-{method}-s{seed}")
-                    row = bench.train_briefly(
-                        method,
-                        run_dir,
-                        dataset=folder,
-                        image_size=_IMAGE_SIZE.value,
-                        epochs=_EPOCHS.value,
-                        seed=seed,
-                    )
-                row.update(dataset=name, method=method, seed=seed, **settings)
-                rows.append(row)
-                io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
-                print(
-                    f"{name:8s} {method:17s} seed {seed}: test top-1 {row['test_top1']:.4f} "
-                    f"train acc {row['train_accuracy']:.4f} ({row['wall_s']:.0f} s)",
-                    flush=True,
-                )
-    table = _table(bench.summarize(rows))
-    io.write_text_atomic(os.path.join(out, "table.md"), table + "\n")
-    print(table)
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ import h5py
 import keras
 import numpy as np
 
+from keras_effnet import keras_internals
+
 _KERAS2_NAMES = {keras.layers.DepthwiseConv2D: {"kernel": "depthwise_kernel"}}
 
 
 def randomize_batchnorm(model, seed=0):
     """Gives every BatchNormalization non-trivial statistics (and Normalization too)."""
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
             layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
@@ -33,7 +35,7 @@ def save_official_h5(model, path):
     Root attribute `layer_names`; one group per layer; `weight_names` such as
     "block1a_dwconv/depthwise_kernel:0".
     """
-    leaves = [l for l in model._flatten_layers(include_self=False) if not l._layers]
+    leaves = [l for l in keras_internals.flatten_layers(model) if not keras_internals.sublayers(l)]
     with h5py.File(path, "w") as f:
         f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in leaves]
         f.attrs["backend"] = b"tensorflow"

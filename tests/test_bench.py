@@ -138,3 +138,101 @@ def test_train_briefly_passes_flag_overrides(tmp_path):
         steps_per_epoch=2,
     )
     assert row["recipe"]["name"] == "rmsprop" and row["recipe"]["bn_images"] == 0
+
+
+def _fake_training(monkeypatch, tmp_path):
+    """bench.training without training: each run is a row from its arguments, counted."""
+    calls = []
+
+    def fake_train(model_name, model_dir, *, dataset, image_size, epochs, seed=0, **extra):
+        calls.append((model_name, seed, extra.get("progressive")))
+        history = [
+            {"val_accuracy": 0.5 + 0.1 * e, "elapsed_time_s": 10.0 * (e + 1)} for e in range(epochs)
+        ]
+        return {
+            "train_accuracy": 0.9,
+            "val_accuracy": history[-1]["val_accuracy"],
+            "test_top1": 0.8 + 0.01 * seed,
+            "wall_s": 30.0,
+            "progressive": extra.get("progressive", "off"),
+            "history": history,
+            "best_model_path": f"{model_dir}/best.keras",
+        }
+
+    def fake_baseline(folder, image_size, epochs, seed):
+        calls.append(("baseline", seed, None))
+        return {"train_accuracy": 0.7, "val_accuracy": None, "test_top1": 0.6, "wall_s": 20.0}
+
+    from keras_effnet.bench import progressive
+    from keras_effnet.training import real_data
+
+    monkeypatch.setattr(training, "train_briefly", fake_train)
+    monkeypatch.setattr(progressive, "train_briefly", fake_train)
+    monkeypatch.setattr(training, "baseline_run", fake_baseline)
+    monkeypatch.setattr(progressive, "plot_progressive", lambda rows, summary, path: None)
+    monkeypatch.setattr(
+        real_data, "build", lambda name, root, *args, **kwargs: str(tmp_path / "data" / name)
+    )
+    return calls
+
+
+def test_bench_training_compare_resumes_and_writes_the_table(monkeypatch, tmp_path, capsys):
+    calls = _fake_training(monkeypatch, tmp_path)
+    options = training.BenchOptions(
+        datasets=("photos",), models=("lite0",), seeds=2, epochs=2, output_dir=str(tmp_path)
+    )
+    rows = training.run(options)
+    assert [(r["method"], r["seed"]) for r in rows] == [
+        ("lite0", 0),
+        ("baseline_b0_adam", 0),
+        ("lite0", 1),
+        ("baseline_b0_adam", 1),
+    ]
+    assert rows[0]["dataset"] == "photos" and rows[0]["train_per_class"] == 150
+    out = capsys.readouterr().out
+    assert "photos   lite0             seed 0: test top-1 0.8000 train acc 0.9000 (30 s)" in out
+    table = (tmp_path / "table.md").read_text()
+    assert "| photos | lite0 | 2 | 80.5 ± 0.5 | 90.0 ± 0.0 | 60.0 ± 0.0 | 30 ± 0 |" in table
+    assert "| photos | baseline_b0_adam | 2 | 60.0 ± 0.0 | 70.0 ± 0.0 | - | 20 ± 0 |" in table
+    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 4
+    # A rerun trains nothing and reports the same table.
+    calls.clear()
+    assert len(training.run(options)) == 4 and calls == []
+    assert (tmp_path / "table.md").read_text() == table
+
+
+def test_bench_training_transfer_and_progressive_modes(monkeypatch, tmp_path, capsys):
+    calls = _fake_training(monkeypatch, tmp_path)
+    monkeypatch.setattr(
+        training.checkpoints, "save_timm_safetensors", lambda model, path: calls.append("save")
+    )
+    monkeypatch.setattr(training.io, "load_model", lambda path: None)
+    with pytest.raises(ValueError, match="transfer"):
+        training.BenchOptions(transfer=("fashion",))
+    rows = training.run(
+        training.BenchOptions(
+            transfer=("fashion", "mnist5k"),
+            models=("b0",),
+            seeds=1,
+            epochs=1,
+            output_dir=str(tmp_path),
+        )
+    )
+    assert [r["method"] for r in rows] == ["source", "scratch", "finetune", "finetune_all_layers"]
+    assert [r["dataset"] for r in rows] == ["fashion"] + ["mnist5k"] * 3
+    assert (tmp_path / "transfer.md").exists() and (tmp_path / "transfer.json").exists()
+
+    calls.clear()
+    options = training.BenchOptions(
+        progressive=True, datasets=("photos",), models=("b0",), seeds=1, epochs=3,
+        output_dir=str(tmp_path),
+    )  # fmt: skip
+    rows = training.run(options)
+    assert [r["progressive"] for r in rows] == ["off", "on"]
+    assert [c[2] for c in calls] == ["off", "on"]
+    table = (tmp_path / "progressive.md").read_text()
+    assert table.startswith("| dataset | model | seed | progressive | target val acc |")
+    assert "| photos | b0 | 0 | off | 70 % | 30 | 30 | 70.0 | 80.0 |" in table
+    assert "photos   b0     seed 0 progressive off: best val 0.7000" in capsys.readouterr().out
+    calls.clear()
+    assert len(training.run(options)) == 2 and calls == []

@@ -65,3 +65,21 @@ def test_import_prints_no_native_lines():
     code = "import keras_effnet; keras_effnet.EfficientNetB0"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and out.stderr == "" and out.stdout == ""
+
+
+def test_export_command_prints_the_table_and_what_it_wrote_only(tmp_path):
+    """No absl INFO lines from SavedModel saving (TensorFlow restores absl's verbosity there,
+    so the command's own setting must hold: commands._main)."""
+    model = keras_effnet.build_efficientnet(
+        0.25, 0.25, lib.SIZE, lite=True, input_shape=(lib.SIZE, lib.SIZE, 3), classes=10
+    )
+    model.save(tmp_path / "m.keras")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    cmd = [sys.executable, "-m", "keras_effnet", "export", f"--model_path={tmp_path / 'm.keras'}"]
+    cmd += ["--mode=fp32", f"--output={tmp_path / 'm.tflite'}", "--test_limit=32"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = (out.stdout + out.stderr).splitlines()
+    assert lines[0].split()[:2] == ["mode", "io"], lines
+    assert lines[-1].startswith(f"wrote {tmp_path / 'm.tflite'}"), lines
+    assert len(lines) == 4, lines  # Header, rule, the fp32 row, "wrote ...".

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_effnet
+from keras_effnet import keras_internals
 from keras_effnet.layers import FusedMBConv, MBConv, SqueezeExcite, StochasticDepth
 
 from helpers import random_images
@@ -125,7 +126,9 @@ def test_mbconv_skip_and_stochastic_depth_behaviour():
 
 
 def _leaf_names(layer):
-    return {l.name for l in layer._flatten_layers(include_self=False) if not l._layers}
+    return {
+        l.name for l in keras_internals.flatten_layers(layer) if not keras_internals.sublayers(l)
+    }
 
 
 def test_fused_mbconv_structure():

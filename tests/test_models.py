@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_effnet
+from keras_effnet import keras_internals
 from keras_effnet.layers import MBConv, SqueezeExcite
 
 from helpers import random_images, randomize_batchnorm, save_official_h5
@@ -90,7 +91,9 @@ def test_layer_names_match_keras_applications():
     ours = keras_effnet.EfficientNetB0()
     ref_names = {l.name for l in ref.layers if l.weights}
     ours_names = {
-        l.name for l in ours._flatten_layers(include_self=False) if l.weights and not l._layers
+        l.name
+        for l in keras_internals.flatten_layers(ours)
+        if l.weights and not keras_internals.sublayers(l)
     }
     assert {n for n in ref_names if not n.startswith("normalization")} <= ours_names
     assert ours.get_layer("block2a").__class__ is MBConv
@@ -98,7 +101,7 @@ def test_layer_names_match_keras_applications():
 
 def test_lite_structure():
     model = keras_effnet.EfficientNetLite4(include_top=False, input_shape=(64, 64, 3))
-    layers = list(model._flatten_layers(include_self=False))
+    layers = keras_internals.flatten_layers(model)
     assert not any(isinstance(l, SqueezeExcite) for l in layers)
     activations = {l.activation.__name__ for l in layers if isinstance(l, keras.layers.Activation)}
     assert activations == {"relu6"}

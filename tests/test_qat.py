@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_effnet
-from keras_effnet import export, graph
+from keras_effnet import export, graph, keras_internals
 from keras_effnet.export import datasets, verification
 from keras_effnet.export.quant import qat, translate
 
@@ -52,7 +52,7 @@ def digits():
 
 def _recalibrate_batchnorm(model, images):
     """Re-estimates BN statistics: after a few epochs they lag the weights."""
-    for layer in model._flatten_layers():
+    for layer in keras_internals.flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     for _ in range(2):

@@ -8,7 +8,7 @@ import pytest
 from keras.src.applications import efficientnet_v2 as reference_v2
 
 import keras_effnet
-from keras_effnet import builder, variants
+from keras_effnet import builder, keras_internals, variants
 from keras_effnet import weights as weights_lib
 from keras_effnet.layers import FusedMBConv, MBConv
 
@@ -103,14 +103,16 @@ def test_layer_names_match_keras_applications():
     ours = keras_effnet.EfficientNetV2B0()
     ref_names = {l.name for l in ref.layers if l.weights}
     ours_names = {
-        l.name for l in ours._flatten_layers(include_self=False) if l.weights and not l._layers
+        l.name
+        for l in keras_internals.flatten_layers(ours)
+        if l.weights and not keras_internals.sublayers(l)
     }
     assert ref_names == ours_names
     assert isinstance(ours.get_layer("block1a"), FusedMBConv)
     assert isinstance(ours.get_layer("block4a"), MBConv)
     bns = [
         l
-        for l in ours._flatten_layers(include_self=False)
+        for l in keras_internals.flatten_layers(ours)
         if isinstance(l, keras.layers.BatchNormalization)
     ]
     assert {l.momentum for l in bns} == {0.9}  # keras.applications' V2 momentum

@@ -22,6 +22,7 @@ import inspect
 import keras
 import numpy as np
 
+from keras_effnet import keras_internals
 from keras_effnet.graph import flatten_model
 
 # Config keys of Keras 3 layers that tf_keras either names differently or
@@ -165,15 +166,8 @@ def copy_weights(source, target):
     # Leaf layers of any nesting depth, so `source` need not be flat.
     leaves = {
         l.name: l
-        for l in source._flatten_layers(  # pylint: disable=protected-access
-            include_self=False, recursive=True
-        )
-        if not list(
-            l._flatten_layers(
-                include_self=False,  # pylint: disable=protected-access
-                recursive=False,
-            )
-        )
+        for l in keras_internals.flatten_layers(source)
+        if not keras_internals.sublayers(l)
     }
     for t_layer in target.layers:
         s_layer = leaves.get(t_layer.name)
@@ -307,9 +301,7 @@ def to_tf_keras(flat_model, split_sigmoid=False):
         inputs.append(built[x._keras_history.operation.name].output)  # pylint: disable=protected-access
     # The traversal below hands tf_keras tensors to tf_keras layers, so the
     # Keras 3 graph code is only used for its node order and arguments.
-    outputs = flat_model._run_through_graph(  # pylint: disable=protected-access
-        inputs, operation_fn=operation_fn
-    )
+    outputs = keras_internals.run_through_graph(flat_model, inputs, operation_fn)
     model = tf_keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=flat_model.name)
     copy_weights(flat_model, model)
     return model

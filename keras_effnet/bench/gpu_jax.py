@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from keras_effnet import keras_internals
+
 _NORMALIZATION = re.compile(r"normalization(_\d+)?")
 # One line of optimized HLO that launches work: a fusion or a library call.
 _KERNEL_LINE = re.compile(r"=.*\b(fusion|custom-call)\(")
@@ -55,8 +57,8 @@ def build_on_host(constructor, precision="float32"):
 
 def _weighted_leaves(model):
     layers = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if layer.weights and not layer._layers:
+    for layer in keras_internals.flatten_layers(model):
+        if layer.weights and not keras_internals.sublayers(layer):
             # keras.applications leaves its preprocessing layer unnamed, so it
             # is "normalization", "normalization_1", ... (as keras_effnet.weights).
             name = "normalization" if _NORMALIZATION.fullmatch(layer.name) else layer.name
@@ -95,7 +97,7 @@ def copy_weights(source, target):
 def randomize_batchnorm(model, seed=0):
     """Non-trivial BatchNorm (and Normalization) statistics, so inference BN is compared too."""
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             n = layer.gamma.shape[0]
             layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))

@@ -11,7 +11,7 @@ import os
 import keras
 
 from keras_effnet import io
-from keras_effnet.bench.training import train_briefly
+from keras_effnet.bench.training import read_runs, train_briefly
 
 
 def elapsed_by_epoch(history):
@@ -127,3 +127,74 @@ def plot_progressive(rows, summary, path):
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     io.write_bytes_atomic(path, buffer.getvalue())
+
+
+def summary_table(summary: list) -> str:
+    """The Markdown table of `progressive_summary`."""
+    lines = [
+        "| dataset | model | seed | progressive | target val acc | s to target | s for all epochs | "
+        "best val acc | test top-1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in summary:
+        reach = f"{e['time_to_target_s']:.0f}" if e["time_to_target_s"] is not None else "never"
+        lines.append(
+            f"| {e['dataset']} | {e['model']} | {e['seed']} | {e['progressive']} | "
+            f"{100 * e['target_val_accuracy']:.0f} % | {reach} | {e['all_epochs_s']:.0f} | "
+            f"{100 * e['best_val_accuracy']:.1f} | {100 * e['test_top1']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def benchmark(options) -> list:
+    """`progressive_runs` for each of `options.models`, dataset and seed (a `BenchOptions`).
+
+    Writes every finished pair of runs to `output_dir/progressive.json` at
+    once (a rerun skips those), then progressive.md, progressive_summary.json
+    and progressive.png; prints each run and the table.
+    """
+    from keras_effnet.training import real_data  # pylint: disable=import-outside-toplevel
+
+    out = options.output_dir
+    path = os.path.join(out, "progressive.json")
+    rows = read_runs(path)
+    done = {(r["dataset"], r["model"], r["seed"], r["progressive"]) for r in rows}
+    settings = {
+        "epochs": options.epochs,
+        "image_size": options.image_size,
+        "patch_size": options.patch_size,
+        "train_per_class": options.train_per_class,
+        "test_per_class": options.test_per_class,
+    }
+    for seed in range(options.seeds):
+        for name in options.datasets:
+            folder = real_data.build(
+                name,
+                os.path.join(out, "data"),
+                options.train_per_class,
+                options.test_per_class,
+                patch_size=options.patch_size,
+            )
+            for model in options.models:
+                if {(name, model, seed, m) for m in ("off", "on")} <= done:
+                    continue
+                run_dir = os.path.join(out, "progressive", f"{name}-{model}-s{seed}")
+                for mode, row in progressive_runs(
+                    folder, model, options.image_size, options.epochs, seed, run_dir
+                ).items():
+                    row.update(dataset=name, model=model, seed=seed, **settings)
+                    rows.append(row)
+                    print(
+                        f"{name:8s} {model:6s} seed {seed} progressive {mode:3s}: best val "
+                        f"{row['val_accuracy']:.4f} test top-1 {row['test_top1']:.4f} "
+                        f"({row['wall_s']:.0f} s)",
+                        flush=True,
+                    )
+                io.write_json_atomic(path, {"settings": settings, "runs": rows})
+    summary = progressive_summary(rows, options.target_accuracy or None)
+    table = summary_table(summary)
+    io.write_text_atomic(os.path.join(out, "progressive.md"), table + "\n")
+    io.write_json_atomic(os.path.join(out, "progressive_summary.json"), {"summary": summary})
+    plot_progressive(rows, summary, os.path.join(out, "progressive.png"))
+    print(table)
+    return rows

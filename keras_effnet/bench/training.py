@@ -5,8 +5,14 @@
 overrides where a benchmark needs a different setting. The naive baseline is
 the one exception on purpose: it is the model and optimizer a user would
 write first (docs/training.md, "Training on real data").
+
+`run` is scripts/bench_training.py: the recipe against the baseline over
+datasets and seeds (`compare`), fine-tuning vs from scratch (`transfer`), or
+progressive learning off vs on (`progressive.benchmark`), each resumable
+from its results file.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -149,4 +155,165 @@ def transfer_runs(source, target, model, image_size, epochs, seeds, out_dir, sou
                 **extra,
             )
             rows.append(dict(row, method=method, seed=seed))
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What scripts/bench_training.py measures (its flags; the help text is there)."""
+
+    datasets: tuple = ("mnist5k", "fashion", "photos")
+    models: tuple = ("lite0", "b0")
+    seeds: int = 3
+    epochs: int = 12
+    image_size: int = 32
+    train_per_class: int = 150
+    test_per_class: int = 100
+    output_dir: str = "runs/bench_training"
+    transfer: tuple = ()  # (SOURCE, TARGET): the transfer benchmark instead
+    transfer_per_class: int = 50
+    progressive: bool = False  # progressive learning off vs on instead
+    target_accuracy: float = 0.0  # 0: the highest whole percent every run reached
+    patch_size: int = 32
+
+    def __post_init__(self):
+        if self.transfer and len(self.transfer) != 2:
+            raise ValueError(
+                f"`transfer` takes (SOURCE, TARGET). Received: transfer={list(self.transfer)}"
+            )
+
+
+BASELINE = "baseline_b0_adam"
+
+
+def run(options: BenchOptions) -> list:
+    """Runs the benchmark `options` selects; returns its rows (one per training run)."""
+    if options.transfer:
+        return transfer(options)
+    if options.progressive:
+        # Imported here: bench.progressive imports this module (train_briefly).
+        from keras_effnet.bench import progressive  # pylint: disable=import-outside-toplevel
+
+        return progressive.benchmark(options)
+    return compare(options)
+
+
+def results_table(summary: list) -> str:
+    """The Markdown table of `summarize(rows)`: mean ± half the spread over seeds."""
+    lines = [
+        "| dataset | method | seeds | test top-1 | train acc | val acc | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(entry, key, scale=100, fmt="{:.1f}"):
+        if key not in entry:
+            return "-"
+        return (
+            f"{fmt.format(entry[key] * scale)} ± {fmt.format(entry[key + '_spread'] * scale / 2)}"
+        )
+
+    for e in summary:
+        lines.append(
+            f"| {e['dataset']} | {e['method']} | {e['seeds']} | {cell(e, 'test_top1')} | "
+            f"{cell(e, 'train_accuracy')} | {cell(e, 'val_accuracy')} | "
+            f"{cell(e, 'wall_s', 1, '{:.0f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def read_runs(path: str) -> list:
+    """The rows a results file already holds ([] before the first run): reruns skip them."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)["runs"]
+
+
+def compare(options: BenchOptions) -> list:
+    """Each of `options.models` (default recipe) and the naive baseline, per dataset and seed.
+
+    Writes every finished run to `output_dir/results.json` at once (a rerun
+    skips those) and the summary to `output_dir/table.md`; prints both.
+    """
+    from keras_effnet.training import real_data  # pylint: disable=import-outside-toplevel
+
+    out = options.output_dir
+    results_path = os.path.join(out, "results.json")
+    rows = read_runs(results_path)
+    done = {(r["dataset"], r["method"], r["seed"]) for r in rows}
+    settings = {
+        "epochs": options.epochs,
+        "image_size": options.image_size,
+        "train_per_class": options.train_per_class,
+        "test_per_class": options.test_per_class,
+    }
+    for name in options.datasets:
+        folder = real_data.build(
+            name, os.path.join(out, "data"), options.train_per_class, options.test_per_class
+        )
+        for seed in range(options.seeds):
+            for method in [*options.models, BASELINE]:
+                if (name, method, seed) in done:
+                    continue
+                keras.backend.clear_session()
+                if method == BASELINE:
+                    row = baseline_run(folder, options.image_size, options.epochs, seed)
+                else:
+                    row = train_briefly(
+                        method,
+                        os.path.join(out, "runs", f"{name}-{method}-s{seed}"),
+                        dataset=folder,
+                        image_size=options.image_size,
+                        epochs=options.epochs,
+                        seed=seed,
+                    )
+                row.update(dataset=name, method=method, seed=seed, **settings)
+                rows.append(row)
+                io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
+                print(
+                    f"{name:8s} {method:17s} seed {seed}: test top-1 {row['test_top1']:.4f} "
+                    f"train acc {row['train_accuracy']:.4f} ({row['wall_s']:.0f} s)",
+                    flush=True,
+                )
+    table = results_table(summarize(rows))
+    io.write_text_atomic(os.path.join(out, "table.md"), table + "\n")
+    print(table)
+    return rows
+
+
+def transfer(options: BenchOptions) -> list:
+    """`transfer_runs` from `options.transfer` = (SOURCE, TARGET), built as image folders.
+
+    Writes `output_dir/transfer.json` and `transfer.md`; prints each run and the table.
+    """
+    from keras_effnet.training import real_data  # pylint: disable=import-outside-toplevel
+
+    out = options.output_dir
+    source_name, target_name = options.transfer
+    source = real_data.build(
+        source_name, os.path.join(out, "data"), options.train_per_class, options.test_per_class
+    )
+    target = real_data.build(
+        target_name, os.path.join(out, "data"), options.transfer_per_class, options.test_per_class
+    )
+    rows = transfer_runs(
+        source,
+        target,
+        options.models[0],
+        options.image_size,
+        options.epochs,
+        options.seeds,
+        os.path.join(out, "transfer"),
+    )
+    for row in rows:
+        row["dataset"] = source_name if row["method"] == "source" else target_name
+        print(
+            f"{row['dataset']:8s} {row['method']:19s} seed {row['seed']}: test top-1 "
+            f"{row['test_top1']:.4f} train acc {row['train_accuracy']:.4f}",
+            flush=True,
+        )
+    io.write_json_atomic(os.path.join(out, "transfer.json"), {"runs": rows})
+    table = results_table(summarize(rows))
+    io.write_text_atomic(os.path.join(out, "transfer.md"), table + "\n")
+    print(table)
     return rows

@@ -141,7 +141,9 @@ def _main(module, argv):
     if getattr(module, "IMPORTS_BACKEND", True):
         from keras_effnet import _quiet_import
 
-        native_logs = "TF_CPP_MIN_LOG_LEVEL" in os.environ or (
+        # Not TF_CPP_MIN_LOG_LEVEL itself: the quiet import sets it, and an earlier import of
+        # the backend (a flag module's) would then read as the user's request.
+        native_logs = _quiet_import.native_logs_requested() or (
             "verbose" in flags.FLAGS and flags.FLAGS["verbose"].value == 2
         )
         _quiet_import.import_backend_quietly(native_logs=native_logs)

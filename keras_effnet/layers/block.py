@@ -2,19 +2,25 @@
 
 import keras
 
-from keras_effnet.layers.common import BN_EPSILON, BN_MOMENTUM, build_chain, check_activation
+from keras_effnet.layers.common import (
+    BN_EPSILON,
+    BN_MOMENTUM,
+    Tensor,
+    build_chain,
+    check_activation,
+)
 from keras_effnet.layers.squeeze_excite import SqueezeExcite
 from keras_effnet.layers.stochastic_depth import StochasticDepth
 
 
-def batch_norm(name, momentum=BN_MOMENTUM):
+def batch_norm(name, momentum=BN_MOMENTUM) -> keras.layers.BatchNormalization:
     """BatchNormalization over channels with the reference epsilon."""
     return keras.layers.BatchNormalization(
         axis=-1, momentum=momentum, epsilon=BN_EPSILON, name=name
     )
 
 
-def output_shape(input_shape, strides, filters):
+def output_shape(input_shape, strides, filters) -> tuple:
     """Output shape of a "same"-padded conv with `strides` and `filters` channels."""
     spatial = [None if d is None else -(-d // strides) for d in input_shape[1:3]]
     return (input_shape[0], *spatial, filters)
@@ -103,11 +109,11 @@ class InvertedResidual(keras.layers.Layer):
             self.skip_layers = [keras.layers.Add(name=f"{self.name}_add")]
 
     @property
-    def branch_layers(self):
+    def branch_layers(self) -> list[keras.layers.Layer]:
         """The residual branch's sublayers in call order."""
         raise NotImplementedError
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         if input_shape[-1] != self.filters_in:
             raise ValueError(
                 f"Layer {self.name!r} expects {self.filters_in} input channels. "
@@ -118,7 +124,7 @@ class InvertedResidual(keras.layers.Layer):
             layer.build([shape, input_shape])
         self.built = True
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None) -> Tensor:
         x = inputs
         for layer in self.branch_layers:
             x = layer(x, training=training)
@@ -126,10 +132,10 @@ class InvertedResidual(keras.layers.Layer):
             x = layer([x, inputs])
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape) -> tuple:
         return output_shape(input_shape, self.strides, self.filters_out)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

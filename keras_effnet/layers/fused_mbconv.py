@@ -117,6 +117,6 @@ class FusedMBConv(InvertedResidual):
         self._add_skip(self.project_layers)
 
     @property
-    def branch_layers(self):
+    def branch_layers(self) -> list[keras.layers.Layer]:
         """The residual branch's sublayers in call order."""
         return self.expand_layers + self.se_layers + self.project_layers

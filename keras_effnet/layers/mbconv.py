@@ -124,11 +124,11 @@ class MBConv(InvertedResidual):
         self._add_skip(self.project_layers)
 
     @property
-    def branch_layers(self):
+    def branch_layers(self) -> list[keras.layers.Layer]:
         """The residual branch's sublayers in call order."""
         return self.expand_layers + self.depthwise_layers + self.se_layers + self.project_layers
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config["depthwise_name"] = self.depthwise_name
         return config

@@ -2,7 +2,12 @@
 
 import keras
 
-from keras_effnet.layers.common import CONV_KERNEL_INITIALIZER, build_chain, check_activation
+from keras_effnet.layers.common import (
+    CONV_KERNEL_INITIALIZER,
+    Tensor,
+    build_chain,
+    check_activation,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
@@ -53,22 +58,22 @@ class SqueezeExcite(keras.layers.Layer):
         )
         self.excite = keras.layers.Multiply(name=f"{prefix}_excite")
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         build_chain([self.squeeze, self.reduce, self.reduce_activation, self.expand], input_shape)
         self.excite.build([input_shape, (input_shape[0], 1, 1, self.filters)])
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs) -> Tensor:
         gate = self.squeeze(inputs)
         gate = self.reduce(gate)
         gate = self.reduce_activation(gate)
         gate = self.expand(gate)
         return self.excite([inputs, gate])
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape) -> tuple:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {"filters": self.filters, "se_filters": self.se_filters, "activation": self.activation}

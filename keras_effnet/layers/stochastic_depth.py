@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_effnet.layers.common import Tensor
+
 
 @keras.saving.register_keras_serializable(package="keras_effnet")
 class StochasticDepth(keras.layers.Layer):
@@ -26,7 +28,7 @@ class StochasticDepth(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False) -> Tensor:
         if not training or self.rate == 0:
             return inputs
         batch = keras.ops.shape(inputs)[0]
@@ -35,10 +37,10 @@ class StochasticDepth(keras.layers.Layer):
             inputs, self.rate, noise_shape=noise_shape, seed=self.seed_generator
         )
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape) -> tuple:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed})
         return config

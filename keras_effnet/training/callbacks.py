@@ -9,15 +9,15 @@ import time
 import keras
 import numpy as np
 
-from keras_effnet import io
+from keras_effnet import io, keras_internals
 from keras_effnet.training import modeling, recipe
 
 
 def seed_generators(model):
     """Every `keras.random.SeedGenerator` of the model's layers (dropout, stochastic depth)."""
     found = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        found += [g for g in getattr(layer, "_seed_generators", []) if g not in found]
+    for layer in keras_internals.flatten_layers(model, include_self=True):
+        found += [g for g in keras_internals.seed_generators(layer) if g not in found]
     return found
 
 

@@ -8,9 +8,7 @@ Keras 3 fit() under MultiWorkerMirroredStrategy. The run setup (resolving
 
 import tensorflow as tf
 
-# Keras internals (loaded with the TensorFlow backend) that `prepare_multi_worker` patches.
-from keras.src.backend.tensorflow import trainer as tf_trainer
-
+from keras_effnet import keras_internals
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import callbacks as cb
 from keras_effnet.training import modeling, progressive
@@ -29,24 +27,25 @@ def prepare_multi_worker(model, dataset, strategy):
        invalid for scalars ("Invalid reduction dimension 0 for input with 0
        dimensions"). We reduce scalars with axis=None (a cross-worker mean of
        values that Keras' synchronized metric variables already make equal).
-    Both patches are confined to multi-worker runs.
+    Both patches are confined to multi-worker runs; the private Keras
+    calls they need live in `keras_effnet.keras_internals`.
     """
     with strategy.scope():
-        model._symbolic_build(data_batch=dataset.element_spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "keras_effnet_patch", False):
-        return
+        keras_internals.build_for_distributed_fit(model, dataset.element_spec)
 
-    def reduce_per_replica(values, strategy, reduction="auto"):
-        if reduction in ("auto", "mean") and isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ):
-            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return original(values, strategy, reduction)
+    def wrap(original):
+        def reduce_per_replica(values, strategy, reduction="auto"):
+            if reduction in ("auto", "mean") and isinstance(
+                strategy, tf.distribute.MultiWorkerMirroredStrategy
+            ):
+                return tf.nest.map_structure(
+                    lambda v: strategy.reduce("MEAN", v, axis=None), values
+                )
+            return original(values, strategy, reduction)
 
-    reduce_per_replica.keras_effnet_patch = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
+        return reduce_per_replica
+
+    keras_internals.wrap_tf_reduce_per_replica(wrap)
 
 
 def fit_stages(model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log):

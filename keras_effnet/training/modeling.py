@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_effnet
-from keras_effnet import io, pretrained, variants
+from keras_effnet import io, keras_internals, pretrained, variants
 from keras_effnet.errors import ConfigError
 
 # Layers that train during the head-only epochs (`set_backbone_trainable`).
@@ -107,7 +107,7 @@ def batch_norm_layers(model):
     """Every BatchNormalization layer, nested ones included."""
     return [
         layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in keras_internals.flatten_layers(model)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
 

@@ -31,6 +31,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from keras_effnet import keras_internals
 from keras_effnet.errors import ConfigError
 
 MODES = ("auto", "on", "off")
@@ -264,9 +265,7 @@ def with_stage_dropout(model):
 def set_dropout(model, rate):
     """Sets the rate of every `StageDropout` of `model`; returns how many there are."""
     layers = [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, StageDropout)
+        layer for layer in keras_internals.flatten_layers(model) if isinstance(layer, StageDropout)
     ]
     for layer in layers:
         layer.rate.assign(float(rate))
