@@ -14,7 +14,7 @@ import keras_effnet
 from keras_effnet import data, io
 from keras_effnet.bench import input_pipeline, model, timing, training
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import loop
+from keras_effnet.training import plan
 
 
 class _Counter:
@@ -118,7 +118,9 @@ def test_train_briefly_trains_with_the_library_recipe(tmp_path):
     with open(f"{run_dir}/config.json") as f:
         written = json.load(f)["config"]
     flags = {"model": "lite0", "image_size": 32, "epochs": 3, "seed": 0, "model_dir": run_dir}
-    resolved, _ = loop.resolve(config_lib.config_from_flags(flags), data.dataset_info("digits"), 1)
+    resolved = plan.resolve(
+        config_lib.config_from_flags(flags), data.dataset_info("digits"), 1
+    ).config
     assert row["recipe"] == written["optimizer"] == resolved.to_dict()["optimizer"]
     assert row["recipe"]["recipe"] == "scratch"
     trained = io.load_model(row["best_model_path"])

@@ -11,7 +11,7 @@ import pytest
 import keras_effnet
 from keras_effnet import data
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import evaluate, loop
+from keras_effnet.training import evaluate, plan
 from keras_effnet.training.config import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +94,7 @@ def test_one_class_dataset_is_refused():
     )
     config = config_lib.config_from_flags({"model_dir": "r", "dataset": "one"})
     with pytest.raises(ConfigError, match=r"at least 2 classes.*has 1 \(cat\)"):
-        loop.resolve(config, info, 1)
+        plan.resolve(config, info, 1)
 
 
 def test_single_softmax_class_and_ignored_pooling():

@@ -247,14 +247,15 @@ def _five_class_folder(root):
 
 def _resolved(**flags):
     from keras_effnet import data
-    from keras_effnet.training import loop
+    from keras_effnet.training import plan
 
     config = config_lib.config_from_flags({"model_dir": "r", **flags})
-    return loop.resolve(config, data.dataset_info("digits"), 1)
+    run_plan = plan.resolve(config, data.dataset_info("digits"), 1)
+    return run_plan.config, run_plan
 
 
 def test_recipes_resolve_every_auto_value_and_flags_override_them():
-    config, derived = _resolved(epochs=20)
+    config, run_plan = _resolved(epochs=20)
     o = config.optimizer
     assert (o.recipe, o.name, o.schedule, o.base_lr, o.lr_batch_size) == (
         "scratch",
@@ -264,19 +265,19 @@ def test_recipes_resolve_every_auto_value_and_flags_override_them():
         64,
     )
     assert o.weight_decay == 0.05 and o.label_smoothing == 0.1 and o.bn_images == 512
-    steps = derived["total_steps"]
+    steps = run_plan.total_steps
     assert steps == 20 * (1258 // 64)
     assert o.ema_momentum == pytest.approx(1 - 1 / (0.05 * steps), abs=1e-6)
     assert config.model.drop_connect_rate == pytest.approx(0.2 * steps / 10_000, abs=1e-4)
     assert config.run.eval_split == "test" and config.data.crop_min_area == 0.5
-    assert derived["split_sources"]["validation"].startswith("15% of scikit-learn digits")
-    paper, derived = _resolved(epochs=20, recipe="paper")
+    assert run_plan.split_sources["validation"].startswith("15% of scikit-learn digits")
+    paper, run_plan = _resolved(epochs=20, recipe="paper")
     assert (paper.optimizer.name, paper.optimizer.base_lr, paper.optimizer.schedule) == (
         "rmsprop",
         0.016,
         "exponential",
     )
-    assert derived["peak_learning_rate"] == pytest.approx(0.016 * 64 / 256)
+    assert run_plan.peak_learning_rate == pytest.approx(0.016 * 64 / 256)
     tuned, _ = _resolved(epochs=20, weights="x.keras", freeze_bn=True)
     assert tuned.optimizer.recipe == "finetune" and tuned.optimizer.weight_decay == 0.005
     assert tuned.optimizer.bn_images == 0  # Frozen BatchNorm keeps the source statistics.

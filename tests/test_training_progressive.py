@@ -7,7 +7,7 @@ import pytest
 from keras_effnet import data
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import loop, modeling, progressive, sections
+from keras_effnet.training import loop, modeling, plan, progressive, sections
 
 
 def test_schedule_interpolates_size_and_regularization_to_the_targets():
@@ -72,42 +72,37 @@ def test_auto_start_size_and_when_auto_is_off():
 
 def _resolve(**flags):
     config = config_lib.config_from_flags({"model_dir": "r", "model": "b0", **flags})
-    return loop.resolve(config, data.dataset_info("digits"), 1)
+    run_plan = plan.resolve(config, data.dataset_info("digits"), 1)
+    return run_plan.config, run_plan
 
 
 def test_resolve_fills_auto_and_records_the_stages():
-    config, derived = _resolve(image_size=128, epochs=16, batch_size=8)  # 16 x 157 steps.
+    config, run_plan = _resolve(image_size=128, epochs=16, batch_size=8)  # 16 x 157 steps.
     d = config.data
     assert (d.progressive, d.progressive_stages, d.progressive_start_size) == ("on", 4, 64)
-    stages = progressive.stages_of(derived)
+    stages = run_plan.stages
     assert [s.image_size for s in stages] == [64, 88, 104, 128] and stages[-1].dropout_rate == 0.2
-    assert derived["progressive"]["reason"].startswith("auto:")
-    assert "4 stages, 64 -> 88 -> 104 -> 128 px" in loop.describe(
-        config, {**derived, "strategy": "x"}, 0
-    )
-    again, _ = loop.resolve(
-        config, data.dataset_info("digits"), 1
-    )  # Resolving twice changes nothing.
+    assert run_plan.progressive_reason.startswith("auto:")
+    assert "4 stages, 64 -> 88 -> 104 -> 128 px" in loop.describe(run_plan.replace(strategy="x"), 0)
+    again = plan.resolve(config, data.dataset_info("digits"), 1).config  # Twice: no change.
     assert again == config
-    off, derived = _resolve(image_size=128, epochs=12, progressive="off")
+    off, run_plan = _resolve(image_size=128, epochs=12, progressive="off")
     assert (off.data.progressive, off.data.progressive_stages, off.data.progressive_start_size) == (
         "off",
         1,
         128,
     )
-    assert len(progressive.stages_of(derived)) == 1
+    assert len(run_plan.stages) == 1
     for flags in (
         {"epochs": 6, "batch_size": 8},
         {"epochs": 12},
     ):  # Under 2 epochs a stage; 228 steps.
-        short, derived = _resolve(image_size=128, **flags)
-        assert short.data.progressive == "off" and derived["progressive"]["reason"].startswith(
-            "auto:"
-        )
-    mine, derived = _resolve(
+        short, run_plan = _resolve(image_size=128, **flags)
+        assert short.data.progressive == "off" and run_plan.progressive_reason.startswith("auto:")
+    mine, run_plan = _resolve(
         image_size=128, epochs=6, progressive="on", progressive_stages=3, progressive_start_size=96
     )
-    assert [s.image_size for s in progressive.stages_of(derived)] == [96, 112, 128]
+    assert [s.image_size for s in run_plan.stages] == [96, 112, 128]
 
 
 @pytest.mark.parametrize(
@@ -186,15 +181,14 @@ def test_one_set_of_weights_trains_at_every_size_and_dropout_is_a_variable():
 def test_stage_streams_share_one_element_spec():
     from keras_effnet.training import builders
 
-    config, derived = _resolve(
+    _, run_plan = _resolve(
         image_size=64, epochs=8, augment="crop,mixup", batch_size=8, progressive="on"
     )
-    info = data.dataset_info("digits")
-    stages = progressive.stages_of(derived)
-    specs = {str(builders.make_train_stream(config, derived, info, s).element_spec) for s in stages}
+    stages = run_plan.stages
+    specs = {str(builders.make_train_stream(run_plan, s).element_spec) for s in stages}
     assert len(specs) == 1 and "None, None, 3" in specs.pop()
-    first = next(iter(builders.make_train_stream(config, derived, info, stages[0])))
-    last = next(iter(builders.make_train_stream(config, derived, info, stages[-1])))
+    first = next(iter(builders.make_train_stream(run_plan, stages[0])))
+    last = next(iter(builders.make_train_stream(run_plan, stages[-1])))
     assert first[0].shape == (8, 32, 32, 3) and last[0].shape == (8, 64, 64, 3)
     assert set(np.unique(first[1].numpy())) <= {0.0, 1.0}  # No MixUp in the first stage (alpha 0).
     assert ((last[1].numpy() > 0.01) & (last[1].numpy() < 0.99)).any()

@@ -5,6 +5,7 @@ One tiny run (B0 at width/depth 0.25, 32 px, one step on a 2-class folder of
 The Ctrl-C / SIGTERM runs of scripts/train.py are subprocesses and slow.
 """
 
+import json
 import os
 import pathlib
 import shutil
@@ -17,10 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_effnet import io
+from keras_effnet import data, io
 from keras_effnet.errors import ConfigError, OutputError
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import train
+from keras_effnet.training import plan, rundir, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -211,3 +212,42 @@ def test_a_second_workers_backup_does_not_make_the_run_foreign(tmp_path):
     with pytest.raises(ConfigError, match="holds no run"):
         with rundir.claim(str(tmp_path), str(tmp_path)):
             pass
+
+
+def test_a_run_recorded_before_the_run_plan_resumes_and_its_splits_are_compared(tmp_path):
+    """config.json as the previous version wrote it: {"config", "derived"} with a moved folder."""
+    dataset = _folder(tmp_path / "data")
+    info = data.dataset_info(dataset)
+    run_plan = plan.resolve(_config(dataset, tmp_path / "run"), info, 1)
+    old_config = run_plan.config.replace(data={"dataset": "/elsewhere/data"})
+    old_derived = {
+        "num_replicas": 1,
+        "global_batch_size": 8,
+        "steps_per_epoch": 1,
+        "total_steps": 1,
+        "peak_learning_rate": 0.00025,
+        "warmup_steps": 0,
+        "num_classes": 2,
+        "dataset_kind": "folder",  # So the folder's path is not part of the run's identity.
+        "splits": dict(info.splits),
+        "split_sources": dict(info.sources),
+        "progressive": {"reason": "auto: x", "stages": [s.to_dict() for s in run_plan.stages]},
+        "versions": {"tensorflow": "2.20.0", "keras": "3.14.0"},
+        "strategy": "OneDeviceStrategy (1 replica)",
+    }
+    model_dir = tmp_path / "run"
+    (model_dir / "backup").mkdir(parents=True)
+    (model_dir / "backup" / "training_metadata.json").write_text("{}")
+
+    def record(derived):
+        text = json.dumps({"config": old_config.to_dict(), "derived": derived})
+        (model_dir / "config.json").write_text(text)
+
+    record(old_derived)
+    assert rundir.check_resume(str(model_dir), run_plan, info.class_names) is True
+    record({**old_derived, "splits": {**old_derived["splits"], "train": 99}})
+    with pytest.raises(ConfigError, match=r"dataset split sizes: .*'train': 99"):
+        rundir.check_resume(str(model_dir), run_plan, info.class_names)
+    record({**old_derived, "dataset_kind": "tfds"})  # A dataset named by path: compared.
+    with pytest.raises(ConfigError, match=r"data.dataset: '/elsewhere/data' -> "):
+        rundir.check_resume(str(model_dir), run_plan, info.class_names)

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from keras_effnet import data
-from keras_effnet.training import builders, loop
+from keras_effnet.training import builders, plan
 from keras_effnet.training.strategy import make_strategy, precision_policy
 
 
@@ -46,13 +46,12 @@ def _images_per_sec(model, dataset, steps, skip, global_batch):
 def _setup(config):
     strategy = make_strategy(config.run.strategy)
     info = data.dataset_info(config.data.dataset, config.data.data_dir)
-    config, derived = loop.resolve(config, info, strategy.num_replicas_in_sync)
-    return strategy, info, config, derived
+    return strategy, plan.resolve(config, info, strategy.num_replicas_in_sync)
 
 
-def _model(config, derived, info, strategy):
+def _model(run_plan, strategy):
     with strategy.scope():
-        return builders.build_training_model(config, derived, info, config.data.image_size)
+        return builders.build_training_model(run_plan, run_plan.config.data.image_size)
 
 
 def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
@@ -69,13 +68,14 @@ def benchmark_input_pipeline(config, steps=40, skip=5, repeats=2):
         pipeline_only_images_per_sec (iterating the dataset without a model),
         global_batch_size, image_size, model, augment.
     """
-    strategy, info, config, derived = _setup(config)
+    strategy, run_plan = _setup(config)
+    config = run_plan.config
     with precision_policy(config.run.precision):
-        model = _model(config, derived, info, strategy)
-        train_ds, _, _ = builders.make_datasets(config, derived, info)
+        model = _model(run_plan, strategy)
+        train_ds, _, _ = builders.make_datasets(run_plan)
         batch = next(iter(train_ds))
         bare_ds = tf.data.Dataset.from_tensors(batch).repeat()
-        gb = derived["global_batch_size"]
+        gb = run_plan.global_batch_size
         _images_per_sec(model, bare_ds, skip + 1, 0, gb)  # Trace once.
         bare, e2e = [], []
         for _ in range(repeats):  # Interleaved, so load changes hit both alike.
@@ -116,15 +116,15 @@ def benchmark_switches(
     Returns:
         A list of dicts: precision, jit_compile, images_per_sec.
     """
-    strategy, info, base, derived = _setup(config)
+    strategy, base = _setup(config)
     results = []
     for precision, jit in variants:
-        cfg = base.replace(run={"precision": precision, "jit_compile": jit})
+        run_plan = base.replace(run={"precision": precision, "jit_compile": jit})
         with precision_policy(precision):
-            model = _model(cfg, derived, info, strategy)
-            train_ds, _, _ = builders.make_datasets(cfg, derived, info)
+            model = _model(run_plan, strategy)
+            train_ds, _, _ = builders.make_datasets(run_plan)
             batch_ds = tf.data.Dataset.from_tensors(next(iter(train_ds))).repeat()
-            gb = derived["global_batch_size"]
+            gb = run_plan.global_batch_size
             _images_per_sec(model, batch_ds, skip + 1, 0, gb)
             rate = _images_per_sec(model, batch_ds, steps, skip, gb)
         results.append({"precision": precision, "jit_compile": jit, "images_per_sec": rate})

@@ -15,14 +15,15 @@ log = logging.getLogger("keras_effnet.training")
 _BN_SAMPLE_SEED = 4321  # The BatchNorm sample is part of the run's definition, not of its seed.
 
 
-def build_training_model(config, derived, info, image_size):
-    """The compiled training model (call inside the strategy scope).
+def build_training_model(run_plan, image_size):
+    """The compiled training model of a `plan.RunPlan` (call inside the strategy scope).
 
     `image_size` None builds a dynamic (None, None, 3) input and a
     `progressive.StageDropout` classifier dropout: one set of variables and
     one traced step for every stage of a progressive run.
     """
-    model = modeling.build_model(config.model, info.num_classes, image_size)
+    config = run_plan.config
+    model = modeling.build_model(config.model, run_plan.num_classes, image_size)
     if image_size is None:  # Progressive: the dropout rate changes per stage.
         model = progressive.with_stage_dropout(model)
     if config.run.precision != "float32":  # Loss and metrics in float32 (top-k needs it).
@@ -42,16 +43,18 @@ def build_training_model(config, derived, info, image_size):
     )
     recipe.apply_weight_decay(model, config.optimizer.weight_decay, config.optimizer.name)
     schedule = recipe.WarmupSchedule(
-        derived["peak_learning_rate"],
-        derived["warmup_steps"],
-        derived["total_steps"],
-        derived["steps_per_epoch"],
+        run_plan.peak_learning_rate,
+        run_plan.warmup_steps,
+        run_plan.total_steps,
+        run_plan.steps_per_epoch,
         config.optimizer.schedule,
         config.optimizer.decay_rate,
         config.optimizer.decay_epochs,
     )
     optimizer = recipe.make_optimizer(config.optimizer, schedule, config.optimizer.ema_momentum)
-    loss, metrics = recipe.make_loss_and_metrics(info.num_classes, config.optimizer.label_smoothing)
+    loss, metrics = recipe.make_loss_and_metrics(
+        run_plan.num_classes, config.optimizer.label_smoothing
+    )
     model.compile(
         optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=config.run.jit_compile
     )
@@ -68,12 +71,13 @@ def build_training_model(config, derived, info, image_size):
     return model
 
 
-def make_train_stream(config, derived, info, stage, skip_examples=0):
+def make_train_stream(run_plan, stage, skip_examples=0):
     """The training stream of `stage` (a `progressive.Stage`) from `skip_examples` on.
 
     The stream is positional (docs/training.md, "The run directory, and runs that survive"): a stage starting
     at example g sees what an uninterrupted run sees from g on.
     """
+    config = run_plan.config
     d = config.data
     augment = data.parse_augment(d.augment)
     if stage.mixup_alpha <= 0:  # The paper's first stage has no MixUp (alpha 0).
@@ -82,7 +86,7 @@ def make_train_stream(config, derived, info, stage, skip_examples=0):
         d.dataset,
         "train",
         stage.image_size,
-        derived["global_batch_size"],
+        run_plan.global_batch_size,
         shuffle=True,
         augment=augment,
         drop_remainder=True,
@@ -94,25 +98,26 @@ def make_train_stream(config, derived, info, stage, skip_examples=0):
         skip_examples=skip_examples,
         data_dir=d.data_dir,
         one_hot=True,
-        num_classes=info.num_classes,
+        num_classes=run_plan.num_classes,
         cache=d.cache,
     )
     return progressive.relax_image_shape(stream) if d.progressive == "on" else stream
 
 
-def make_datasets(config, derived, info, skip_examples=0):
+def make_datasets(run_plan, skip_examples=0):
     """(train stream of the last stage from `skip_examples` on, validation set, BatchNorm batches).
 
     Validation and the BatchNorm sample are always at the target size.
     """
+    config = run_plan.config
     d = config.data
-    common = dict(data_dir=d.data_dir, one_hot=True, num_classes=info.num_classes, cache=d.cache)
-    batch = derived["global_batch_size"]
-    train_ds = make_train_stream(
-        config, derived, info, progressive.stages_of(derived)[-1], skip_examples
+    common = dict(
+        data_dir=d.data_dir, one_hot=True, num_classes=run_plan.num_classes, cache=d.cache
     )
+    batch = run_plan.global_batch_size
+    train_ds = make_train_stream(run_plan, run_plan.stages[-1], skip_examples)
     val_ds = None
-    if info.splits["validation"]:
+    if run_plan.splits["validation"]:
         val_ds = data.load_dataset(d.dataset, "validation", d.image_size, batch, **common)
     bn_batches = None
     if config.optimizer.bn_images:

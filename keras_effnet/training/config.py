@@ -3,7 +3,7 @@
 One `ExperimentConfig` (four sections, each a frozen dataclass validated on
 construction: `sections`) describes a run. `keras-effnet train` fills it from flags;
 `train()` resolves every "auto" value against the dataset and the strategy
-(`resolve`) and dumps the result to `model_dir/config.json`, so a run can be
+(`plan.resolve`: a `RunPlan`) and dumps it to `model_dir/config.json`, so a run can be
 read back (`ExperimentConfig.from_dict`) and compared when it resumes.
 
 The flags are generated from the sections' field metadata (`config_flags`), so

@@ -2,8 +2,9 @@
 
 `check_backup_stage` refuses a backup from another schedule, `fit_stages` runs
 the stages from the resumed epoch on, and `prepare_multi_worker` works around
-Keras 3 fit() under MultiWorkerMirroredStrategy. The run setup (resolving
-"auto" values, the resume check) and the final evaluation are in `loop`.
+Keras 3 fit() under MultiWorkerMirroredStrategy. All of it reads the run's
+`plan.RunPlan` (resolved in `plan`); the resume check and the final
+evaluation are in `loop`.
 """
 
 import tensorflow as tf
@@ -48,8 +49,8 @@ def prepare_multi_worker(model, dataset, strategy):
     keras_internals.wrap_tf_reduce_per_replica(wrap)
 
 
-def fit_stages(model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log):
-    """Trains the stages from `start_epoch` on, one `fit` per stage.
+def fit_stages(model, run_plan, strategy, start_epoch, callbacks, stage_log):
+    """Trains the stages of a `plan.RunPlan` from `start_epoch` on, one `fit` per stage.
 
     Each stage gets its own training stream (size, RandAugment, MixUp) and
     its dropout rate; the traced step is shared (see `training.progressive`).
@@ -63,6 +64,7 @@ def fit_stages(model, config, derived, info, strategy, stages, start_epoch, call
     The first `model.head_epochs` epochs train the classifier alone (a
     stage is split there: one `fit` with the backbone frozen, one without).
     """
+    config, stages = run_plan.config, run_plan.stages
     head = config.model.head_epochs or 0
     for stage in [s for s in stages if s.end_epoch > start_epoch] or stages[-1:]:
         first = min(max(stage.first_epoch, start_epoch), stage.end_epoch)
@@ -72,14 +74,15 @@ def fit_stages(model, config, derived, info, strategy, stages, start_epoch, call
             modeling.set_backbone_trainable(
                 model, first >= head, freeze_bn=bool(config.model.freeze_bn)
             )
-            _fit(model, config, derived, info, strategy, len(stages), stage, first, end, callbacks)
+            _fit(model, run_plan, strategy, stage, first, end, callbacks)
             first = end
 
 
-def _fit(model, config, derived, info, strategy, num_stages, stage, first, end, callbacks):
+def _fit(model, run_plan, strategy, stage, first, end, callbacks):
     """One `fit` over epochs [first, end) of `stage`."""
-    steps, batch = derived["steps_per_epoch"], derived["global_batch_size"]
-    train_ds = make_train_stream(config, derived, info, stage, skip_examples=first * steps * batch)
+    config, num_stages = run_plan.config, len(run_plan.stages)
+    steps, batch = run_plan.steps_per_epoch, run_plan.global_batch_size
+    train_ds = make_train_stream(run_plan, stage, skip_examples=first * steps * batch)
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         prepare_multi_worker(model, train_ds, strategy)
     if num_stages > 1:

@@ -1,7 +1,7 @@
 """`train(config)`: the EfficientNet recipe under a tf.distribute strategy.
 
 A run directory holds:
-  config.json        the resolved ExperimentConfig plus derived values
+  config.json        the resolved ExperimentConfig plus derived values (`plan.RunPlan`)
   labels.txt         class names, one per line (index = label)
   best.keras         EMA weights (BatchNorm re-estimated) of the epoch with the
                      best validation accuracy; validation is held out from
@@ -25,12 +25,11 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
-from keras_effnet import data, io, variants
+from keras_effnet import data, io
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import callbacks as cb
-from keras_effnet.training import fitting, modeling, progressive, recipe, rundir
+from keras_effnet.training import fitting, modeling, plan, progressive, recipe, rundir
 from keras_effnet.training.builders import build_training_model, make_datasets
 from keras_effnet.training.evaluation import evaluate
 from keras_effnet.training.strategy import (
@@ -101,140 +100,29 @@ class TrainResult:
         )
 
 
-def _pick(value, auto):
-    """`value`, or `auto` where it is None ("auto": the recipe or the dataset decides)."""
-    return auto if value is None else value
-
-
-def resolve(config, info, num_replicas):
-    """Fills every "auto" value; returns (resolved config, derived values)."""
-    variant = variants.get_variant(config.model.name)
-    if info.num_classes < 2:
-        raise ConfigError(
-            f"A classifier needs at least 2 classes; dataset {config.data.dataset!r} has "
-            f"{info.num_classes} ({', '.join(info.class_names)}): its accuracy would be 1.0 by "
-            f"construction. Received: dataset={config.data.dataset!r}"
-        )
-    weights = config.model.weights
-    image_size = config.data.image_size or modeling.weights_resolution(weights, variant)
-    freeze_bn = _pick(config.model.freeze_bn, bool(weights))
-    head_epochs = (
-        recipe.auto_head_epochs(config.run.epochs, weights)
-        if config.model.head_epochs is None
-        else min(config.model.head_epochs, config.run.epochs)
-    )
-    crop_min_area = _pick(config.data.crop_min_area, recipe.AUTO_CROP_MIN_AREA)
-    global_batch = config.data.batch_size * num_replicas
-    train_examples = info.splits["train"]
-    steps = config.run.steps_per_epoch or train_examples // global_batch
-    if steps < 1:
-        raise ConfigError(
-            f"The training split ({train_examples} examples) is smaller than one global batch "
-            f"({config.data.batch_size} x {num_replicas} replicas). "
-            f"Received: batch_size={config.data.batch_size}"
-        )
-    total = steps * config.run.epochs
-    augment = config.data.augment
-    if augment == "auto":
-        augment = recipe.auto_augment(info.kind, total)
-    opt = config.optimizer
-    name = recipe.recipe_name(opt.recipe, config.model.weights)
-    table = recipe.RECIPES[name]
-    pick = {key: getattr(opt, key) for key in ("name", "schedule")}  # Enums: "auto".
-    pick = {key: table[key] if value == "auto" else value for key, value in pick.items()}
-    for key in ("base_lr", "label_smoothing", "weight_decay"):  # None = auto.
-        pick[key] = _pick(getattr(opt, key), table[key])
-    lr_batch = _pick(opt.lr_batch_size, table["lr_batch_size"])
-    warmup = (
-        recipe.auto_warmup_epochs(config.run.epochs)
-        if opt.warmup_epochs is None
-        else opt.warmup_epochs
-    )
-    ema = (
-        recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
-        if opt.ema_momentum is None
-        else opt.ema_momentum
-    )
-    if opt.bn_images is None:  # Frozen BatchNorm keeps the source model's statistics.
-        bn_images = 0 if freeze_bn else min(recipe.AUTO_BN_IMAGES, train_examples)
-    else:
-        bn_images = opt.bn_images
-    dropout = _pick(config.model.dropout_rate, variant.dropout)
-    drop_connect = (
-        recipe.auto_drop_connect(total)
-        if config.model.drop_connect_rate is None
-        else config.model.drop_connect_rate
-    )
-    if config.run.eval_split != "auto":
-        eval_split = config.run.eval_split
-    else:
-        eval_split = "test" if info.splits["test"] else "validation"
-    stages = progressive.resolve_stages(config.data, config.run.epochs, image_size, dropout, total)
-    resolved = config.replace(
-        data={
-            "image_size": image_size,
-            "augment": augment,
-            "crop_min_area": float(crop_min_area),
-            "progressive": "on" if len(stages[0]) > 1 else "off",
-            "progressive_stages": len(stages[0]),
-            "progressive_start_size": stages[0][0].image_size,
-        },
-        model={
-            "name": variant.name,
-            "dropout_rate": dropout,
-            "drop_connect_rate": float(drop_connect),
-            "freeze_bn": freeze_bn,
-            "head_epochs": int(head_epochs),
-        },
-        optimizer={
-            "recipe": name,
-            **pick,
-            "lr_batch_size": lr_batch,
-            "warmup_epochs": float(warmup),
-            "ema_momentum": float(round(ema, 6)),
-            "bn_images": int(bn_images),
-        },
-        run={"model_dir": os.path.abspath(config.run.model_dir), "eval_split": eval_split},
-    )
-    derived = {
-        "num_replicas": num_replicas,
-        "global_batch_size": global_batch,
-        "steps_per_epoch": steps,
-        "total_steps": total,
-        "peak_learning_rate": recipe.peak_learning_rate(pick["base_lr"], global_batch, lr_batch),
-        "warmup_steps": int(round(warmup * steps)),
-        "num_classes": info.num_classes,
-        "dataset_kind": info.kind,
-        "splits": info.splits,
-        "split_sources": info.sources,
-        "progressive": {"reason": stages[1], "stages": [s.to_dict() for s in stages[0]]},
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-    }
-    return resolved, derived
-
-
-def describe(config, derived, resuming_at):
+def describe(run_plan, resuming_at):
     """The run's first lines: data splits and their sources, recipe, augmentation."""
+    config = run_plan.config
     d, m, o = config.data, config.model, config.optimizer
     splits = " | ".join(
-        f"{s} {derived['splits'][s]} ({derived['split_sources'].get(s, '?')})"
+        f"{s} {run_plan.splits[s]} ({run_plan.split_sources.get(s, '?')})"
         for s in ("train", "validation", "test")
     )
     augment = d.augment if d.augment not in ("", "none") else "none"
     lines = [
         f"keras-effnet train: {m.name} at {d.image_size} px on {d.dataset!r} "
-        f"({derived['dataset_kind']}, {derived['num_classes']} classes), {derived['strategy']}",
+        f"({run_plan.dataset_kind}, {run_plan.num_classes} classes), {run_plan.strategy}",
         f"  splits: {splits}",
         f"  final evaluation on: {config.run.eval_split}"
         + (
             ""
             if config.run.eval_split == "test"
             else "  (NOT a held-out test score: the dataset has no test split)"
-            if not derived["splits"]["test"]
+            if not run_plan.splits["test"]
             else ""
         ),
-        f"  recipe {o.recipe}: {o.name}, peak lr {derived['peak_learning_rate']:.3g} "
-        f"(global batch {derived['global_batch_size']}), {o.schedule} schedule, warmup "
+        f"  recipe {o.recipe}: {o.name}, peak lr {run_plan.peak_learning_rate:.3g} "
+        f"(global batch {run_plan.global_batch_size}), {o.schedule} schedule, warmup "
         f"{o.warmup_epochs:g} epochs, label smoothing {o.label_smoothing:g}, weight decay "
         f"{o.weight_decay:g}, EMA {o.ema_momentum:g}, dropout {m.dropout_rate:g}, stochastic depth "
         f"{m.drop_connect_rate:g}, BatchNorm re-estimated on {o.bn_images} images",
@@ -249,10 +137,9 @@ def describe(config, derived, resuming_at):
         f"  augment: {augment}"
         + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
         + ("  [wrong for digits or text: pass --augment=crop]" if "flip" in augment else ""),
-        f"  progressive: {progressive.describe(progressive.stages_of(derived))} "
-        f"({derived['progressive']['reason']})",
+        f"  progressive: {progressive.describe(run_plan.stages)} ({run_plan.progressive_reason})",
         f"  {'resuming after epoch ' + str(resuming_at) if resuming_at else 'starting'}: "
-        f"{config.run.epochs} epochs x {derived['steps_per_epoch']} steps",
+        f"{config.run.epochs} epochs x {run_plan.steps_per_epoch} steps",
     ]
     return "\n".join(lines)
 
@@ -287,22 +174,23 @@ def train(config, *, extra_callbacks=()):
     strategy = make_strategy(config.run.strategy)
     _, task_id, is_chief = task_info(strategy)
     info = data.dataset_info(config.data.dataset, config.data.data_dir)
-    config, derived = resolve(config, info, strategy.num_replicas_in_sync)
-    derived["strategy"] = strategy_name(strategy)
-    model_dir = config.run.model_dir
+    run_plan = plan.resolve(config, info, strategy.num_replicas_in_sync)
+    run_plan = run_plan.replace(strategy=strategy_name(strategy))
+    model_dir = run_plan.config.run.model_dir
     backup_dir = os.path.join(model_dir, "backup" if is_chief else f"backup_worker{task_id}")
     with rundir.claim(model_dir, model_dir if is_chief else backup_dir):
         return _train_locked(
-            config, derived, info, strategy, is_chief, backup_dir, wall_start, extra_callbacks
+            run_plan, info.class_names, strategy, is_chief, backup_dir, wall_start, extra_callbacks
         )
 
 
 def _train_locked(
-    config, derived, info, strategy, is_chief, backup_dir, wall_start, extra_callbacks
+    run_plan, class_names, strategy, is_chief, backup_dir, wall_start, extra_callbacks
 ):
     """`train` once the run directory is this process's (see `rundir.claim`)."""
+    config = run_plan.config
     model_dir = config.run.model_dir
-    resuming = rundir.check_resume(model_dir, config, derived, info.class_names)
+    resuming = rundir.check_resume(model_dir, run_plan, class_names)
     paths = {
         name: os.path.join(model_dir, name)
         for name in ("config.json", "labels.txt", "best.keras", "last.keras", "results.json")
@@ -322,11 +210,11 @@ def _train_locked(
         return result
     image_size = config.data.image_size
     with precision_policy("float32"):
-        inference_model = modeling.build_model(config.model, info.num_classes, image_size)
+        inference_model = modeling.build_model(config.model, run_plan.num_classes, image_size)
         # Before anything is written: a size that cannot fit is refused up front.
         modeling.check_memory(inference_model, config.data.batch_size)
         loss, metrics = recipe.make_loss_and_metrics(
-            info.num_classes, config.optimizer.label_smoothing
+            run_plan.num_classes, config.optimizer.label_smoothing
         )
         inference_model.compile(loss=loss, metrics=metrics)
     for directory in (model_dir, backup_dir):  # Left by a process killed mid-write.
@@ -335,20 +223,22 @@ def _train_locked(
     if is_chief:
         io.write_text_atomic(
             paths["config.json"],
-            json.dumps({"config": config.to_dict(), "derived": derived}, indent=2, sort_keys=True),
+            json.dumps(
+                {"config": config.to_dict(), "derived": run_plan.to_dict()},
+                indent=2,
+                sort_keys=True,
+            ),
         )
-        io.write_text_atomic(paths["labels.txt"], "".join(f"{n}\n" for n in info.class_names))
+        io.write_text_atomic(paths["labels.txt"], "".join(f"{n}\n" for n in class_names))
     if config.run.verbose:
-        print(describe(config, derived, start_epoch), flush=True)
+        print(describe(run_plan, start_epoch), flush=True)
 
-    stages = progressive.stages_of(derived)
+    stages = run_plan.stages
     with precision_policy(config.run.precision):
         with strategy.scope():
-            model = build_training_model(
-                config, derived, info, None if len(stages) > 1 else image_size
-            )
-        _, val_ds, bn_batches = make_datasets(config, derived, info)
-        meter = cb.ThroughputMeter(derived["global_batch_size"])
+            model = build_training_model(run_plan, None if len(stages) > 1 else image_size)
+        _, val_ds, bn_batches = make_datasets(run_plan)
+        meter = cb.ThroughputMeter(run_plan.global_batch_size)
         checkpoint = cb.EvaluateAndCheckpoint(
             model_dir,
             inference_model,
@@ -373,14 +263,12 @@ def _train_locked(
                 add_history=True,
                 verbose=config.run.verbose,
                 epochs=config.run.epochs,
-                steps=derived["steps_per_epoch"],
+                steps=run_plan.steps_per_epoch,
                 model=model,
             )
         )
         fitting.check_backup_stage(backup_dir, stages, start_epoch)
-        fitting.fit_stages(
-            model, config, derived, info, strategy, stages, start_epoch, callbacks, stage_log
-        )
+        fitting.fit_stages(model, run_plan, strategy, start_epoch, callbacks, stage_log)
 
     metrics = None
     state = checkpoint.state
@@ -393,7 +281,7 @@ def _train_locked(
             config.data.dataset,
             config.run.eval_split,
             data_dir=config.data.data_dir,
-            batch_size=derived["global_batch_size"],
+            batch_size=run_plan.global_batch_size,
         )
     result = TrainResult(
         model_dir=model_dir,

@@ -189,11 +189,6 @@ def resolve_stages(data_config, epochs, image_size, dropout_rate, total_steps):
     ), why
 
 
-def stages_of(derived):
-    """The run's stages from the derived values recorded by `loop.resolve` (config.json)."""
-    return [Stage(**s) for s in derived["progressive"]["stages"]]
-
-
 def stage_of_epoch(stages, epoch):
     """The stage that trains `epoch` (0-based); the last one for epochs past the end."""
     return next((s for s in stages if s.first_epoch <= epoch < s.end_epoch), stages[-1])

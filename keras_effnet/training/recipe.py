@@ -20,6 +20,9 @@ linearly with the global batch, linear warmup then exponential decay 0.97
 every 2.4 epochs (staircase, counted from step 0), label smoothing 0.1, L2
 weight decay 1e-5 and an exponential moving average of the weights used for
 evaluation and export.
+
+`plan.resolve` applies a recipe to a config, a dataset and a strategy (the
+run's `plan.RunPlan`, every "auto" value filled in).
 """
 
 import math

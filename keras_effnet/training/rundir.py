@@ -78,10 +78,10 @@ def _refuse_foreign_files(model_dir):
         )
 
 
-def _identity(config, derived):
+def _identity(config, dataset_kind):
     """The config as compared on resume: paths reduced to what they name."""
     values = config.to_dict()
-    if derived.get("dataset_kind") == "folder":  # The folder's content is compared instead.
+    if dataset_kind == "folder":  # The folder's content is compared instead.
         values["data"]["dataset"] = "<folder>"
     weights = values["model"]["weights"]
     if weights and os.path.basename(weights) != weights and not weights.startswith("timm:"):
@@ -89,8 +89,11 @@ def _identity(config, derived):
     return ExperimentConfig.from_dict(values)
 
 
-def check_resume(model_dir, config, derived, class_names):
-    """Whether `model_dir` holds this run to resume; refuses another run, before any write.
+def check_resume(model_dir, run_plan, class_names):
+    """Whether `model_dir` holds this run (a `plan.RunPlan`) to resume; refuses another run.
+
+    Nothing is written before the check. The recorded run is read from
+    config.json ("derived" as `RunPlan.to_dict` writes it, or an older run's).
 
     Returns:
         True when a backup of the same run is there (resume), False for a new run.
@@ -109,7 +112,9 @@ def check_resume(model_dir, config, derived, class_names):
     old_derived = recorded.get("derived", {})
     ignore = (*RUNTIME_FIELDS, "run.model_dir")
     diffs = config_differences(
-        _identity(previous, old_derived), _identity(config, derived), ignore=ignore
+        _identity(previous, old_derived.get("dataset_kind")),
+        _identity(run_plan.config, run_plan.dataset_kind),
+        ignore=ignore,
     )
     labels_path = os.path.join(model_dir, "labels.txt")
     if os.path.exists(labels_path):
@@ -123,8 +128,9 @@ def check_resume(model_dir, config, derived, class_names):
                 + (f" (added {added})" if added else "")
                 + (f" (removed {removed})" if removed else "")
             )
-    if old_derived.get("splits") and old_derived["splits"] != derived["splits"]:
-        diffs.append(f"dataset split sizes: {old_derived['splits']} -> {derived['splits']}")
+    splits = dict(run_plan.splits)
+    if old_derived.get("splits") and old_derived["splits"] != splits:
+        diffs.append(f"dataset split sizes: {old_derived['splits']} -> {splits}")
     if diffs:
         raise ConfigError(
             f"model_dir {model_dir!r} holds a run with a different configuration "

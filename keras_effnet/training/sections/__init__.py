@@ -8,7 +8,7 @@ compares runs.
 Every field carries its command-line flag in its metadata (`config_flags.option`:
 help, `--help` section, the meaning of auto): `keras-effnet train`'s flags are
 generated from these classes. "auto" is None (the recipe or the dataset
-decides, `loop.resolve`); the enum fields recipe, optimizer, lr_schedule,
+decides, `plan.resolve`); the enum fields recipe, optimizer, lr_schedule,
 augment, progressive, strategy and eval_split keep "auto" as one of their
 named choices.
 """
