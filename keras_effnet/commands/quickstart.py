@@ -75,9 +75,9 @@ def _main():
         result.best_model_path,
         _MODE.value,
         output,
-        dataset=_DATASET.value,
-        labels=result.labels_path,
-        data_dir=_DATA_DIR.value,
+        export.ExportOptions(
+            dataset=_DATASET.value, labels=result.labels_path, data_dir=_DATA_DIR.value
+        ),
     )
     print(export.format_table([report]), flush=True)
     print(f"wrote {output} and {export.report_path(output)}")
