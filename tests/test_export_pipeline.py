@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import test_guard
 
 from keras_effnet import export
 from keras_effnet.export import verification
@@ -52,6 +53,10 @@ def test_int8_pipeline_writes_model_and_report(tmp_path):
     ):
         assert saved[key] == report[key]
     assert saved["latency"]["threads"] == 2 and saved["latency"]["median_ms"] > 0
+    # One census per file, taken before the metadata, which adds no op or tensor.
+    assert saved["census"] == export.op_census(out.read_bytes())
+    assert set(test_guard.GUARD_KEYS) <= set(saved)
+    assert list(saved["search"]) == test_guard.SEARCH_KEYS
     # All-integer unless the guard kept layers in float, and then it says so.
     assert (saved["census"]["num_float_ops"] > 0) == saved["float_fallback"]
     assert (saved["census"]["num_float_ops"] > 0) == bool(saved["denylist"])
