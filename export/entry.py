@@ -11,6 +11,7 @@ import os
 
 from keras_effnet import export_modes, runs
 from keras_effnet.export import converter, pipeline
+from keras_effnet.export import options as options_lib
 from keras_effnet.export.options import ExportOptions
 from keras_effnet.export.quant import prune, qat
 
@@ -33,9 +34,7 @@ def export(model, mode: str, output, options: ExportOptions | None = None) -> di
     Returns:
         The verification report (also written to `<output>.verify.json`).
     """
-    options = options or ExportOptions()
-    if not isinstance(options, ExportOptions):
-        raise ValueError(f"options: expected ExportOptions, got {type(options).__name__}")
+    options = options_lib.resolve(options)
     if mode != QAT:
         export_modes.check_mode(mode)
     model, options = _resolve_data(model, options)

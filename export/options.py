@@ -95,3 +95,12 @@ _LOWER_BOUNDS = {
     "seed": 0,
     "min_guard_images": 0,
 }
+
+
+def resolve(options) -> ExportOptions:
+    """`options` itself, or the defaults for None; anything else is a ValueError."""
+    if options is None:
+        return ExportOptions()
+    if not isinstance(options, ExportOptions):
+        raise ValueError(f"options: expected ExportOptions, got {type(options).__name__}")
+    return options

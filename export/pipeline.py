@@ -15,6 +15,7 @@ from keras_effnet.export import converter as convert_lib
 from keras_effnet.export import datasets
 from keras_effnet.export import guard as guard_lib
 from keras_effnet.export import metadata as metadata_lib
+from keras_effnet.export import options as options_lib
 from keras_effnet.export import verification as verify_lib
 from keras_effnet.export.options import ExportOptions
 
@@ -59,7 +60,7 @@ def finish_tflite(
     *,
     mode: str,
     test_data,
-    labels=None,
+    labels: list | None,
     integer_only: bool = False,
     extra: dict | None = None,
     file_entries=None,
@@ -79,7 +80,8 @@ def finish_tflite(
             `add_metadata` and `overwrite`.
         mode: Name recorded in the report.
         test_data: (images, labels) arrays of held-out data.
-        labels: Class names (list) for the metadata, or None.
+        labels: Class names (list) for the metadata, or None (resolved already:
+            `resolve_labels`, not `options.labels`).
         integer_only: Fail if any op computes in float.
         extra: Additional JSON-ready entries for the report.
         file_entries: None or a function (final .tflite bytes, with metadata)
@@ -91,6 +93,7 @@ def finish_tflite(
     Returns:
         The report dict (also written as JSON).
     """
+    options = options_lib.resolve(options)
     if census is None:
         census = census_lib.op_census(tflite_bytes)
     census_lib.check_builtin_only(census)
@@ -176,7 +179,7 @@ def export_tflite(
     Returns:
         The verification report (also written to `<output>.verify.json`).
     """
-    options = options or ExportOptions()
+    options = options_lib.resolve(options)
     export_modes.check_mode(mode)
     io_type = export_modes.resolve_io_type(mode, options.io_type)
     max_accuracy_drop = options.max_accuracy_drop

@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_effnet import graph as flatten
 from keras_effnet.export import converter, datasets, flatbuf, pipeline
+from keras_effnet.export import options as options_lib
 from keras_effnet.export.options import ExportOptions
 from keras_effnet.export.quant import finetune, translate
 
@@ -167,6 +168,7 @@ def prune_tf_keras(
     """
     import tf_keras  # Optional (the 'qat' extra); Keras 2, for tfmot only.
 
+    options = options_lib.resolve(options)
     sparsity = _check_sparsity(options.prune)
     epochs = options.prune_epochs or options.qat_epochs
     schedule, batch_size, data_dir = options.prune_schedule, options.batch_size, options.data_dir
@@ -247,6 +249,7 @@ def prune_model(model, dataset, options: ExportOptions, *, exclude=(), **setting
     Returns:
       (pruned Keras 3 model, `sparsity_report` dict incl. "history").
     """
+    options = options_lib.resolve(options)
     _check_sparsity(options.prune)
     strategy = finetune.resolve_strategy(options.strategy)
     size = finetune.image_size(model)
@@ -291,6 +294,7 @@ def export_pruned(
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
+    options = options_lib.resolve(options)
     keras_model = converter.load_model(model)
     train = options.dataset
     if isinstance(train, dict):

@@ -20,6 +20,7 @@ import numpy as np
 from keras_effnet import io, litert
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter, datasets, pipeline
+from keras_effnet.export import options as options_lib
 from keras_effnet.export.options import ExportOptions
 from keras_effnet.export.quant import finetune, translate
 from keras_effnet.export.quant import prune as prune_lib
@@ -104,7 +105,7 @@ def quantization_aware_training(
       ValueError: Bad arguments, a rebuild that does not match the model, or
         a converted model with float ops.
     """
-    options = options or ExportOptions()
+    options = options_lib.resolve(options)
     io_type = options.io_type or "uint8"
     num_calibration, seed, data_dir = options.num_calibration, options.seed, options.data_dir
     if io_type not in IO_TYPES:
@@ -211,6 +212,7 @@ def export_qat(model, output, options: ExportOptions, *, steps_per_epoch=None) -
     Returns:
       The verification report dict (see `finish_qat`).
     """
+    options = options_lib.resolve(options)
     io.check_output(output, "file", overwrite=options.overwrite)
     keras_model = converter.load_model(model)
     train = options.dataset
@@ -258,7 +260,7 @@ def finish_qat(
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
-    options = options or ExportOptions()
+    options = options_lib.resolve(options)
     dataset, data_dir = options.dataset, options.data_dir
     size = converter.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
