@@ -22,7 +22,8 @@ class ExportOptions:
         labels: class names (list or one-per-line file) for the metadata;
             None = the run's labels.txt, else the dataset's names.
         io_type: integer modes' input/output dtype (None = the mode's default).
-        num_calibration: representative images from the train split.
+        num_calibration: representative images from the train split (post-training
+            calibration; for "qat" the images that start the quantizer ranges).
         test_split, test_limit: held-out verification data.
         threads, latency_runs: LiteRT verification settings.
         dynamic_batch: keep the batch dimension open (post-training modes).

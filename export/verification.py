@@ -2,7 +2,8 @@
 
 Figures: top-1 of both, their top-1 agreement, max/mean |output difference|
 (quantized outputs are dequantized first), file size, LiteRT latency (median
-ms at batch 1 on N threads) and the op/dtype census.
+ms at batch 1 on N threads) and the op/dtype census. The accuracy figures are a
+`Score`, a checked file a `Verification`; their `to_dict()` give the report's keys.
 """
 
 import dataclasses
