@@ -18,6 +18,7 @@ target, measured on a split other than the test split.
 """
 
 import csv
+import dataclasses
 import io
 import math
 import warnings
@@ -27,6 +28,7 @@ import tensorflow as tf
 
 from keras_effnet import console
 from keras_effnet.export import converter as convert_lib
+from keras_effnet.export.verification import Score
 
 
 def _noise_ratio(float_values, quantized, scale, zero_point):
@@ -89,13 +91,44 @@ def layer_report(calibrated, images):
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchStep:
+    """One file the denylist search tried: how many layers were float, and its `Score`."""
+
+    denylisted: int
+    score: Score
+
+    def to_dict(self) -> dict:
+        """The report's "history" entry: denylisted plus the score's guard keys."""
+        return {"denylisted": self.denylisted, **self.score.to_search_dict()}
+
+
+@dataclasses.dataclass(frozen=True)
+class DenylistSearch:
+    """What `search_denylist` found.
+
+    Attributes:
+        tflite: The chosen file (bytes).
+        denylist: Tensor names kept in float in it, worst first.
+        met: Whether its drop plus standard error is within the target.
+        score: Its `Score` on the search split.
+        history: Every file tried, in order (`SearchStep`).
+    """
+
+    tflite: bytes
+    denylist: tuple[str, ...]
+    met: bool
+    score: Score
+    history: tuple[SearchStep, ...]
+
+
 def search_denylist(
     calibrated, report, evaluate, reference_top1, max_accuracy_drop, *, io_type="uint8"
-):
+) -> DenylistSearch:
     """Keeps the worst layers in float until the top-1 loss is small enough.
 
     A file meets the target when its measured drop plus one standard error of
-    that measurement (`verification.compare`) is at most `max_accuracy_drop`:
+    that measurement (`verification.Score`) is at most `max_accuracy_drop`:
     on a few hundred validation images a file that disagrees with the float
     model on many of them can score the same top-1 by luck and lose points on
     any other split (docs/export.md, "The int8 guard").
@@ -103,19 +136,16 @@ def search_denylist(
     Args:
         calibrated: Bytes from `convert.calibrate`.
         report: `layer_report` rows, worst first.
-        evaluate: Function .tflite bytes -> a `verification.compare` dict
-            against the float model on a held-out split (not the test
-            split), or just its top-1 in [0, 1] (no error bar).
+        evaluate: Function .tflite bytes -> its `verification.Score` against
+            the float model on a held-out split (not the test split), or just
+            its top-1 in [0, 1] (no error bar).
         reference_top1: The float model's top-1 on the same split.
         max_accuracy_drop: Allowed loss in percentage points (0.5 = 0.5 pt).
         io_type: Input/output dtype of the result.
 
     Returns:
-        A dict: tflite (bytes), denylist (tensor names), met (bool),
-        accuracy_drop_pt, accuracy_drop_se_pt, history [{"denylisted",
-        "top1", "drop_pt", "drop_se_pt", "agreement"}]. If no denylist meets
-        the target, the one with the lowest drop plus error is returned with
-        met=False.
+        A `DenylistSearch`. If no denylist meets the target, the one with the
+        lowest drop plus error, with met=False.
     """
     if max_accuracy_drop < 0:
         raise ValueError(f"max_accuracy_drop: must be >= 0 points, got {max_accuracy_drop}")
@@ -127,30 +157,26 @@ def search_denylist(
     counts.append(len(names))
     history, best = [], None
     for count in dict.fromkeys(counts):
-        denylist = names[:count]
-        model = convert_lib.quantize_calibrated(calibrated, io_type, denylist=denylist)
-        step = {"denylisted": count, **scored(evaluate(model), reference_top1)}
+        denylist = tuple(names[:count])
+        model = convert_lib.quantize_calibrated(calibrated, io_type, denylist=list(denylist))
+        step = SearchStep(count, scored(evaluate(model), reference_top1))
         history.append(step)
-        bound = step["drop_pt"] + step["drop_se_pt"]
-        if best is None or bound < best["bound"]:
-            best = {"tflite": model, "denylist": denylist, "bound": bound, "step": step}
-        if bound <= max_accuracy_drop:
+        if best is None or step.score.bound_pt < best[2].score.bound_pt:
+            best = (model, denylist, step)
+        if step.score.bound_pt <= max_accuracy_drop:
             break
-    step = best.pop("step")
-    best["accuracy_drop_pt"], best["accuracy_drop_se_pt"] = step["drop_pt"], step["drop_se_pt"]
-    best["met"] = best.pop("bound") <= max_accuracy_drop
-    best["history"] = history
-    return best
+    model, denylist, step = best
+    return DenylistSearch(
+        tflite=model,
+        denylist=denylist,
+        met=step.score.bound_pt <= max_accuracy_drop,
+        score=step.score,
+        history=tuple(history),
+    )
 
 
-def scored(result, reference_top1):
-    """A search step's figures from `evaluate`'s result (a compare dict or a top-1)."""
-    if isinstance(result, dict):
-        return {
-            "top1": result["tflite_top1"],
-            "drop_pt": result["top1_drop_pt"],
-            "drop_se_pt": result["top1_drop_se_pt"],
-            "agreement": result["top1_agreement"],
-        }
-    top1 = float(result)
-    return {"top1": top1, "drop_pt": 100.0 * (reference_top1 - top1), "drop_se_pt": 0.0}
+def scored(result, reference_top1: float) -> Score:
+    """A search step's `Score` from `evaluate`'s result (a `Score`, or a top-1 in [0, 1])."""
+    if isinstance(result, Score):
+        return result
+    return Score.from_top1(result, reference_top1)

@@ -2,10 +2,13 @@
 in float when needed, refuse what still misses (docs/export.md, "The int8 guard").
 """
 
+import dataclasses
+
 from keras_effnet.export import converter as convert_lib
 from keras_effnet.export import debug
 from keras_effnet.export import ranges as ranges_lib
 from keras_effnet.export import verification as verify_lib
+from keras_effnet.export.verification import Score
 
 # int8 files may lose at most this many top-1 points on validation (issue: int8 collapse).
 DEFAULT_MAX_ACCURACY_DROP = 1.0
@@ -48,6 +51,86 @@ def int8_candidates(keras_model, calibration, *, io_type="uint8", dynamic_batch=
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class GuardResult:
+    """The int8 guard's verdict (`guarded_int8`); `to_dict()` is the report's part.
+
+    Attributes:
+        tflite: The chosen file (bytes).
+        ranges: Activation ranges of the all-integer file it starts from: "mse"
+            or "minmax".
+        mse_ranges: `ranges.mse_ranges`' summary.
+        layer_report: Quantization debugger rows in the report (all with
+            `layer_report=True`, else the worst 10 when the debugger ran).
+        max_accuracy_drop: The target in points, or None (guard off: no score).
+        denylist: Tensor names kept in float, worst first (empty: all-integer).
+        candidates: Each all-integer candidate's `Score` on the search split
+            ({"mse": ..., "minmax": ...}; empty with the guard off).
+        score: The chosen file's `Score` on the search split (None: guard off).
+        met: Whether `score`'s drop plus standard error is within the target.
+        history: The files tried (`debug.SearchStep`), the all-integer one first.
+        split: The search split's name when the caller gave it (the report's
+            "search"."split").
+    """
+
+    tflite: bytes
+    ranges: str
+    mse_ranges: dict
+    layer_report: tuple = ()
+    max_accuracy_drop: float | None = None
+    denylist: tuple[str, ...] = ()
+    candidates: dict = dataclasses.field(default_factory=dict)
+    score: Score | None = None
+    met: bool = True
+    history: tuple[debug.SearchStep, ...] = ()
+    split: str | None = None
+
+    @property
+    def plain(self) -> Score | None:
+        """The all-integer file's `Score` (the candidate `ranges` names)."""
+        return self.candidates.get(self.ranges)
+
+    @property
+    def float_fallback(self) -> bool:
+        """Whether layers were kept in float."""
+        return bool(self.denylist)
+
+    def to_dict(self) -> dict:
+        """The verification report's guard entries (keys as docs/export.md describes them)."""
+        part = {"layer_report": list(self.layer_report), "denylist": list(self.denylist)}
+        if self.max_accuracy_drop is None:
+            part.update({"ranges": self.ranges, "mse_ranges": self.mse_ranges, "search": {}})
+            return part
+        plain = self.plain
+        search = {
+            "num_examples": plain.num_examples,
+            "keras_top1": plain.reference_top1,
+            "plain_top1": plain.top1,
+            "ranges_top1": {name: score.top1 for name, score in self.candidates.items()},
+            "ranges_scores": {
+                name: score.to_search_dict() for name, score in self.candidates.items()
+            },
+            "plain_drop_pt": plain.drop_pt,
+            "plain_drop_se_pt": plain.drop_se_pt,
+            "accuracy_drop_pt": self.score.drop_pt,
+            "accuracy_drop_se_pt": self.score.drop_se_pt,
+            "met": self.met,
+            "history": [step.to_dict() for step in self.history],
+        }
+        if self.split is not None:
+            search["split"] = self.split
+        part.update(
+            {
+                "max_accuracy_drop": self.max_accuracy_drop,
+                "float_fallback": self.float_fallback,
+                "ranges": self.ranges,
+                "mse_ranges": self.mse_ranges,
+                "search": search,
+            }
+        )
+        return part
+
+
 def guarded_int8(
     keras_model,
     calibration,
@@ -59,8 +142,9 @@ def guarded_int8(
     layer_report=False,
     threads=2,
     candidates=None,
-):
-    """int8 checked against the float model; returns (bytes, report part).
+    split=None,
+) -> GuardResult:
+    """int8 checked against the float model.
 
     Two all-integer candidates come from one calibration: activation ranges
     narrowed to minimise quantization error (`ranges.mse_ranges`) and the
@@ -70,10 +154,10 @@ def guarded_int8(
     disagrees with the float model more often can match its top-1 by luck. Only
     when that bound still exceeds `max_accuracy_drop` points does the
     quantization debugger rank the file's layers and the denylist search keep
-    the worst in float (`debug.search_denylist`, same bound). The report part says
-    whether that was needed (`float_fallback`, `denylist`) and whether the
-    target was met (`search["met"]`); the caller decides what a miss means
-    (`export_tflite` refuses to write, the study records it).
+    the worst in float (`debug.search_denylist`, same bound). The result says
+    whether that was needed (`denylist`) and whether the target was met
+    (`met`); the caller decides what a miss means (`export_tflite` refuses to
+    write, the study records it).
 
     Args:
         keras_model: The float reference.
@@ -89,6 +173,10 @@ def guarded_int8(
         candidates: `int8_candidates(keras_model, calibration, ...)` already
             made with the same `io_type` (the PTQ benchmark scores them too),
             or None to make them here.
+        split: The name of `search_data`'s split, for the report (or None).
+
+    Returns:
+        A `GuardResult`.
     """
     if candidates is None:
         candidates = int8_candidates(
@@ -98,83 +186,73 @@ def guarded_int8(
     range_summary = candidates["mse_ranges"]
     if max_accuracy_drop is None:
         rows = debug.layer_report(calibrated["mse"], calibration[:64])
-        return files["mse"], {
-            "layer_report": rows if layer_report else rows[:10],
-            "denylist": [],
-            "ranges": "mse",
-            "mse_ranges": range_summary,
-            "search": {},
-        }
+        return GuardResult(
+            tflite=files["mse"],
+            ranges="mse",
+            mse_ranges=range_summary,
+            layer_report=tuple(rows if layer_report else rows[:10]),
+        )
     images, targets = search_data
     reference = verify_lib.reference_fn(keras_model)(images)
-    reference_top1 = float((reference.argmax(-1) == targets).mean())
 
     def evaluate(tflite):
         out = verify_lib.run_tflite(tflite, images, threads=threads)
         return verify_lib.compare(reference, out, targets)
 
-    scores = {
-        name: debug.scored(evaluate(tflite), reference_top1) for name, tflite in files.items()
-    }
+    scores = {name: evaluate(tflite) for name, tflite in files.items()}
     # The candidate with the lowest drop plus its standard error (ties: mse):
     # the one the validation split says is closest to the float model.
-    chosen = min(files, key=lambda n: (scores[n]["drop_pt"] + scores[n]["drop_se_pt"], n != "mse"))
+    chosen = min(files, key=lambda n: (scores[n].bound_pt, n != "mse"))
     plain = scores[chosen]
-    needs_search = plain["drop_pt"] + plain["drop_se_pt"] > max_accuracy_drop
+    needs_search = plain.bound_pt > max_accuracy_drop
     rows = (
         debug.layer_report(calibrated[chosen], calibration[:64])
         if needs_search or layer_report
         else []
     )
-    more = {"layer_report": rows if layer_report else rows[:10]}
     if needs_search:
         found = debug.search_denylist(
-            calibrated[chosen], rows, evaluate, reference_top1, max_accuracy_drop, io_type=io_type
+            calibrated[chosen],
+            rows,
+            evaluate,
+            plain.reference_top1,
+            max_accuracy_drop,
+            io_type=io_type,
         )
     else:
-        found = {
-            "tflite": files[chosen],
-            "denylist": [],
-            "accuracy_drop_pt": plain["drop_pt"],
-            "accuracy_drop_se_pt": plain["drop_se_pt"],
-            "met": True,
-            "history": [{"denylisted": 0, **plain}],
-        }
-    more.update(
-        {
-            "denylist": list(found["denylist"]),
-            "max_accuracy_drop": max_accuracy_drop,
-            "float_fallback": bool(found["denylist"]),
-            "ranges": chosen,
-            "mse_ranges": range_summary,
-            "search": {
-                "num_examples": int(len(targets)),
-                "keras_top1": reference_top1,
-                "plain_top1": plain["top1"],
-                "ranges_top1": {name: score["top1"] for name, score in scores.items()},
-                "ranges_scores": scores,
-                "plain_drop_pt": plain["drop_pt"],
-                "plain_drop_se_pt": plain["drop_se_pt"],
-                "accuracy_drop_pt": found["accuracy_drop_pt"],
-                "accuracy_drop_se_pt": found["accuracy_drop_se_pt"],
-                "met": found["met"],
-                "history": found["history"],
-            },
-        }
+        found = debug.DenylistSearch(
+            tflite=files[chosen],
+            denylist=(),
+            met=True,
+            score=plain,
+            history=(debug.SearchStep(0, plain),),
+        )
+    return GuardResult(
+        tflite=found.tflite,
+        ranges=chosen,
+        mse_ranges=range_summary,
+        layer_report=tuple(rows if layer_report else rows[:10]),
+        max_accuracy_drop=max_accuracy_drop,
+        denylist=tuple(found.denylist),
+        candidates=scores,
+        score=found.score,
+        met=found.met,
+        history=found.history,
+        split=split,
     )
-    return found["tflite"], more
 
 
-def refusal(search, split, max_accuracy_drop):
+def refusal(result: GuardResult) -> ValueError:
     """The ValueError of an int8 file that misses the accuracy target (`guarded_int8`)."""
+    plain, score, limit = result.plain, result.score, result.max_accuracy_drop
     return ValueError(
-        f"int8 export refused: on the {split!r} split ({search['num_examples']} images) the int8 "
-        f"file scores top-1 {search['plain_top1']:.4f} against {search['keras_top1']:.4f} for the "
-        f"float model ({search['plain_drop_pt']:.1f} +- {search['plain_drop_se_pt']:.1f} pt "
-        f"lost), and keeping up to {search['history'][-1]['denylisted']} of the worst layers in "
-        f"float still loses {search['accuracy_drop_pt']:.1f} +- "
-        f"{search['accuracy_drop_se_pt']:.1f} pt (the drop plus its standard error must be at "
-        f"most {max_accuracy_drop} pt). Use --mode=qat (quantization-aware training), a "
+        f"int8 export refused: on the {result.split!r} split ({plain.num_examples} images) the "
+        f"int8 file scores top-1 {plain.top1:.4f} against {plain.reference_top1:.4f} for the "
+        f"float model ({plain.drop_pt:.1f} +- {plain.drop_se_pt:.1f} pt "
+        f"lost), and keeping up to {result.history[-1].denylisted} of the worst layers in "
+        f"float still loses {score.drop_pt:.1f} +- "
+        f"{score.drop_se_pt:.1f} pt (the drop plus its standard error must be at "
+        f"most {limit} pt). Use --mode=qat (quantization-aware training), a "
         "Lite variant (no squeeze-excite, ReLU6: robust to int8), or --max_accuracy_drop=none "
-        f"to write it anyway. Received: mode='int8', max_accuracy_drop={max_accuracy_drop}"
+        f"to write it anyway. Received: mode='int8', max_accuracy_drop={limit}"
     )

@@ -28,17 +28,21 @@ _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Results JSON path.")
 def main(argv):
     del argv
     from keras_effnet.bench import qat as bench  # pylint: disable=import-outside-toplevel
+    from keras_effnet.export import ExportOptions  # pylint: disable=import-outside-toplevel
 
+    options = ExportOptions(
+        dataset=_DATASET.value,
+        qat_epochs=_QAT_EPOCHS.value,
+        learning_rate=_QAT_LR.value,
+        threads=_THREADS.value,
+        latency_runs=_LATENCY_RUNS.value,
+    )
     bench.run(
         _VARIANTS.value,
         _IMAGE_SIZE.value,
         _MODEL_DIR.value,
-        dataset=_DATASET.value,
+        options,
         train_epochs=_TRAIN_EPOCHS.value,
-        qat_epochs=_QAT_EPOCHS.value,
-        qat_learning_rate=_QAT_LR.value,
-        threads=_THREADS.value,
-        latency_runs=_LATENCY_RUNS.value,
         output_json=_OUTPUT_JSON.value,
     )
 

@@ -25,7 +25,10 @@ def test_data():
 @pytest.mark.parametrize("name", MODELS)
 def test_savedmodel_matches_keras(name, test_data, tmp_path):
     report = export.export_tflite(
-        lib.loaded_model(name), "savedmodel", str(tmp_path / "sm"), dataset={"test": test_data}
+        lib.loaded_model(name),
+        "savedmodel",
+        str(tmp_path / "sm"),
+        export.ExportOptions(dataset={"test": test_data}),
     )
     assert os.path.isfile(tmp_path / "sm" / "saved_model.pb")
     assert report["max_abs_diff"] < 1e-4
@@ -40,9 +43,9 @@ def test_savedmodel_matches_keras(name, test_data, tmp_path):
 def test_mode_runs_in_litert_and_agrees(name, mode, test_data):
     tflite = lib.converted(name, mode)
     images, labels = test_data
-    report = export.verify(
-        tflite, lib.loaded_model(name), None, images=images, labels=labels, latency_runs=3
-    )
+    report = export.verify_arrays(
+        tflite, lib.loaded_model(name), images, labels, latency_runs=3
+    ).to_dict()
     census = report["census"]
     export.check_builtin_only(census)
     inp = census["io"]["inputs"][0]

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import test_guard
 
 from keras_effnet import export
 from keras_effnet.export import verification
@@ -36,9 +37,7 @@ def test_int8_pipeline_writes_model_and_report(tmp_path):
         lib.trained_model("lite0"),
         "int8",
         str(out),
-        dataset="digits",
-        labels=LABELS,
-        latency_runs=5,
+        export.ExportOptions(dataset="digits", labels=LABELS, latency_runs=5),
     )
     assert out.is_file() and os.path.getsize(out) == report["file_size_bytes"]
     with open(export.report_path(out)) as f:
@@ -54,6 +53,10 @@ def test_int8_pipeline_writes_model_and_report(tmp_path):
     ):
         assert saved[key] == report[key]
     assert saved["latency"]["threads"] == 2 and saved["latency"]["median_ms"] > 0
+    # One census per file, taken before the metadata, which adds no op or tensor.
+    assert saved["census"] == export.op_census(out.read_bytes())
+    assert set(test_guard.GUARD_KEYS) <= set(saved)
+    assert sorted(saved["search"]) == sorted(test_guard.SEARCH_KEYS)  # The JSON sorts keys.
     # All-integer unless the guard kept layers in float, and then it says so.
     assert (saved["census"]["num_float_ops"] > 0) == saved["float_fallback"]
     assert (saved["census"]["num_float_ops"] > 0) == bool(saved["denylist"])
@@ -81,8 +84,11 @@ def test_int8_pipeline_writes_model_and_report(tmp_path):
 def test_bad_arguments_raise_and_write_nothing(kwargs, match, tmp_path):
     out = tmp_path / "model.tflite"
     kwargs.setdefault("dataset", _splits())
+    mode = kwargs.pop("mode")
     with pytest.raises(ValueError, match=match):
-        export.export_tflite(lib.loaded_model("lite0"), output=str(out), **kwargs)
+        export.export_tflite(
+            lib.loaded_model("lite0"), mode, str(out), export.ExportOptions(**kwargs)
+        )
     assert os.listdir(tmp_path) == []
 
 
@@ -96,7 +102,10 @@ def test_existing_output_survives_a_failed_export(tmp_path):
     out.write_bytes(b"old")
     with pytest.raises(ValueError):
         export.export_tflite(
-            lib.loaded_model("lite0"), "int8", str(out), dataset=_splits(), labels=LABELS[:3]
+            lib.loaded_model("lite0"),
+            "int8",
+            str(out),
+            export.ExportOptions(dataset=_splits(), labels=LABELS[:3]),
         )
     assert out.read_bytes() == b"old"
     assert sorted(os.listdir(tmp_path)) == ["model.tflite"]
@@ -113,7 +122,7 @@ def test_non_builtin_ops_are_refused(tmp_path):
     model = keras.Model(inputs, outputs)
     out = tmp_path / "flex.tflite"
     with pytest.raises(ValueError, match="MatrixDeterminant"):
-        export.export_tflite(model, "fp32", str(out), dataset=_splits())
+        export.export_tflite(model, "fp32", str(out), export.ExportOptions(dataset=_splits()))
     assert os.listdir(tmp_path) == []
 
 
@@ -140,26 +149,32 @@ def test_census_rejects_float_op_in_int8_model():
         reference_top1=0.9,
         max_accuracy_drop=0.5,
     )
-    assert found["met"] and found["denylist"] == [worst]
-    assert [h["denylisted"] for h in found["history"]] == [0, 1]
-    assert found["history"][0]["drop_pt"] == pytest.approx(10.0)
+    assert found.met and found.denylist == (worst,)
+    assert [h.denylisted for h in found.history] == [0, 1]
+    assert found.history[0].score.drop_pt == pytest.approx(10.0)
+    # A top-1 alone has no error bar and no agreement; the report keeps its three keys.
+    assert found.history[0].to_dict() == {
+        "denylisted": 0,
+        "top1": 0.8,
+        "drop_pt": pytest.approx(10.0),
+        "drop_se_pt": 0.0,
+    }
 
-    # With compare dicts, the target holds for the drop plus its standard
+    # With Scores, the target holds for the drop plus its standard
     # error: no measured loss but +-1.5 pt of doubt does not meet 1 pt.
     def scored(tflite):
         floats = export.op_census(tflite)["num_float_ops"]
         drop, se = (0.5, 0.3) if floats else (0.0, 1.5)
-        return {
-            "tflite_top1": 0.9 - drop / 100,
-            "top1_drop_pt": drop,
-            "top1_drop_se_pt": se,
-            "top1_agreement": 0.99,
-        }
+        return export.Score(
+            top1=0.9 - drop / 100, reference_top1=0.9, drop_pt=drop, drop_se_pt=se, agreement=0.99
+        )
 
     found = export.search_denylist(calibrated, rows, scored, 0.9, max_accuracy_drop=1.0)
-    assert found["met"] and found["denylist"] == [worst]
-    assert [(h["drop_pt"], h["drop_se_pt"]) for h in found["history"]] == [(0.0, 1.5), (0.5, 0.3)]
-    assert (found["accuracy_drop_pt"], found["accuracy_drop_se_pt"]) == (0.5, 0.3)
+    assert found.met and found.denylist == (worst,)
+    history = [(h.score.drop_pt, h.score.drop_se_pt) for h in found.history]
+    assert history == [(0.0, 1.5), (0.5, 0.3)]
+    assert (found.score.drop_pt, found.score.drop_se_pt) == (0.5, 0.3)
+    assert found.history[-1].to_dict()["agreement"] == 0.99
 
 
 def test_compare_gives_the_paired_error_of_the_drop():
@@ -167,12 +182,12 @@ def test_compare_gives_the_paired_error_of_the_drop():
     reference = np.eye(6)[[0, 1, 2, 3, 0, 0]]  # 4 right.
     candidate = np.eye(6)[[0, 1, 2, 0, 4, 0]]  # 4 right: one lost, one gained.
     compared = verification.compare(reference, candidate, labels)
-    assert compared["top1_drop_pt"] == pytest.approx(0.0)
-    assert compared["top1_agreement"] == pytest.approx(4 / 6)
+    assert compared.drop_pt == pytest.approx(0.0)
+    assert compared.agreement == pytest.approx(4 / 6)
     # Per image +1, -1 and four 0: sample std sqrt(2/5), over sqrt(6).
-    assert compared["top1_drop_se_pt"] == pytest.approx(100 * np.sqrt(2 / 5) / np.sqrt(6))
+    assert compared.drop_se_pt == pytest.approx(100 * np.sqrt(2 / 5) / np.sqrt(6))
     same = verification.compare(reference, reference, labels)
-    assert same["top1_drop_pt"] == 0.0 and same["top1_drop_se_pt"] == 0.0
+    assert same.drop_pt == 0.0 and same.drop_se_pt == 0.0
 
 
 def test_max_accuracy_drop_is_reported(tmp_path):
@@ -181,10 +196,9 @@ def test_max_accuracy_drop_is_reported(tmp_path):
         lib.loaded_model("lite0"),
         "int8",
         str(out),
-        dataset=_splits(),
-        max_accuracy_drop=0.8,
-        latency_runs=0,
-        layer_report=True,
+        export.ExportOptions(
+            dataset=_splits(), max_accuracy_drop=0.8, latency_runs=0, layer_report=True
+        ),
     )
     search = report["search"]
     assert search["history"][0]["denylisted"] == 0
@@ -256,7 +270,10 @@ def test_int8_that_collapses_is_not_written(tmp_path, monkeypatch):
         r"--mode=qat.*Lite variant.*--max_accuracy_drop=none",
     ) as e:
         export.export_tflite(
-            lib.loaded_model("lite0"), "int8", str(out), dataset=_splits(), latency_runs=0
+            lib.loaded_model("lite0"),
+            "int8",
+            str(out),
+            export.ExportOptions(dataset=_splits(), latency_runs=0),
         )
     assert "'validation' split" in str(e.value)
     assert not out.exists() and not os.path.exists(export.report_path(str(out)))

@@ -8,7 +8,7 @@ import pytest
 
 import keras_effnet
 from keras_effnet import graph
-from keras_effnet.export import datasets
+from keras_effnet.export import ExportOptions, datasets
 from keras_effnet.export.quant import prune
 
 import export_testlib as lib
@@ -31,7 +31,8 @@ def train():
 def pruned(train):
     keras.utils.set_random_seed(0)
     model = _tiny()
-    copy, report = prune.prune_model(model, train, sparsity=0.5, epochs=1, steps_per_epoch=4)
+    options = ExportOptions(prune=0.5, prune_epochs=1)
+    copy, report = prune.prune_model(model, train, options, steps_per_epoch=4)
     return model, copy, report
 
 
@@ -82,9 +83,8 @@ def test_stripped_model_converts_and_compresses(pruned, tmp_path):
 def test_prune_then_qat_keeps_zeros_in_int8(train):
     from keras_effnet.export.quant import qat
 
-    result = qat.quantization_aware_training(
-        _tiny(), train, epochs=1, steps_per_epoch=3, prune=0.5, num_calibration=32
-    )
+    options = ExportOptions(qat_epochs=1, prune=0.5, num_calibration=32)
+    result = qat.quantization_aware_training(_tiny(), train, options, steps_per_epoch=3)
     assert result.census["float_ops"] == []
     assert result.pruning["sparsity"] == pytest.approx(0.5, abs=0.01)
     # Pruning-preserving QAT: the zeros survive fine-tuning and int8.
@@ -95,7 +95,7 @@ def test_bad_sparsity_and_schedule_name_the_argument(train):
     with pytest.raises(ValueError, match="sparsity"):
         prune.make_schedule(1.5, 10)
     with pytest.raises(ValueError, match="sparsity"):
-        prune.prune_model(_tiny(), train, sparsity=0)
+        prune.prune_model(_tiny(), train, ExportOptions(prune=0))
     with pytest.raises(ValueError, match="schedule"):
         prune.make_schedule(0.5, 10, schedule="cubic")
 

@@ -38,7 +38,7 @@ def test_v2_model_is_trained_and_savedmodel_matches(test_data, tmp_path):
     model = trained_v2b0()
     assert model.name == "efficientnetv2-b0"
     report = export.export_tflite(
-        model, "savedmodel", str(tmp_path / "sm"), dataset={"test": test_data}
+        model, "savedmodel", str(tmp_path / "sm"), export.ExportOptions(dataset={"test": test_data})
     )
     assert report["max_abs_diff"] < 1e-4
     assert report["top1_agreement"] == 1.0
@@ -47,9 +47,9 @@ def test_v2_model_is_trained_and_savedmodel_matches(test_data, tmp_path):
 
 def test_fp32_agrees(test_data):
     images, labels = test_data
-    report = export.verify(
-        converted("fp32"), trained_v2b0(), None, images=images, labels=labels, latency_runs=3
-    )
+    report = export.verify_arrays(
+        converted("fp32"), trained_v2b0(), images, labels, latency_runs=3
+    ).to_dict()
     export.check_builtin_only(report["census"])
     assert report["census"]["io"]["inputs"][0]["shape"] == [1, lib.SIZE, lib.SIZE, 3]
     assert report["max_abs_diff"] < 1e-4
@@ -58,9 +58,9 @@ def test_fp32_agrees(test_data):
 
 def test_int8_is_integer_only_and_agrees(test_data):
     images, labels = test_data
-    report = export.verify(
-        converted("int8"), trained_v2b0(), None, images=images, labels=labels, latency_runs=3
-    )
+    report = export.verify_arrays(
+        converted("int8"), trained_v2b0(), images, labels, latency_runs=3
+    ).to_dict()
     census = report["census"]
     export.check_builtin_only(census)
     export.check_integer_only(census)

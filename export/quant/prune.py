@@ -14,6 +14,7 @@ tfmot is imported inside functions only (it switches the process to legacy
 Keras on import).
 """
 
+import dataclasses
 import gzip
 
 import keras
@@ -21,6 +22,8 @@ import numpy as np
 
 from keras_effnet import graph as flatten
 from keras_effnet.export import converter, datasets, flatbuf, pipeline
+from keras_effnet.export import options as options_lib
+from keras_effnet.export.options import ExportOptions
 from keras_effnet.export.quant import finetune, translate
 
 SCHEDULES = ("constant", "polynomial")
@@ -141,40 +144,36 @@ def tflite_weight_sparsity(tflite_bytes):
 def prune_tf_keras(
     tfk_model,
     dataset,
+    options: ExportOptions,
     *,
-    sparsity,
-    epochs=1,
-    schedule="constant",
     exclude=(),
-    batch_size=32,
-    learning_rate=1e-4,
     steps_per_epoch=None,
-    strategy=None,
-    data_dir=None,
     augment=None,
-    seed=0,
     verbose=0,
-):
+) -> tuple:
     """Prunes, fine-tunes and strips a flat tf_keras model.
 
     Args:
       tfk_model: From `translate.translate_model` (not modified).
       dataset: Training data (name or (images, labels)).
-      sparsity: Target fraction of zeros in each Conv2D/Dense kernel.
-      epochs: Fine-tuning epochs while pruning.
-      schedule: "constant" or "polynomial" (see `make_schedule`).
+      options: `ExportOptions`: `prune` (target fraction of zeros in each
+        Conv2D/Dense kernel), `prune_epochs` (None = `qat_epochs`),
+        `prune_schedule` (see `make_schedule`), and the fine-tuning settings
+        `batch_size`, `learning_rate`, `strategy`, `data_dir`, `seed`.
       exclude: Layer names to leave dense (e.g. ("stem_conv",)).
-      batch_size, learning_rate, steps_per_epoch, strategy, data_dir,
-        augment, seed, verbose: See `finetune.fine_tune`.
+      steps_per_epoch, augment, verbose: See `finetune.fine_tune`.
 
     Returns:
       (stripped tf_keras model, `sparsity_report` dict, fit history).
     """
     import tf_keras  # Optional (the 'qat' extra); Keras 2, for tfmot only.
 
-    sparsity = _check_sparsity(sparsity)
+    options = options_lib.resolve(options)
+    sparsity = _check_sparsity(options.prune)
+    epochs = options.prune_epochs or options.qat_epochs
+    schedule, batch_size, data_dir = options.prune_schedule, options.batch_size, options.data_dir
     tfmot = _tfmot()
-    strategy = finetune.resolve_strategy(strategy)
+    strategy = finetune.resolve_strategy(options.strategy)
     if steps_per_epoch is None:
         _, steps_per_epoch = finetune.train_dataset(
             dataset, finetune.image_size(tfk_model), batch_size, data_dir=data_dir
@@ -198,13 +197,13 @@ def prune_tf_keras(
         dataset,
         epochs=epochs,
         batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=options.learning_rate,
         steps_per_epoch=steps_per_epoch,
         strategy=strategy,
         data_dir=data_dir,
         augment=augment,
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-        seed=seed,
+        seed=options.seed,
         verbose=verbose,
         **settings,
     )
@@ -235,7 +234,7 @@ class _unwrapped_view:  # pylint: disable=invalid-name
         self.layers = [getattr(l, "layer", l) for l in model.layers]
 
 
-def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant", exclude=(), **settings):
+def prune_model(model, dataset, options: ExportOptions, *, exclude=(), **settings) -> tuple:
     """Prunes a Keras 3 model; returns a pruned Keras 3 copy and a report.
 
     The original is left untouched. The copy has exactly the stripped
@@ -244,27 +243,26 @@ def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant", excl
 
     Args:
       model: Trained Keras 3 classifier.
-      dataset, sparsity, epochs, schedule, exclude: See `prune_tf_keras`.
-      **settings: Fine-tuning settings for `prune_tf_keras`.
+      dataset, options, exclude: See `prune_tf_keras`.
+      **settings: `steps_per_epoch`, `augment`, `verbose` for `prune_tf_keras`.
 
     Returns:
       (pruned Keras 3 model, `sparsity_report` dict incl. "history").
     """
-    strategy = finetune.resolve_strategy(settings.pop("strategy", None))
+    options = options_lib.resolve(options)
+    _check_sparsity(options.prune)
+    strategy = finetune.resolve_strategy(options.strategy)
     size = finetune.image_size(model)
     images, _ = datasets.load_arrays(
-        dataset, "train", (size, size), limit=16, data_dir=settings.get("data_dir")
+        dataset, "train", (size, size), limit=16, data_dir=options.data_dir
     )
     with strategy.scope():
         tfk_model = translate.translate_model(model, check_inputs=images)
     stripped, report, history = prune_tf_keras(
         tfk_model,
         dataset,
-        sparsity=sparsity,
-        epochs=epochs,
-        schedule=schedule,
+        dataclasses.replace(options, strategy=strategy),
         exclude=exclude,
-        strategy=strategy,
         **settings,
     )
     copy = keras.models.clone_model(model)
@@ -276,23 +274,8 @@ def prune_model(model, dataset, *, sparsity, epochs=1, schedule="constant", excl
 
 
 def export_pruned(
-    model,
-    mode,
-    output,
-    *,
-    sparsity,
-    prune_epochs=1,
-    schedule="constant",
-    exclude=(),
-    dataset="digits",
-    data_dir=None,
-    batch_size=32,
-    learning_rate=1e-4,
-    steps_per_epoch=None,
-    strategy=None,
-    seed=0,
-    **export_kwargs,
-):
+    model, mode: str, output, options: ExportOptions, *, exclude=(), steps_per_epoch=None
+) -> dict:
     """Prunes a model, then exports it in any post-training `mode`.
 
     The export pipeline (`keras_effnet.export.export_tflite`) converts,
@@ -302,32 +285,22 @@ def export_pruned(
 
     Args:
       model: Trained Keras 3 model or `.keras` path.
-      mode, output, **export_kwargs: As `export_tflite` (dataset and
-        data_dir are shared with pruning).
-      sparsity, prune_epochs, schedule, exclude: See `prune_tf_keras`.
-      batch_size, learning_rate, steps_per_epoch, strategy, seed: Pruning
-        fine-tuning settings.
+      mode, output: As `export_tflite`.
+      options: `ExportOptions` with `prune` set: the pruning settings (see
+        `prune_tf_keras`; dataset and data_dir are shared with the export),
+        then the export's.
+      exclude, steps_per_epoch: See `prune_tf_keras`.
 
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
+    options = options_lib.resolve(options)
     keras_model = converter.load_model(model)
-    train = dataset
-    if isinstance(dataset, dict):
-        train = datasets.load_arrays(dataset, "train", converter.input_size(keras_model))
+    train = options.dataset
+    if isinstance(train, dict):
+        train = datasets.load_arrays(train, "train", converter.input_size(keras_model))
     pruned, report = prune_model(
-        keras_model,
-        train,
-        sparsity=sparsity,
-        epochs=prune_epochs,
-        schedule=schedule,
-        exclude=exclude,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        steps_per_epoch=steps_per_epoch,
-        strategy=strategy,
-        data_dir=data_dir,
-        seed=seed,
+        keras_model, train, options, exclude=exclude, steps_per_epoch=steps_per_epoch
     )
 
     def file_entries(data):
@@ -337,12 +310,5 @@ def export_pruned(
         }
 
     return pipeline.export_tflite(
-        pruned,
-        mode,
-        output,
-        dataset=dataset,
-        data_dir=data_dir,
-        extra={"pruning": report},
-        file_entries=file_entries,
-        **export_kwargs,
+        pruned, mode, output, options, extra={"pruning": report}, file_entries=file_entries
     )

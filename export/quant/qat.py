@@ -20,6 +20,8 @@ import numpy as np
 from keras_effnet import io, litert
 from keras_effnet.export import census as census_lib
 from keras_effnet.export import converter, datasets, pipeline
+from keras_effnet.export import options as options_lib
+from keras_effnet.export.options import ExportOptions
 from keras_effnet.export.quant import finetune, translate
 from keras_effnet.export.quant import prune as prune_lib
 from keras_effnet.export.quant.qat_configs import qat_scope
@@ -68,44 +70,33 @@ class QATResult:
 def quantization_aware_training(
     model,
     dataset,
+    options: ExportOptions | None = None,
     *,
-    epochs=1,
-    batch_size=32,
-    learning_rate=3e-5,
     steps_per_epoch=None,
-    io_type="uint8",
-    strategy=None,
-    data_dir=None,
     augment=None,
     freeze_bn=True,
-    num_calibration=256,
-    prune=None,
-    prune_epochs=None,
-    prune_schedule="constant",
-    seed=0,
     verbose=0,
-):
+) -> QATResult:
     """Keras 3 model -> QAT fine-tuning -> integer-only int8 TFLite bytes.
 
     Args:
       model: Trained Keras 3 classifier (composite layers are fine).
       dataset: Training data: a `keras_effnet.data` name or an (images,
         labels) tuple.
-      epochs: QAT fine-tuning epochs.
-      batch_size, learning_rate, steps_per_epoch, augment, seed, verbose:
-        Fine-tuning settings (see `finetune.fine_tune`).
-      io_type: "uint8", "int8" or "float32" input/output.
-      strategy: None or a `tf.distribute.Strategy`; the
-        rebuilt model is created in its scope.
-      data_dir: For named datasets.
+      options: `ExportOptions` (None = defaults). Read here: `qat_epochs`,
+        `batch_size`, `learning_rate`, `seed` (fine-tuning, see
+        `finetune.fine_tune`); `io_type` ("uint8" (None), "int8" or
+        "float32" input/output); `strategy` (None or a
+        `tf.distribute.Strategy`; the rebuilt model is created in its scope);
+        `data_dir`; `num_calibration` (training images whose float activation
+        ranges start the quantizer ranges, `init_ranges`); `prune` (target
+        sparsity in (0, 1) of Conv2D/Dense kernels: prune first,
+        `prune.prune_tf_keras`, strip, then pruning-preserving QAT),
+        `prune_epochs` (None = `qat_epochs`) and `prune_schedule`.
+      steps_per_epoch, augment, verbose: Fine-tuning settings (see
+        `finetune.fine_tune`).
       freeze_bn: Keep BatchNormalization statistics fixed while fine-tuning
         (small QAT batches would otherwise drift them).
-      num_calibration: Training images whose float activation ranges start
-        the quantizer ranges (`init_ranges`); 0 keeps tfmot's [-6, 6].
-      prune: Target sparsity in (0, 1) of Conv2D/Dense kernels: prune first
-        (`prune.prune_tf_keras`), strip, then pruning-preserving QAT.
-      prune_epochs: Pruning epochs (default: `epochs`).
-      prune_schedule: Sparsity schedule, "constant" or "polynomial".
 
     Returns:
       A `QATResult`.
@@ -114,18 +105,19 @@ def quantization_aware_training(
       ValueError: Bad arguments, a rebuild that does not match the model, or
         a converted model with float ops.
     """
+    options = options_lib.resolve(options)
+    io_type = options.io_type or "uint8"
+    num_calibration, seed, data_dir = options.num_calibration, options.seed, options.data_dir
     if io_type not in IO_TYPES:
         raise ValueError(f"io_type: expected one of {list(IO_TYPES)}, got {io_type!r}")
-    strategy = finetune.resolve_strategy(strategy)
-    settings = dict(
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        steps_per_epoch=steps_per_epoch,
+    strategy = finetune.resolve_strategy(options.strategy)
+    settings = dict(steps_per_epoch=steps_per_epoch, augment=augment, verbose=verbose)
+    tuning = dict(
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
         strategy=strategy,
         data_dir=data_dir,
-        augment=augment,
         seed=seed,
-        verbose=verbose,
     )
     history, pruning = {}, None
     size = finetune.image_size(model)
@@ -143,23 +135,23 @@ def quantization_aware_training(
     with strategy.scope():
         tfk_model = translate.translate_model(model, check_inputs=images[:16], split_sigmoid=True)
     from_logits = not finetune.output_is_probability(tfk_model)
-    if prune is not None:
+    if options.prune is not None:
         tfk_model, pruning, history["prune"] = prune_lib.prune_tf_keras(
-            tfk_model,
-            dataset,
-            sparsity=prune,
-            epochs=prune_epochs or epochs,
-            schedule=prune_schedule,
-            **settings,
+            tfk_model, dataset, dataclasses.replace(options, strategy=strategy), **settings
         )
     if freeze_bn:
         set_batchnorm_trainable(tfk_model, False)
     with strategy.scope():
-        qat_model = quantize(tfk_model, prune_preserve=prune is not None)
+        qat_model = quantize(tfk_model, prune_preserve=options.prune is not None)
     if num_calibration:
-        init_ranges(qat_model, tfk_model, images[:num_calibration], batch_size)
+        init_ranges(qat_model, tfk_model, images[:num_calibration], options.batch_size)
     history["qat"] = finetune.fine_tune(
-        qat_model, dataset, epochs=epochs, from_logits=from_logits, **settings
+        qat_model,
+        dataset,
+        epochs=options.qat_epochs,
+        from_logits=from_logits,
+        **settings,
+        **tuning,
     )
     tflite = convert_qat(qat_model, io_type)
     census = census_lib.op_census(tflite)
@@ -205,129 +197,77 @@ def predict_fn(qat_model, batch_size=64, io=None):
     return predict
 
 
-def export_qat(
-    model,
-    output,
-    *,
-    dataset="digits",
-    epochs=1,
-    prune=None,
-    prune_epochs=None,
-    prune_schedule="constant",
-    io_type="uint8",
-    labels=None,
-    data_dir=None,
-    batch_size=32,
-    learning_rate=3e-5,
-    steps_per_epoch=None,
-    strategy=None,
-    num_calibration=256,
-    test_split="test",
-    test_limit=None,
-    threads=2,
-    latency_runs=50,
-    add_metadata=True,
-    seed=0,
-    overwrite=False,
-):
+def export_qat(model, output, options: ExportOptions, *, steps_per_epoch=None) -> dict:
     """QAT export: fine-tune, convert, census, metadata, verify, write.
 
     Args:
       model: Trained Keras 3 model or `.keras` path.
       output: Destination .tflite path (report: `<output>.verify.json`).
-      dataset: Training and test data: a name, or a {split: (images,
-        labels)} dict with "train" and `test_split`.
-      epochs, prune, prune_epochs, prune_schedule, io_type, batch_size,
-        learning_rate, steps_per_epoch, strategy, num_calibration, data_dir,
-        seed: See `quantization_aware_training`.
-      labels, test_split, test_limit, threads, latency_runs, add_metadata:
-        See `finish_qat`.
+      options: `ExportOptions`. `dataset` is training and test data: a name,
+        or a {split: (images, labels)} dict with "train" and `test_split`;
+        the fine-tuning settings: see `quantization_aware_training`; the rest:
+        see `finish_qat`.
+      steps_per_epoch: See `quantization_aware_training`.
 
     Returns:
       The verification report dict (see `finish_qat`).
     """
-    io.check_output(output, "file", overwrite=overwrite)
+    options = options_lib.resolve(options)
+    io.check_output(output, "file", overwrite=options.overwrite)
     keras_model = converter.load_model(model)
-    train = dataset
-    if isinstance(dataset, dict):
-        train = datasets.load_arrays(dataset, "train", converter.input_size(keras_model))
+    train = options.dataset
+    if isinstance(train, dict):
+        train = datasets.load_arrays(train, "train", converter.input_size(keras_model))
     result = quantization_aware_training(
-        keras_model,
-        train,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        steps_per_epoch=steps_per_epoch,
-        io_type=io_type,
-        strategy=strategy,
-        data_dir=data_dir,
-        prune=prune,
-        prune_epochs=prune_epochs,
-        prune_schedule=prune_schedule,
-        num_calibration=num_calibration,
-        seed=seed,
+        keras_model, train, options, steps_per_epoch=steps_per_epoch
     )
-    settings = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size}
-    return finish_qat(
-        result,
-        keras_model,
-        output,
-        dataset=dataset,
-        labels=labels,
-        data_dir=data_dir,
-        test_split=test_split,
-        test_limit=test_limit,
-        threads=threads,
-        latency_runs=latency_runs,
-        add_metadata=add_metadata,
-        settings=settings,
-        overwrite=overwrite,
-    )
+    settings = {
+        "epochs": options.qat_epochs,
+        "learning_rate": options.learning_rate,
+        "batch_size": options.batch_size,
+    }
+    return finish_qat(result, keras_model, output, options, settings=settings)
 
 
 def finish_qat(
-    result,
+    result: QATResult,
     keras_model,
     output,
+    options: ExportOptions | None = None,
     *,
-    dataset="digits",
-    labels=None,
-    data_dir=None,
-    test_split="test",
-    test_limit=None,
-    threads=2,
-    latency_runs=50,
-    add_metadata=True,
-    settings=None,
-    overwrite=False,
-):
+    settings: dict | None = None,
+) -> dict:
     """Metadata, verification and atomic write of a `QATResult`.
 
     Hands the bytes to the export pipeline (`pipeline.finish_tflite`) with
-    `integer_only=True`. The verification reference is the fine-tuned QAT
-    model (so "keras_top1" and "top1_agreement" are against it); the float
-    model's top-1 on the same images is added as "float_top1", plus "qat"
-    (settings, history), "gzip_size_bytes" and, after pruning, "pruning".
+    `integer_only=True` and the result's census (one census per file). The
+    verification reference is the fine-tuned QAT model (so "keras_top1" and
+    "top1_agreement" are against it); the float model's top-1 on the same
+    images is added as "float_top1", plus "qat" (settings, history),
+    "gzip_size_bytes" and, after pruning, "pruning".
 
     Args:
       result: From `quantization_aware_training`.
       keras_model: The float Keras 3 model it started from.
       output: Destination .tflite path.
-      dataset: Test data (name or {split: arrays} dict).
-      labels: Class names (list or file); default: the dataset's names when
-        their count matches the model's outputs.
-      data_dir, test_split, test_limit: Test data selection.
-      threads, latency_runs: LiteRT verification settings (0: no latency).
-      add_metadata: Write MediaPipe/Android metadata.
+      options: `ExportOptions` (None = defaults): `dataset` (test data: name
+        or {split: arrays} dict), `data_dir`, `test_split`, `test_limit`;
+        `labels` (class names, list or file; None: the dataset's names when
+        their count matches the model's outputs); `threads`, `latency_runs`
+        (0: no latency), `add_metadata`, `overwrite`.
       settings: JSON-ready QAT settings for the report.
 
     Returns:
       The report dict (also written to `<output>.verify.json`).
     """
+    options = options_lib.resolve(options)
+    dataset, data_dir = options.dataset, options.data_dir
     size = converter.input_size(keras_model)
     classes = int(keras_model.outputs[0].shape[-1])
-    labels = pipeline.resolve_labels(labels, dataset, data_dir, classes)
-    test = datasets.load_arrays(dataset, test_split, size, limit=test_limit, data_dir=data_dir)
+    labels = pipeline.resolve_labels(options.labels, dataset, data_dir, classes)
+    test = datasets.load_arrays(
+        dataset, options.test_split, size, limit=options.test_limit, data_dir=data_dir
+    )
     float_out = np.asarray(keras_model.predict(test[0], batch_size=64, verbose=0))
     io_type = result.census["io"]["inputs"][0]["dtype"]
     extra = {
@@ -343,14 +283,12 @@ def finish_qat(
         result.tflite,
         predict_fn(result.qat_model, io=result.census["io"]["inputs"][0]),
         output,
+        options,
         mode="qat" if result.pruning is None else "qat+prune",
         test_data=test,
         labels=labels,
         integer_only=True,
-        threads=threads,
-        latency_runs=latency_runs,
         extra=extra,
-        add_metadata=add_metadata,
         file_entries=lambda data: {"gzip_size_bytes": prune_lib.gzip_size(data)},
-        overwrite=overwrite,
+        census=result.census,
     )

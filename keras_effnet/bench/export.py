@@ -69,7 +69,7 @@ def benchmark_variant(
         )
         out = verification.run_tflite(small, test[0], threads=threads)
         row = {"mode": mode}
-        row.update(verification.compare(reference, out, test[1]))
+        row.update(verification.compare(reference, out, test[1]).to_dict())
         full = converter.convert(
             big, mode, big_calib if mode in export_modes.QUANTIZED_MODES else None
         )
@@ -112,17 +112,21 @@ def _denylisted_row(
         return float(np.mean(verification.run_tflite(tflite, val[0]).argmax(-1) == val[1]))
 
     found = debug.search_denylist(calibrated, report, evaluate, ref_top1, max_accuracy_drop)
-    out = verification.run_tflite(found["tflite"], test[0], threads=threads)
-    row = {"mode": "int8+denylist", "denylist": found["denylist"], "search": found["history"]}
-    row.update(verification.compare(reference, out, test[1]))
+    out = verification.run_tflite(found.tflite, test[0], threads=threads)
+    row = {
+        "mode": "int8+denylist",
+        "denylist": list(found.denylist),
+        "search": [step.to_dict() for step in found.history],
+    }
+    row.update(verification.compare(reference, out, test[1]).to_dict())
     # Same layers at any resolution, but the graph's model-name prefix may
     # differ: map the denylist by the tensor name after its first component.
     big_calibrated = converter.calibrate(big, big_calib)
     names = {n.split("/", 1)[-1]: n for n in _tensor_names(big_calibrated) if "/" in n}
-    missing = [n for n in found["denylist"] if n.split("/", 1)[-1] not in names]
+    missing = [n for n in found.denylist if n.split("/", 1)[-1] not in names]
     if missing:
         raise ValueError(f"denylist: no tensor at {latency_size}px for {missing[:3]}")
-    denylist = [names[n.split("/", 1)[-1]] for n in found["denylist"]]
+    denylist = [names[n.split("/", 1)[-1]] for n in found.denylist]
     full = converter.quantize_calibrated(big_calibrated, "uint8", denylist=denylist)
     row["num_float_ops"] = census.op_census(full)["num_float_ops"]
     row["file_size_bytes"] = len(full)

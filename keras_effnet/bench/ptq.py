@@ -57,7 +57,7 @@ def ptq_run(
 
 def ptq_figures(
     model_path, seed, *, image_size=64, num_calibration=200, report_layers=8, max_accuracy_drop=1.0
-):
+) -> dict:
     """Float vs int8 top-1 of a digits model: plain, MSE ranges, the export's default file.
 
     Plain int8 quantizes every op (no float fallback) with calibration's
@@ -87,31 +87,37 @@ def ptq_figures(
     splits = {
         split: datasets.load_arrays("digits", split, size) for split in ("validation", "test")
     }
-    files["guarded"], report = guard.guarded_int8(
+    guarded = guard.guarded_int8(
         model, calib, splits["validation"], max_accuracy_drop, candidates=candidates
     )
+    files["guarded"] = guarded.tflite
     row = {
         "seed": seed,
         "image_size": image_size,
         "max_accuracy_drop": max_accuracy_drop,
-        "guarded_ranges": report["ranges"],
-        "guarded_float_layers": len(report["denylist"]),
-        "guarded_met": report["search"]["met"],
+        "guarded_ranges": guarded.ranges,
+        "guarded_float_layers": len(guarded.denylist),
+        "guarded_met": guarded.met,
     }
+    # The guard scored the candidates and its file on validation already (same reference).
+    scored = {"validation": {**guarded.candidates, "guarded": guarded.score}}
+    files = {"minmax": plain, **files}
     for split, (images, labels) in splits.items():
         reference = verification.reference_fn(model)(images)
-        compared = verification.compare(reference, verification.run_tflite(plain, images), labels)
-        row[f"{split}_float_top1"] = compared["keras_top1"]
-        row[f"{split}_int8_top1"] = compared["tflite_top1"]
-        row[f"{split}_drop_pt"] = 100.0 * (compared["keras_top1"] - compared["tflite_top1"])
-        row[f"{split}_agreement"] = compared["top1_agreement"]
-        for name, tflite in files.items():
-            scored = verification.compare(
-                reference, verification.run_tflite(tflite, images), labels
-            )
-            row[f"{split}_{name}_top1"] = scored["tflite_top1"]
-            row[f"{split}_{name}_drop_pt"] = scored["top1_drop_pt"]
-            row[f"{split}_{name}_agreement"] = scored["top1_agreement"]
+        scores = {
+            name: scored.get(split, {}).get(name)
+            or verification.compare(reference, verification.run_tflite(tflite, images), labels)
+            for name, tflite in files.items()
+        }
+        plain_score = scores.pop("minmax")
+        row[f"{split}_float_top1"] = plain_score.reference_top1
+        row[f"{split}_int8_top1"] = plain_score.top1
+        row[f"{split}_drop_pt"] = 100.0 * (plain_score.reference_top1 - plain_score.top1)
+        row[f"{split}_agreement"] = plain_score.agreement
+        for name, score in scores.items():
+            row[f"{split}_{name}_top1"] = score.top1
+            row[f"{split}_{name}_drop_pt"] = score.drop_pt
+            row[f"{split}_{name}_agreement"] = score.agreement
     rows = debug.layer_report(calibrated, calib[:64])
     row["worst_layers"] = [
         {k: r[k] for k in ("tensor", "op", "noise_ratio", "rmse_scale", "scale")}

@@ -16,6 +16,7 @@ import numpy as np
 from keras_effnet import io
 from keras_effnet.bench.training import train_briefly
 from keras_effnet.export import converter, datasets, verification
+from keras_effnet.export.options import ExportOptions
 from keras_effnet.export.quant import prune as prune_lib
 from keras_effnet.export.quant import qat
 
@@ -33,28 +34,30 @@ def _tflite_row(name, tflite, images, labels, threads, latency_runs):
 
 
 def bench_variant(
-    variant,
-    image_size,
-    model_dir,
-    *,
-    dataset="digits",
-    train_epochs=30,
-    qat_epochs=2,
-    qat_learning_rate=3e-5,
-    num_calibration=200,
-    threads=2,
-    latency_runs=50,
-    seed=0,
-):
+    variant, image_size, model_dir, options: ExportOptions | None = None, *, train_epochs=30
+) -> dict:
     """All figures for one variant; trains the float model unless `model_dir` has it.
 
     The float model is `train_briefly`'s best.keras in
     `model_dir`/<variant>_<image_size>; a finished run there is reused.
 
+    Args:
+      variant, image_size: The model and its training and export resolution.
+      model_dir: Where the training runs go.
+      options: `ExportOptions` (None = defaults): `dataset` (None = "digits")
+        for training and testing; `num_calibration`, `threads`, `latency_runs`
+        for the PTQ files and all timings; `qat_epochs`, `learning_rate`,
+        `seed` (also the float training's) and the rest for QAT
+        (`qat.quantization_aware_training`).
+      train_epochs: Float training epochs.
+
     Returns:
       A JSON-ready dict with "float_top1" and rows for fp32 / ptq_int8 /
       qat_int8 (top1, size, gzip size, latency), plus QAT-vs-TFLite agreement.
     """
+    options = options or ExportOptions()
+    dataset = options.dataset or "digits"
+    threads, latency_runs, seed = options.threads, options.latency_runs, options.seed
     trained = train_briefly(
         variant,
         os.path.join(model_dir, f"{variant}_{image_size}"),
@@ -67,7 +70,7 @@ def bench_variant(
     size = (image_size, image_size)
     images, labels = datasets.load_arrays(dataset, "test", size)
     calibration, _ = datasets.load_arrays(
-        dataset, "train", size, limit=num_calibration, shuffle=True
+        dataset, "train", size, limit=options.num_calibration, shuffle=True
     )
     float_out = model.predict(images, batch_size=64, verbose=0)
     result = {
@@ -87,9 +90,7 @@ def bench_variant(
         )
         result["rows"].append(row)
     start = time.time()
-    qat_result = qat.quantization_aware_training(
-        model, dataset, epochs=qat_epochs, learning_rate=qat_learning_rate, seed=seed
-    )
+    qat_result = qat.quantization_aware_training(model, dataset, options)
     qat_s = time.time() - start
     row, out = _tflite_row("qat_int8", qat_result.tflite, images, labels, threads, latency_runs)
     keras_qat = qat.predict_fn(qat_result.qat_model, io=qat_result.census["io"]["inputs"][0])(
@@ -100,7 +101,7 @@ def bench_variant(
             "qat_keras_top1": float(np.mean(keras_qat.argmax(-1) == labels)),
             "agreement_with_qat_keras": float(np.mean(keras_qat.argmax(-1) == out.argmax(-1))),
             "qat_seconds": qat_s,
-            "qat_epochs": qat_epochs,
+            "qat_epochs": options.qat_epochs,
             "ops": qat_result.census["ops"],
         }
     )
@@ -130,11 +131,21 @@ def format_results(results):
     return "\n".join(lines)
 
 
-def run(variants, image_size, model_dir, *, output_json=None, **kwargs):
-    """Benchmarks `variants`; prints and optionally writes JSON atomically."""
+def run(
+    variants,
+    image_size,
+    model_dir,
+    options: ExportOptions | None = None,
+    *,
+    train_epochs=30,
+    output_json=None,
+) -> list:
+    """Benchmarks `variants` (`bench_variant`); prints and optionally writes JSON atomically."""
     results = []
     for variant in variants:
-        results.append(bench_variant(variant, image_size, model_dir, **kwargs))
+        results.append(
+            bench_variant(variant, image_size, model_dir, options, train_epochs=train_epochs)
+        )
         print(format_results(results[-1:]), flush=True)
     if output_json:
         io.write_json_atomic(output_json, results)

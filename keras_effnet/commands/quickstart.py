@@ -64,9 +64,7 @@ def _main():
         result.best_model_path,
         _MODE.value,
         output,
-        dataset=d.dataset,
-        labels=result.labels_path,
-        data_dir=d.data_dir,
+        export.ExportOptions(dataset=d.dataset, labels=result.labels_path, data_dir=d.data_dir),
     )
     print(export.format_table([report]), flush=True)
     print(f"wrote {output} and {export.report_path(output)}")

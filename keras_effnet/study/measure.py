@@ -178,18 +178,19 @@ def _tflite(model, cell, representative, test_x, test_y, save_as=None, search=No
         try:
             needs_data = mode in QUANTIZED_MODES
             if mode == "int8" and search is not None:
-                flatbuffer, report = guard.guarded_int8(
+                guarded = guard.guarded_int8(
                     model,
                     representative,
                     search,
-                    cell.get("max_accuracy_drop", 1.0),
+                    cell.get("max_accuracy_drop", guard.DEFAULT_MAX_ACCURACY_DROP),
                     threads=cell["threads"],
                 )
+                flatbuffer = guarded.tflite
                 row.update(
-                    tflite_int8_plain_val_accuracy=report["search"]["plain_top1"],
-                    tflite_int8_float_layers=len(report["denylist"]),
-                    tflite_int8_guard_met=report["search"]["met"],
-                    tflite_int8_ranges=report["ranges"],
+                    tflite_int8_plain_val_accuracy=guarded.plain.top1,
+                    tflite_int8_float_layers=len(guarded.denylist),
+                    tflite_int8_guard_met=guarded.met,
+                    tflite_int8_ranges=guarded.ranges,
                 )
             else:
                 flatbuffer = export.convert(model, mode, representative if needs_data else None)
