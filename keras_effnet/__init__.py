@@ -42,28 +42,54 @@ _MODELS = (
 )
 # Public name -> the submodule that defines it.
 _PUBLIC = {
-    **{name: "models" for name in _MODELS},
-    "FEATURE_STRIDES": "features",
-    "feature_extractor": "features",
-    "build_efficientnet": "network",
+    **{name: "core.models" for name in _MODELS},
+    "FEATURE_STRIDES": "core.features",
+    "feature_extractor": "core.features",
+    "build_efficientnet": "core.network",
     "Category": "prediction",
     "Prediction": "prediction",
     "predict": "prediction",
-    "model_profile": "profile",
-    "compound_coefficients": "scaling",
-    "round_filters": "scaling",
-    "round_repeats": "scaling",
-    "VARIANTS": "variants",
-    "get_variant": "variants",
+    "model_profile": "core.profile",
+    "compound_coefficients": "core.scaling",
+    "round_filters": "core.scaling",
+    "round_repeats": "core.scaling",
+    "VARIANTS": "core.variants",
+    "get_variant": "core.variants",
 }
 
 __all__ = sorted(_PUBLIC)
+# Submodules that moved into the model core (`core`) and the input path (`data`):
+# `keras_effnet.core.layers` and the like still resolve as attributes.
+_MOVED = {
+    **{
+        name: f"core.{name}"
+        for name in (
+            "variants",
+            "scaling",
+            "builder",
+            "network",
+            "models",
+            "weights",
+            "features",
+            "profile",
+            "graph",
+            "checkpoints",
+            "pretrained",
+            "layers",
+        )
+    },
+    "sources": "data.sources",
+    "stream": "data.stream",
+}
 
 
 def __getattr__(name):
-    # A public name, or a submodule not imported yet (`keras_effnet.layers`, `.export`: the
+    # A public name, or a submodule not imported yet (`keras_effnet.core.layers`, `.export`: the
     # eager package made them all attributes, so code that relied on that keeps working).
     submodule = not name.startswith("_") and importlib.util.find_spec(f"keras_effnet.{name}")
+    if name in _MOVED:
+        importlib.import_module("keras_effnet._quiet_import").import_backend_quietly()
+        return importlib.import_module(f"keras_effnet.{_MOVED[name]}")
     if name not in _PUBLIC and not submodule:
         raise AttributeError(f"module 'keras_effnet' has no attribute {name!r}")
     # By import_module: `from keras_effnet import _quiet_import` would come back here.
@@ -83,4 +109,4 @@ if "keras" in sys.modules:
     # Keras is already loaded (`import keras` comes first in isort's order): register our
     # layers now, so `keras.saving.load_model` after `import keras_effnet` finds them as it
     # always did. Without Keras loaded, nothing heavy is imported here.
-    importlib.import_module("keras_effnet.layers")
+    importlib.import_module("keras_effnet.core.layers")

@@ -371,7 +371,7 @@ def load_model(path, argument="model") -> "keras.Model":
     try:
         import keras  # Here, not at the top: `--help` never imports Keras (issue 21).
 
-        import keras_effnet.layers  # noqa: F401  (registers our layers for deserialization)
+        import keras_effnet.core.layers  # noqa: F401  (registers our layers for deserialization)
 
         return keras.saving.load_model(path, compile=False)
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as e:

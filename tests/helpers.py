@@ -9,6 +9,10 @@ import numpy as np
 
 from keras_effnet import keras_internals
 
+# The tests folder and the repository, for tests in any subfolder.
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+
 _KERAS2_NAMES = {keras.layers.DepthwiseConv2D: {"kernel": "depthwise_kernel"}}
 
 

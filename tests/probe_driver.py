@@ -1,4 +1,4 @@
-"""Runs the command-line probe cases of tests/test_probe.py, one forked child each.
+"""Runs the command-line probe cases of tests/commands/test_probe.py, one forked child each.
 
 Usage: python probe_driver.py CASES.json RESULTS.json WORKDIR
 

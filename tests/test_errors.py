@@ -48,7 +48,7 @@ def broken_files(tmp_path_factory):
     return {"good": good, "truncated": truncated, "text": text}
 
 
-@pytest.mark.slow  # The probe (tests/test_probe.py) runs these cases for every command.
+@pytest.mark.slow  # The probe (tests/commands/test_probe.py) runs these cases for every command.
 def test_cli_truncated_keras_and_text_tflite_are_named(broken_files):
     line = _cli("evaluate.py", f"--model_path={broken_files['truncated']}", "--dataset=digits")
     assert "not a readable .keras archive" in line and "half.keras" in line
@@ -113,7 +113,7 @@ def test_single_softmax_class_and_ignored_pooling():
 
 @pytest.mark.parametrize("name", ["b0", "b3", "b7", "lite0", "lite4"])
 def test_plan_parameters_equal_the_built_model(name):
-    from keras_effnet import builder, variants
+    from keras_effnet.core import builder, variants
 
     v = variants.get_variant(name)
     model = keras_effnet.get_model(name, weights=None)
@@ -123,8 +123,8 @@ def test_plan_parameters_equal_the_built_model(name):
         import dataclasses
 
         blocks[0] = dataclasses.replace(blocks[0], filters_in=32)
-    stem = 32 if v.lite else keras_effnet.scaling.round_filters(32, width)
-    head = 1280 if v.lite else keras_effnet.scaling.round_filters(1280, width)
+    stem = 32 if v.lite else keras_effnet.core.scaling.round_filters(32, width)
+    head = 1280 if v.lite else keras_effnet.core.scaling.round_filters(1280, width)
     assert builder.plan_parameters(blocks, stem, head) == model.count_params()
 
 
@@ -192,7 +192,10 @@ def test_loading_without_importing_keras_effnet_names_the_package(broken_files):
     )
     assert bare.returncode != 0
     assert "Could not locate class 'MBConv'" in bare.stderr
-    assert "keras_effnet>MBConv" in bare.stderr and "'module': 'keras_effnet.layers" in bare.stderr
+    assert (
+        "keras_effnet>MBConv" in bare.stderr
+        and "'module': 'keras_effnet.core.layers" in bare.stderr
+    )
     imported = subprocess.run(
         [sys.executable, "-c", load, str(broken_files["good"]), "import"],
         env=ENV,

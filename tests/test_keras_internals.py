@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_effnet import graph, keras_internals
+from keras_effnet import keras_internals
+from keras_effnet.core import graph
 
 KERAS = f"Keras {keras.__version__}"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -20,7 +20,7 @@ import gzip
 import keras
 import numpy as np
 
-from keras_effnet import graph as flatten
+from keras_effnet.core import graph as flatten
 from keras_effnet.export import converter, datasets, flatbuf, pipeline
 from keras_effnet.export import options as options_lib
 from keras_effnet.export.options import ExportOptions

@@ -110,7 +110,7 @@ def _range_targets(qat_model):
 
     Reads tfmot 0.8 wrapper internals (`_output_quantizer_vars`,
     `_quantize_activations[i]._pre/_post_activation_vars`); pinned by
-    tests/test_qat.py.
+    tests/export/test_qat.py.
     """
     targets = []
     for wrapper in qat_model.layers:

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from keras_effnet import keras_internals
-from keras_effnet.graph import flatten_model
+from keras_effnet.core.graph import flatten_model
 
 # Config keys of Keras 3 layers that tf_keras either names differently or
 # does not know. Initializers/regularizers/constraints are translated below.

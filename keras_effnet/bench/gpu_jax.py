@@ -60,7 +60,7 @@ def _weighted_leaves(model):
     for layer in keras_internals.flatten_layers(model):
         if layer.weights and not keras_internals.sublayers(layer):
             # keras.applications leaves its preprocessing layer unnamed, so it
-            # is "normalization", "normalization_1", ... (as keras_effnet.weights).
+            # is "normalization", "normalization_1", ... (as keras_effnet.core.weights).
             name = "normalization" if _NORMALIZATION.fullmatch(layer.name) else layer.name
             layers.setdefault(name, layer)
     return layers
@@ -71,7 +71,7 @@ def copy_weights(source, target):
 
         The layer names are keras.applications' (docs/design.md "How the model core differs
     from keras.applications"), so this is the
-        same matching `keras_effnet.weights.load_legacy_h5` does with a file.
+        same matching `keras_effnet.core.weights.load_legacy_h5` does with a file.
 
         Raises:
             ValueError: naming the first layer without a counterpart or with a

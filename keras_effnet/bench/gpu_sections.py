@@ -11,9 +11,9 @@ import keras
 import numpy as np
 
 import keras_effnet
-from keras_effnet import builder, variants
 from keras_effnet.bench import gpu_jax, gpu_results
 from keras_effnet.bench.gpu_results import Correctness, Event, Exponent, FamilyRow, Ratio
+from keras_effnet.core import builder, variants
 
 SECTIONS = ("correctness", "b0_vs_keras_applications", "timm_anchor", "family", "b0_small_batch")
 _FAMILY_PRECISION = "mixed_bfloat16"

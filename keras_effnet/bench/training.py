@@ -20,7 +20,8 @@ import time
 import keras
 import numpy as np
 
-from keras_effnet import checkpoints, data, io
+from keras_effnet import data, io
+from keras_effnet.core import checkpoints
 from keras_effnet.training import config as config_lib
 from keras_effnet.training import loop
 

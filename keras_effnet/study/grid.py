@@ -15,8 +15,9 @@ import dataclasses
 import math
 import os
 
-from keras_effnet import io, scaling
+from keras_effnet import io
 from keras_effnet.config_flags import option
+from keras_effnet.core import scaling
 from keras_effnet.study import plots, results, runner, specs
 from keras_effnet.study.runner import MeasureSettings
 

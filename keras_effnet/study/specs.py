@@ -17,7 +17,7 @@ hold only primitives.
 import math
 
 import keras_effnet
-from keras_effnet import builder, scaling, variants
+from keras_effnet.core import builder, scaling, variants
 
 REFERENCE_MODELS = ("resnet50",)
 # Native resolution of the reference (keras.applications default).
@@ -41,7 +41,7 @@ def parse_model_name(name):
 def compound_spec(phi, alpha, beta, gamma, base_resolution, lite=False, label=None):
     """Returns the spec of `keras_effnet.EfficientNet(phi, alpha, beta, gamma, ...)`.
 
-    Validates like `keras_effnet.scaling.compound_coefficients` (without the
+    Validates like `keras_effnet.core.scaling.compound_coefficients` (without the
     warning, which the caller's tolerance replaces). `label` names the model in
     tables and plots (default "phi<phi>").
     """

@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 import keras_effnet
-from keras_effnet import io, keras_internals, pretrained, variants
+from keras_effnet import io, keras_internals
+from keras_effnet.core import pretrained, variants
 from keras_effnet.errors import ConfigError
 
 # Layers that train during the head-only epochs (`set_backbone_trainable`).
@@ -304,7 +305,7 @@ def check_memory(model, batch_size, *, available=None):
     Raises:
         ConfigError: naming --image_size and --batch_size, with both figures.
     """
-    from keras_effnet.profile import activation_bytes  # pylint: disable=import-outside-toplevel
+    from keras_effnet.core.profile import activation_bytes  # pylint: disable=import-outside-toplevel
 
     if tf.config.list_physical_devices("GPU"):
         return

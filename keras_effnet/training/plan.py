@@ -16,7 +16,7 @@ import types
 import keras
 import tensorflow as tf
 
-from keras_effnet import variants
+from keras_effnet.core import variants
 from keras_effnet.errors import ConfigError
 from keras_effnet.training import modeling, progressive, recipe
 from keras_effnet.training.config import ExperimentConfig

@@ -3,9 +3,9 @@
 import dataclasses
 
 from keras_effnet.config_flags import option
+from keras_effnet.core.variants import get_variant
 from keras_effnet.errors import ConfigError
 from keras_effnet.training.sections.checks import check_range, fail, is_int
-from keras_effnet.variants import get_variant
 
 
 @dataclasses.dataclass(frozen=True)

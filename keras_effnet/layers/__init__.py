@@ -1,8 +1,0 @@
-"""Keras 3 layers of the EfficientNet family."""
-
-from keras_effnet.layers.fused_mbconv import FusedMBConv
-from keras_effnet.layers.mbconv import MBConv
-from keras_effnet.layers.squeeze_excite import SqueezeExcite
-from keras_effnet.layers.stochastic_depth import StochasticDepth
-
-__all__ = ["FusedMBConv", "MBConv", "SqueezeExcite", "StochasticDepth"]
