@@ -16,26 +16,54 @@ Building blocks: `export_savedmodel`, `convert`, `calibrate`,
 `finish_tflite`.
 """
 
-from keras_effnet.export.census import check_builtin_only, check_integer_only, op_census
-from keras_effnet.export.converter import calibrate, convert, export_savedmodel, quantize_calibrated
-from keras_effnet.export.debug import layer_report, search_denylist
-from keras_effnet.export.entry import export
-from keras_effnet.export.guard import GuardResult
-from keras_effnet.export.metadata import add_metadata, read_metadata
-from keras_effnet.export.options import ExportOptions
-from keras_effnet.export.pipeline import export_tflite, finish_tflite, report_path
-from keras_effnet.export.verification import (
-    Score,
-    Verification,
-    format_table,
-    latency,
-    run_tflite,
-    verify,
-    verify_arrays,
-    verify_savedmodel,
-    verify_savedmodel_arrays,
-)
-from keras_effnet.export_modes import MODES, TFLITE_MODES
+import importlib
+
+# name -> the submodule that defines it. Imported on first use (PEP 562), so importing
+# `keras_effnet.export.options` (the command's flags, `--help`) does not import TensorFlow.
+_LAZY = {
+    "check_builtin_only": "census",
+    "check_integer_only": "census",
+    "op_census": "census",
+    "calibrate": "converter",
+    "convert": "converter",
+    "export_savedmodel": "converter",
+    "quantize_calibrated": "converter",
+    "layer_report": "debug",
+    "search_denylist": "debug",
+    "export": "entry",
+    "GuardResult": "guard",
+    "add_metadata": "metadata",
+    "read_metadata": "metadata",
+    "ExportOptions": "options",
+    "export_tflite": "pipeline",
+    "finish_tflite": "pipeline",
+    "report_path": "pipeline",
+    "Score": "verification",
+    "Verification": "verification",
+    "format_table": "verification",
+    "latency": "verification",
+    "run_tflite": "verification",
+    "verify": "verification",
+    "verify_arrays": "verification",
+    "verify_savedmodel": "verification",
+    "verify_savedmodel_arrays": "verification",
+}
+
+
+def __getattr__(name):
+    if name in ("MODES", "TFLITE_MODES"):
+        return getattr(importlib.import_module("keras_effnet.export_modes"), name)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ExportOptions",

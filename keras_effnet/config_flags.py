@@ -39,6 +39,7 @@ SECTIONS = {
     "study": "the models of the study.",
     "grid": "the alpha/beta/gamma grid and its candidates.",
     "measurement": "how each cell is trained and measured (study and grid-search).",
+    "export": "the exported file: data, quantization, guard, verification, fine-tuning.",
 }
 # Old flag names (aliases) are registered here, outside every job's sections, so a job's
 # `--help` lists only the new name and `--helpfull` shows the alias.

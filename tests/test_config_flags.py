@@ -257,3 +257,59 @@ def test_a_job_can_define_a_subset_with_its_own_defaults():
     assert (config.data.image_size, config.run.epochs, config.run.model_dir) == (64, 8, "runs/q")
     fv(["quickstart", "--image_size=0"])  # Still an auto field: the old 0 reads as auto.
     assert defined.config().data.image_size is None
+
+
+def test_every_export_flag_has_help_and_export_help_lists_it():
+    """ExportOptions' flags come from its metadata; `keras-effnet export --help` lists them."""
+    from keras_effnet.export.options import ExportOptions
+
+    names = []
+    for field in dataclasses.fields(ExportOptions):
+        if not config_flags.is_option(field):
+            continue  # Python-only (test_split, seed).
+        meta = field.metadata
+        assert meta["help"].strip().endswith((".", ")")), (field.name, meta["help"])
+        assert meta["section"] == "export", field.name
+        names.append(meta["flag"] or field.name)
+    assert len(names) == 21 and {"num_threads", "metadata", "qat_learning_rate"} <= set(names)
+    out = _job("export", "--help")
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in names:
+        assert f"--{name}:" in out.stdout or f"--[no]{name}:" in out.stdout, name
+    assert "--threads:" not in out.stdout  # The old name: an alias, listed by --helpfull only.
+
+
+def test_export_flags_build_its_options_with_the_special_values():
+    from keras_effnet.export.options import ExportOptions
+
+    fv = flags.FlagValues()
+    defined = config_flags.define(ExportOptions, flag_values=fv)
+    fv(["export"])
+    assert defined.config() == ExportOptions()
+    fv(["export", "--max_accuracy_drop=none", "--threads=3", "--nometadata", "--dataset=digits"])
+    options = defined.config()
+    assert options.max_accuracy_drop is None and options.threads == 3
+    assert options.add_metadata is False and options.dataset == "digits"
+    assert options.labels is None and options.data_dir is None
+    fv(["export", "--max_accuracy_drop=0.5", "--qat_learning_rate=1e-4"])
+    assert defined.config().max_accuracy_drop == 0.5
+    assert defined.config().learning_rate == 1e-4
+
+
+@pytest.mark.parametrize(
+    "arg, named",
+    [
+        ("--max_accuracy_drop=lots", "max_accuracy_drop"),
+        ("--num_threads=0", "--num_threads"),
+        ("--io_type=int4", "io_type"),
+        ("--prune_schedule=cubic", "prune_schedule"),
+        ("--strategy=tpu", "strategy"),
+        ("--num_calibration=x", "--num_calibration"),
+    ],
+)
+def test_a_bad_export_value_is_one_line_and_exit_2(arg, named):
+    out = _job("export", "--model_path=missing.keras", "--output=o.tflite", arg)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras-effnet export: error: "), lines
+    assert named in lines[0]
