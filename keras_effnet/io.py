@@ -102,6 +102,13 @@ def check_output(path, kind="file", *, overwrite=False, argument="output") -> st
             `overwrite` is False.
     """
     path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    while parent != os.path.dirname(parent) and not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):  # Refused now, not after the work (tests/commands/test_probe.py).
+        raise OutputError(
+            f"Cannot write `{argument}` {path!r}: {parent!r}, a folder above it, is a file."
+        )
     existing = _kind(path)
     if existing and not overwrite:
         if existing != kind:

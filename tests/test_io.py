@@ -248,3 +248,11 @@ def test_sigkill_at_random_points_of_an_export_loses_nothing(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_bytes()[4:8] == b"TFL3"
     assert not [n for n in os.listdir(tmp_path) if n.startswith(io.TEMP_PREFIX)]
+
+
+def test_check_output_refuses_a_path_below_a_file_before_any_work(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"image")
+    with pytest.raises(OutputError, match=r"`output` .*a folder above it, is a file"):
+        io.check_output(tmp_path / "a.png" / "deeper" / "x.tflite")
+    assert io.check_output(tmp_path / "new" / "x.tflite") == str(tmp_path / "new" / "x.tflite")
+    assert os.listdir(tmp_path) == ["a.png"]

@@ -143,11 +143,13 @@ def _main(module, argv):
 
         # Not TF_CPP_MIN_LOG_LEVEL itself: the quiet import sets it, and an earlier import of
         # the backend (a flag module's) would then read as the user's request.
-        native_logs = _quiet_import.native_logs_requested() or (
-            "verbose" in flags.FLAGS and flags.FLAGS["verbose"].value == 2
+        verbose = "verbose" in flags.FLAGS and flags.FLAGS["verbose"].value == 2
+        _quiet_import.import_backend_quietly(
+            native_logs=_quiet_import.native_logs_requested() or verbose
         )
-        _quiet_import.import_backend_quietly(native_logs=native_logs)
-        if not native_logs:
+        # TensorFlow's Python INFO lines ("Assets written to ...") go through absl: off unless
+        # asked for (--verbose=2, KERAS_EFFNET_NATIVE_LOGS=1), whatever TF_CPP_MIN_LOG_LEVEL says.
+        if not (verbose or os.environ.get("KERAS_EFFNET_NATIVE_LOGS") == "1"):
             absl_logging.set_verbosity(absl_logging.WARNING)
     from absl import app
 
