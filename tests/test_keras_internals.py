@@ -174,7 +174,10 @@ def test_graph_flattening_uses_public_apis_only():
 
 
 def test_private_keras_apis_are_used_in_keras_internals_only():
-    """No other package module reaches into Keras internals (DESIGN.md style rule 15)."""
+    """No other package module reaches into Keras internals.
+
+    docs/design.md "Package map (where each concept lives)": keras_internals.py holds them all.
+    """
     offenders = []
     for top in ("keras_effnet", "export"):
         for root, _, files in os.walk(os.path.join(REPO, top)):
