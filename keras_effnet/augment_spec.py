@@ -7,7 +7,7 @@ is imported by `keras-effnet train --help`, before TensorFlow may be imported;
 
 from keras_effnet.errors import ConfigError
 
-AUGMENTATIONS = ("crop", "flip", "randaugment", "mixup")
+AUGMENTATIONS = ("crop", "shift", "flip", "randaugment", "mixup")
 
 
 def parse_augment(augment):

@@ -27,7 +27,7 @@ from keras_effnet.training import loop
 
 
 def train_briefly(
-    model, model_dir, *, dataset="digits", image_size=64, epochs=10, seed=0, **overrides
+    model, model_dir, *, dataset="digits", image_size=None, epochs=10, seed=0, **overrides
 ):
     """Trains `model` with `train` and the default recipe (plus `overrides`, flag names).
 
@@ -37,6 +37,7 @@ def train_briefly(
     Args:
         model: a variant name ("b0", "lite0", ...).
         model_dir: the run directory (best.keras, last.keras, config.json, ...).
+        image_size: the resolution; None = auto (`recipe.auto_image_size`).
         overrides: more training flags (`keras-effnet train` flag names), e.g.
             `weights=`, `progressive="on"`, `optimizer="rmsprop"`.
 
@@ -49,7 +50,7 @@ def train_briefly(
     values = {
         "dataset": dataset,
         "model": model,
-        "image_size": image_size,
+        **({} if image_size is None else {"image_size": image_size}),
         "epochs": epochs,
         "seed": seed,
         "model_dir": model_dir,
@@ -72,14 +73,19 @@ def train_briefly(
     }
 
 
-def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
-    """The naive baseline: keras.applications.EfficientNetB0(weights=None) + Adam(1e-3).
+def bn_momentum_for(steps, window_fraction=0.1):
+    """BatchNorm momentum whose averaging window (1 / (1 - m) steps) is a tenth of the run.
 
-    No augmentation, no schedule, no label smoothing; trained on the same
-    training split as our runs (the held-out validation part is unused) and
-    scored on test. Returns train_accuracy (last epoch), test_top1, wall_s.
+    keras.applications' 0.99 averages over ~100 steps, which a short run's
+    fast-moving weights outrun: the averages the test sees lag the weights,
+    and a run of a few hundred steps can score near chance though it fits
+    its training set (docs/training.md, "Training on real data"). Capped at 0.99.
     """
-    keras.utils.set_random_seed(seed)
+    return round(min(0.99, max(0.0, 1.0 - 1.0 / (window_fraction * max(1, steps)))), 4)
+
+
+def _fit_and_score(model, dataset, image_size, epochs, seed, batch_size, learning_rate=1e-3):
+    """Adam(`learning_rate`) on the training split (validation unused), scored on test."""
     info = data.dataset_info(dataset)
     common = dict(one_hot=True, num_classes=info.num_classes)
     train_ds = data.load_dataset(
@@ -87,10 +93,9 @@ def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
     )
     test_ds = data.load_dataset(dataset, "test", image_size, batch_size, **common)
     start = time.perf_counter()
-    model = keras.applications.EfficientNetB0(
-        weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes
+    model.compile(
+        keras.optimizers.Adam(learning_rate), "categorical_crossentropy", metrics=["accuracy"]
     )
-    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(train_ds, epochs=epochs, verbose=0).history
     test = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {
@@ -98,7 +103,53 @@ def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
         "val_accuracy": None,
         "test_top1": test["accuracy"],
         "wall_s": time.perf_counter() - start,
+        "image_size": image_size,
     }
+
+
+def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
+    """keras.applications.EfficientNetB0(weights=None) + Adam(1e-3), BatchNorm momentum fitted to the run.
+
+    No augmentation, no schedule, no label smoothing; trained on the same
+    training split as our runs (the held-out validation part is unused) and
+    scored on test. Every BatchNorm layer's momentum is `bn_momentum_for`
+    the run's steps (recorded as "bn_momentum"), so the baseline is scored
+    with statistics of its final weights rather than at chance.
+    Returns train_accuracy (last epoch), test_top1, wall_s, bn_momentum.
+    """
+    keras.utils.set_random_seed(seed)
+    info = data.dataset_info(dataset)
+    steps = max(1, -(-info.splits["train"] // batch_size)) * epochs
+    momentum = bn_momentum_for(steps)
+    model = keras.applications.EfficientNetB0(
+        weights=None, input_shape=(image_size, image_size, 3), classes=info.num_classes
+    )
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+    row = _fit_and_score(model, dataset, image_size, epochs, seed, batch_size)
+    return dict(row, bn_momentum=momentum)
+
+
+def small_cnn(image_size, classes):
+    """The small convnet of a Keras tutorial: two conv + max-pool stages, dropout, softmax."""
+    inputs = keras.Input((image_size, image_size, 3))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    for filters in (32, 64):
+        x = keras.layers.Conv2D(filters, 3, activation="relu")(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    outputs = keras.layers.Dense(classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="small_cnn")
+
+
+def small_cnn_run(dataset, image_size, epochs, seed, batch_size=64):
+    """`small_cnn` + Adam(1e-3) at the source resolution, as `baseline_run` trains and scores."""
+    keras.utils.set_random_seed(seed)
+    info = data.dataset_info(dataset)
+    model = small_cnn(image_size, info.num_classes)
+    return _fit_and_score(model, dataset, image_size, epochs, seed, batch_size)
 
 
 def summarize(rows):
@@ -167,7 +218,7 @@ class BenchOptions:
     models: tuple = ("lite0", "b0")
     seeds: int = 3
     epochs: int = 12
-    image_size: int = 32
+    image_size: int = 0  # 0: auto (ours: every flag at its default; baselines: the source side)
     train_per_class: int = 150
     test_per_class: int = 100
     output_dir: str = "runs/bench_training"
@@ -176,15 +227,33 @@ class BenchOptions:
     progressive: bool = False  # progressive learning off vs on instead
     target_accuracy: float = 0.0  # 0: the highest whole percent every run reached
     patch_size: int = 32
+    sweep: tuple = ()  # "flag=value flag=value" settings of models[0]; see `sweep_runs`
 
     def __post_init__(self):
         if self.transfer and len(self.transfer) != 2:
             raise ValueError(
                 f"`transfer` takes (SOURCE, TARGET). Received: transfer={list(self.transfer)}"
             )
+        for setting in self.sweep:
+            parse_setting(setting)
 
 
-BASELINE = "baseline_b0_adam"
+KERAS_B0 = "keras_b0_adam"
+SMALL_CNN = "small_cnn"
+SWEEP_BEST = "sweep_best"
+
+
+def parse_setting(setting):
+    """ "augment=shift epochs=24" -> {"augment": "shift", "epochs": 24} (ints read as ints)."""
+    values = {}
+    for part in setting.split():
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(
+                f'A sweep setting is "flag=value flag=value ...". Received: sweep={setting!r}'
+            )
+        values[key] = int(value) if value.lstrip("-").isdigit() else value
+    return values
 
 
 def run(options: BenchOptions) -> list:
@@ -230,13 +299,44 @@ def read_runs(path: str) -> list:
         return json.load(f)["runs"]
 
 
-def compare(options: BenchOptions) -> list:
-    """Each of `options.models` (default recipe) and the naive baseline, per dataset and seed.
+def _slug(setting):
+    return "_".join(part.replace("=", "-").replace(",", "+") for part in setting.split())
 
-    Writes every finished run to `output_dir/results.json` at once (a rerun
-    skips those) and the summary to `output_dir/table.md`; prints both.
+
+def _print_row(row):
+    print(
+        f"{row['dataset']:8s} {row['method']:17s} seed {row['seed']}: test top-1 "
+        f"{row['test_top1']:.4f} train acc {row['train_accuracy']:.4f} ({row['wall_s']:.0f} s)",
+        flush=True,
+    )
+
+
+def sweep_best(rows, dataset):
+    """The sweep setting of `dataset` with the best seed-0 validation accuracy (None: no sweep).
+
+    Chosen on validation, never on test: its test score is then an honest
+    estimate for the setting a user could have found the same way.
     """
-    from keras_effnet.training import real_data  # pylint: disable=import-outside-toplevel
+    tried = [r for r in rows if r["dataset"] == dataset and r["method"].startswith("sweep:")]
+    tried = [r for r in tried if r["seed"] == 0]
+    if not tried:
+        return None
+    return max(tried, key=lambda r: r["val_accuracy"])["setting"]
+
+
+def compare(options: BenchOptions) -> list:
+    """Our models (every flag at its default), a sweep, and two baselines, per dataset and seed.
+
+    Per dataset: each of `options.models` with the default recipe (the
+    resolution, stem stride, augmentation and the rest on auto), the
+    keras.applications B0 baseline (`baseline_run`) and the small CNN
+    (`small_cnn_run`), for `options.seeds` seeds; then each `options.sweep`
+    setting of `models[0]` at seed 0, and the setting with the best
+    validation accuracy (`sweep_best`) for the remaining seeds. Writes every
+    finished run to `output_dir/results.json` at once (a rerun skips those)
+    and the summary to `output_dir/table.md`; prints both.
+    """
+    from keras_effnet.training import real_data, recipe  # pylint: disable=import-outside-toplevel
 
     out = options.output_dir
     results_path = os.path.join(out, "results.json")
@@ -248,34 +348,59 @@ def compare(options: BenchOptions) -> list:
         "train_per_class": options.train_per_class,
         "test_per_class": options.test_per_class,
     }
+
+    def record(name, method, seed, train):
+        if (name, method, seed) in done:
+            return
+        keras.backend.clear_session()
+        row = train()
+        row.update(dataset=name, method=method, seed=seed, **settings)
+        rows.append(row)
+        done.add((name, method, seed))
+        io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
+        _print_row(row)
+
+    def ours(name, folder, model, seed, setting=""):
+        sized = {"image_size": options.image_size or None}
+        overrides = {"epochs": options.epochs, **sized, **parse_setting(setting)}
+        tag = f"{name}-{model}" + (f"-{_slug(setting)}" if setting else "")
+        run_dir = os.path.join(out, "runs", f"{tag}-s{seed}")
+        row = train_briefly(model, run_dir, dataset=folder, seed=seed, **overrides)
+        return dict(row, setting=setting) if setting else row
+
     for name in options.datasets:
         folder = real_data.build(
             name, os.path.join(out, "data"), options.train_per_class, options.test_per_class
         )
+        side = data.dataset_info(folder).image_side
+        size = options.image_size or recipe.auto_image_size(side, 224)
         for seed in range(options.seeds):
-            for method in [*options.models, BASELINE]:
-                if (name, method, seed) in done:
-                    continue
-                keras.backend.clear_session()
-                if method == BASELINE:
-                    row = baseline_run(folder, options.image_size, options.epochs, seed)
-                else:
-                    row = train_briefly(
-                        method,
-                        os.path.join(out, "runs", f"{name}-{method}-s{seed}"),
-                        dataset=folder,
-                        image_size=options.image_size,
-                        epochs=options.epochs,
-                        seed=seed,
-                    )
-                row.update(dataset=name, method=method, seed=seed, **settings)
-                rows.append(row)
-                io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
-                print(
-                    f"{name:8s} {method:17s} seed {seed}: test top-1 {row['test_top1']:.4f} "
-                    f"train acc {row['train_accuracy']:.4f} ({row['wall_s']:.0f} s)",
-                    flush=True,
-                )
+            for model in options.models:
+                record(name, model, seed, lambda m=model: ours(name, folder, m, seed))
+            record(name, KERAS_B0, seed, lambda: baseline_run(folder, size, options.epochs, seed))
+            record(name, SMALL_CNN, seed, lambda: small_cnn_run(folder, side, options.epochs, seed))
+        for setting in options.sweep:
+            record(
+                name,
+                f"sweep:{setting}",
+                0,
+                lambda s=setting: ours(name, folder, options.models[0], 0, s),
+            )
+        best = sweep_best(rows, name)
+        for seed in range(1 if best is not None else options.seeds, options.seeds):
+            record(
+                name, SWEEP_BEST, seed, lambda: ours(name, folder, options.models[0], seed, best)
+            )
+    # The best sweep setting's seed 0 is its sweep run.
+    for name in options.datasets:
+        best = sweep_best(rows, name)
+        first = [
+            r for r in rows if r["dataset"] == name and r.get("setting") == best and r["seed"] == 0
+        ]
+        if best is not None and first and (name, SWEEP_BEST, 0) not in done:
+            rows.append(dict(first[0], method=SWEEP_BEST))
+            done.add((name, SWEEP_BEST, 0))
+    io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
     table = results_table(summarize(rows))
     io.write_text_atomic(os.path.join(out, "table.md"), table + "\n")
     print(table)

@@ -33,7 +33,7 @@ class Plan:
     """Everything `network.build_efficientnet` builds between preprocessing and classifier.
 
     Attributes:
-        stem_filters: channels of the 3x3 stride-2 stem conv.
+        stem_filters: channels of the 3x3 stem conv.
         blocks: tuple of `BlockArgs`, in order.
         head_filters: channels of the 1x1 head conv (`top_conv`).
         activation: activation name of every block, stem and head.
@@ -49,6 +49,7 @@ class Plan:
     bn_momentum: float
     preprocessing: str
     depthwise_name: str = "dwconv"
+    stem_strides: int = 2
 
     def parameters(self, classes=1000, include_top=True, include_preprocessing=True) -> int:
         """Parameters of the built model (see `plan_parameters`)."""
@@ -113,7 +114,9 @@ def scale_blocks(
     return blocks
 
 
-def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1") -> Plan:
+def build_plan(
+    width, depth, drop_connect_rate=0.2, lite=False, baseline="v1", stem_strides=2
+) -> Plan:
     """The plan of the network `baseline` scaled by (width, depth).
 
     Args:
@@ -125,10 +128,15 @@ def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1") -
             first and last stage not repeated. Defined for the "v1" baseline.
         baseline: a `variants.Baseline` or its name ("v1", "v2-b", "v2-s",
             "v2-m", "v2-l").
+        stem_strides: the stem conv's stride: 2 (the paper's: 32x downsampling
+            in all) or 1 (16x: a 32 px input still ends on a 2x2 feature map;
+            docs/training.md, "Small images"). Parameters are the same.
 
     Returns:
         A `Plan`.
     """
+    if stem_strides not in (1, 2):
+        raise ValueError(f"`stem_strides` must be 1 or 2. Received: stem_strides={stem_strides!r}")
     base = variants.get_baseline(baseline)
     if lite and base.name != "v1":
         raise ValueError(
@@ -154,6 +162,7 @@ def build_plan(width, depth, drop_connect_rate=0.2, lite=False, baseline="v1") -
         bn_momentum=base.bn_momentum,
         preprocessing=base.preprocessing,
         depthwise_name=base.depthwise_name,
+        stem_strides=stem_strides,
     )
 
 

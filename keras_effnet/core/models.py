@@ -49,6 +49,9 @@ _COMMON_DOC = """
         input_normalization: `keras_effnet.core.pretrained.InputNormalization`
             (mean and std of [0, 1] pixels) for the in-graph preprocessing;
             None = the weights' own (timm sources) or the default above.
+        stem_strides: 2 (the paper's) or 1: the stem keeps full resolution, so
+            a 32 px input ends on a 2x2 feature map instead of 1x1 (for inputs
+            under 64 px; docs/training.md "Small images"). Same weights.
 
     Returns:
         A `keras.Model` taking RGB pixels in [0, 255].
@@ -71,6 +74,7 @@ def _variant_constructor(key):
         drop_connect_rate=0.2,
         name=None,
         input_normalization=None,
+        stem_strides=2,
     ) -> keras.Model:
         return build_efficientnet(
             variant.width,
@@ -91,6 +95,7 @@ def _variant_constructor(key):
             name=name or variant.model_name,
             weights_name=variant.name,
             input_normalization=input_normalization,
+            stem_strides=stem_strides,
         )
 
     constructor.__name__ = variant.constructor_name
@@ -151,7 +156,7 @@ def EfficientNet(
         name: model name (default "efficientnet_phi<phi>").
         **kwargs: include_top, weights (None or a path), input_tensor,
             input_shape, pooling, classes, classifier_activation,
-            include_preprocessing, drop_connect_rate, allow_large.
+            include_preprocessing, drop_connect_rate, allow_large, stem_strides.
 
     Returns:
         A `keras.Model`.

@@ -201,6 +201,7 @@ def build_efficientnet(
     weights_name=None,
     allow_large=False,
     input_normalization=None,
+    stem_strides=2,
 ) -> keras.Model:
     """Builds an EfficientNet (V1, Lite or V2) from scaling coefficients.
 
@@ -228,6 +229,7 @@ def build_efficientnet(
         input_normalization: a `pretrained.InputNormalization` (mean, std of
             [0, 1] pixels) for the in-graph preprocessing, overriding the
             default; weights from a timm checkpoint bring their own.
+        stem_strides: 2 (the paper's) or 1 for small inputs (`builder.build_plan`).
 
     Returns:
         A `keras.Model`.
@@ -239,7 +241,9 @@ def build_efficientnet(
     base = variants.get_baseline(baseline)
     if stages is not None:
         base = dataclasses.replace(base, stages=tuple(stages))
-    plan = builder.build_plan(width, depth, drop_connect_rate, lite=lite, baseline=base)
+    plan = builder.build_plan(
+        width, depth, drop_connect_rate, lite=lite, baseline=base, stem_strides=stem_strides
+    )
     if not allow_large:
         _check_size(plan, classes, include_top, include_preprocessing, width, depth)
     activation = check_activation(plan.activation)
@@ -269,7 +273,7 @@ def build_efficientnet(
     x = keras.layers.Conv2D(
         plan.stem_filters,
         3,
-        strides=2,
+        strides=plan.stem_strides,
         padding="same",
         use_bias=False,
         kernel_initializer=CONV_KERNEL_INITIALIZER,

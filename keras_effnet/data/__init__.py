@@ -10,7 +10,7 @@ The digits (8x8 gray, 0..16) are scaled to 0..255, made RGB and upscaled to
 the model resolution.
 
 Pipeline: source (encoded bytes or small arrays) -> cache -> shuffle -> decode,
-random crop / flip (train) or plain resize (eval) -> batch -> RandAugment ->
+random crop / shift / flip (train) or plain resize (eval) -> batch -> RandAugment ->
 MixUp -> prefetch, all with AUTOTUNE parallelism.
 """
 
@@ -42,8 +42,29 @@ def _random_crop(image, min_area, seed):
     return tf.slice(image, begin, size)
 
 
+SHIFT_FRACTION = 0.125
+SHIFT_SCALE = (0.85, 1.15)
+
+
+def _random_shift(image, image_size, seed):
+    """Scale in 0.85..1.15 about the centre, then translation by up to 1/8 of the side.
+
+    The augmentation of small-image benchmarks (pad 4 px and crop, as on
+    32 px CIFAR; the scale is ours), zero-padded. No flip, so it suits
+    digits and text (docs/training.md, "Small images").
+    """
+    scale_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    scale = tf.random.stateless_uniform([], scale_seed, *SHIFT_SCALE)
+    side = tf.cast(tf.round(scale * image_size), tf.int32)
+    image = tf.image.resize(image, tf.stack([side, side]))
+    pad = max(1, int(round(image_size * SHIFT_FRACTION)))
+    frame = image_size + 2 * pad  # Centre-crops a scaled-up image, pads a smaller one.
+    image = tf.image.resize_with_crop_or_pad(image, frame, frame)
+    return tf.image.stateless_random_crop(image, [image_size, image_size, 3], crop_seed)
+
+
 def _preprocess(image_size, encoded, augment, crop_min_area, randaugment):
-    """Per-example map: decode, (crop), resize, (flip, RandAugment) -> float32 RGB 0..255."""
+    """Per-example map: decode, (crop), resize, (shift, flip, RandAugment) -> float32 RGB 0..255."""
 
     def fn(image, label, seeds):
         if encoded:
@@ -56,6 +77,8 @@ def _preprocess(image_size, encoded, augment, crop_min_area, randaugment):
             image.set_shape([None, None, 3])
         image = tf.image.resize(image, (image_size, image_size), antialias=True)
         image = tf.clip_by_value(image, 0.0, 255.0)
+        if "shift" in augment:
+            image = _random_shift(image, image_size, seeds[0])
         if "flip" in augment:
             image = tf.image.stateless_random_flip_left_right(image, seeds[1])
         if randaugment is not None:  # Per image: one call picks one op set.
@@ -123,7 +146,7 @@ def load_dataset(
         reshuffle: without `repeat`, a new order on every iteration of the
             dataset (False: the same seeded order every time). With `repeat`,
             digits and folders give pass p the permutation of (seed, p).
-        augment: None, "none" or names from "crop,flip,randaugment,mixup"
+        augment: None, "none" or names from "crop,shift,flip,randaugment,mixup"
             ("auto" is resolved by the training config, not here).
         drop_remainder: drop the last partial batch.
         seed: seed of shuffling and augmentation.

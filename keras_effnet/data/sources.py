@@ -49,6 +49,9 @@ class DatasetInfo:
         splits: dict split name -> number of examples (0 = absent).
         sources: dict split name -> where the split comes from (recorded in
             config.json and printed when a run starts).
+        image_side: the shorter side of the source images (the median of a
+            sample of training images for a folder); None where unknown (a
+            TFDS dataset of varying sizes). The auto resolution follows it.
     """
 
     name: str
@@ -57,6 +60,7 @@ class DatasetInfo:
     class_names: tuple
     splits: dict
     sources: dict = dataclasses.field(default_factory=dict)
+    image_side: int | None = None
 
 
 def _kind(name):
@@ -154,6 +158,20 @@ def _check_images_decode(paths):
 
 
 _checked_files = set()
+SIDE_SAMPLE = 16
+
+
+@functools.lru_cache(maxsize=8)
+def _median_side(paths, sample=SIDE_SAMPLE):
+    """Median shorter side of `sample` files spread over `paths` (None for no files)."""
+    if not paths:
+        return None
+    picked = paths[:: max(1, len(paths) // sample)][:sample]
+    sides = []
+    for path in picked:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        sides.append(min(int(d) for d in image.shape[:2]))
+    return int(np.median(sides))
 
 
 def _split_labels(labels, fractions):
@@ -306,11 +324,13 @@ def dataset_info(name, data_dir=None):
             s: f"{share[s]:.0%} of scikit-learn digits, stratified, seed {_SPLIT_SEED}"
             for s in SPLITS
         }
-        return DatasetInfo(name, kind, 10, tuple(str(i) for i in range(10)), splits, sources)
+        labels = tuple(str(i) for i in range(10))
+        return DatasetInfo(name, kind, 10, labels, splits, sources, image_side=8)
     if kind == "folder":
         classes, index, sources = _folder_index(name)
         splits = {s: len(index[s][0]) for s in SPLITS}
-        return DatasetInfo(name, kind, len(classes), classes, splits, sources)
+        side = _median_side(tuple(index["train"][0]))
+        return DatasetInfo(name, kind, len(classes), classes, splits, sources, image_side=side)
     builder = _tfds_builder(name, data_dir)
     label = builder.info.features[builder.info.supervised_keys[1]]
     mapping = _tfds_splits(set(builder.info.splits))
@@ -319,7 +339,11 @@ def dataset_info(name, data_dir=None):
         s: f"TFDS split {mapping[s]!r}" if mapping[s] else "none (the dataset has no test split)"
         for s in SPLITS
     }
-    return DatasetInfo(name, kind, label.num_classes, tuple(label.names), splits, sources)
+    shape = getattr(builder.info.features[builder.info.supervised_keys[0]], "shape", None)
+    side = min(shape[:2]) if shape and None not in shape[:2] else None
+    return DatasetInfo(
+        name, kind, label.num_classes, tuple(label.names), splits, sources, image_side=side
+    )
 
 
 def source(name, split, data_dir, shuffle, seed):

@@ -63,7 +63,8 @@ class ExperimentConfig:
         """Builds a config from `to_dict()` output; unknown keys are errors.
 
         Old auto spellings (-1, 0: config.json of runs before auto became None)
-        read as None, so those runs resume.
+        read as None, and fields added since (`FIELDS_ADDED`) take the value
+        those runs had, so those runs resume.
         """
         sections = {}
         for key, value in values.items():
@@ -74,6 +75,7 @@ class ExperimentConfig:
             unknown = sorted(set(value) - names)
             if unknown:
                 fail(f"{key} config keys", unknown, f"a subset of {sorted(names)}")
+            value = {**FIELDS_ADDED.get(key, {}), **value}
             sections[key] = section(**normalize(section, value))
         return cls(**sections)
 
@@ -85,6 +87,10 @@ class ExperimentConfig:
                 fail("config section", key, f"one of {sorted(_SECTIONS)}")
             changed[key] = dataclasses.replace(getattr(self, key), **updates)
         return dataclasses.replace(self, **changed)
+
+
+# Fields added to a section since runs were first recorded -> what those runs used.
+FIELDS_ADDED = {"model": {"stem_strides": 2}}
 
 
 def config_differences(old, new, ignore=RUNTIME_FIELDS):

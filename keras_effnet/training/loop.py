@@ -109,8 +109,11 @@ def describe(run_plan, resuming_at):
         for s in ("train", "validation", "test")
     )
     augment = d.augment if d.augment not in ("", "none") else "none"
+    side = run_plan.source_image_side
+    source = f"source images {side} px, " if side else ""
     lines = [
-        f"keras-effnet train: {m.name} at {d.image_size} px on {d.dataset!r} "
+        f"keras-effnet train: {m.name} at {d.image_size} px ({source}stem stride "
+        f"{m.stem_strides}) on {d.dataset!r} "
         f"({run_plan.dataset_kind}, {run_plan.num_classes} classes), {run_plan.strategy}",
         f"  splits: {splits}",
         f"  final evaluation on: {config.run.eval_split}"
@@ -136,7 +139,7 @@ def describe(run_plan, resuming_at):
         ),
         f"  augment: {augment}"
         + (f" (crop min area {d.crop_min_area:g})" if "crop" in augment else "")
-        + ("  [wrong for digits or text: pass --augment=crop]" if "flip" in augment else ""),
+        + ("  [wrong for digits or text: pass --augment=shift]" if "flip" in augment else ""),
         f"  progressive: {progressive.describe(run_plan.stages)} ({run_plan.progressive_reason})",
         f"  {'resuming after epoch ' + str(resuming_at) if resuming_at else 'starting'}: "
         f"{config.run.epochs} epochs x {run_plan.steps_per_epoch} steps",

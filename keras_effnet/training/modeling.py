@@ -72,6 +72,8 @@ def build_model(model_config, num_classes, image_size):
         else model_config.drop_connect_rate,
         # The normalization the starting weights were trained with (docs/training.md "Fine-tuning").
         input_normalization=weights_normalization(model_config.weights, variant.name),
+        # Unresolved "auto" (None) builds the paper's stride; `train` resolves it first.
+        stem_strides=model_config.stem_strides or 2,
     )
     if model_config.width is not None or model_config.depth is not None:  # None: the variant's.
         model = keras_effnet.build_efficientnet(

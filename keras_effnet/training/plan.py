@@ -47,6 +47,8 @@ class RunPlan:
         versions: library name -> version ("tensorflow", "keras"), read-only.
         strategy: the distribution strategy's description; set by `train`
             (None where no strategy runs the plan, as in `resolve`).
+        source_image_side: the source images' shorter side (None: unknown),
+            which the auto resolution follows.
     """
 
     config: ExperimentConfig
@@ -64,6 +66,7 @@ class RunPlan:
     stages: tuple[Stage, ...]
     versions: types.MappingProxyType
     strategy: str | None = None
+    source_image_side: int | None = None
 
     def __post_init__(self):
         for name in ("splits", "split_sources", "versions"):
@@ -97,6 +100,7 @@ class RunPlan:
                 "stages": [s.to_dict() for s in self.stages],
             },
             "versions": dict(self.versions),
+            "source_image_side": self.source_image_side,
         }
         if self.strategy is not None:
             values["strategy"] = self.strategy
@@ -123,7 +127,12 @@ def resolve(config, info, num_replicas):
             f"construction. Received: dataset={config.data.dataset!r}"
         )
     weights = config.model.weights
-    image_size = config.data.image_size or modeling.weights_resolution(weights, variant)
+    if config.data.image_size:
+        image_size = config.data.image_size
+    elif weights:  # The resolution the weights were trained at.
+        image_size = modeling.weights_resolution(weights, variant)
+    else:
+        image_size = recipe.auto_image_size(info.image_side, variant.resolution)
     freeze_bn = _pick(config.model.freeze_bn, bool(weights))
     head_epochs = (
         recipe.auto_head_epochs(config.run.epochs, weights)
@@ -194,6 +203,7 @@ def resolve(config, info, num_replicas):
             "drop_connect_rate": float(drop_connect),
             "freeze_bn": freeze_bn,
             "head_epochs": int(head_epochs),
+            "stem_strides": _pick(config.model.stem_strides, recipe.auto_stem_strides(image_size)),
         },
         optimizer={
             "recipe": name,
@@ -220,4 +230,5 @@ def resolve(config, info, num_replicas):
         progressive_reason=reason,
         stages=tuple(stages),
         versions={"tensorflow": tf.__version__, "keras": keras.__version__},
+        source_image_side=info.image_side,
     )

@@ -89,6 +89,31 @@ def auto_augment(dataset_kind, total_steps, min_steps=AUGMENT_MIN_STEPS):
     return "crop,flip"
 
 
+def auto_image_size(source_side, native):
+    """The training resolution of source images whose shorter side is `source_side`.
+
+    Images at or above the variant's `native` resolution train at `native`;
+    smaller ones at their own side rounded up to a multiple of 8 (at least
+    32): upsampling 28 px digits to B0's 224 costs 64x the compute of 28 px
+    for a few points (docs/training.md, "Small images"). Unknown sizes
+    (None) train at `native`.
+    """
+    if source_side is None or source_side >= native:
+        return native
+    return max(32, -(-source_side // 8) * 8)
+
+
+def auto_stem_strides(image_size):
+    """1 for inputs under 64 px, else the paper's 2: the last feature map is at least 2x2.
+
+    EfficientNet downsamples 32x: a 32 px input ends on a 1x1 feature map, so
+    the last stages see no spatial layout. A stride-1 stem downsamples 16x
+    (2x2 at 32 px), at about the cost of the input upsampled 2x
+    (docs/training.md, "Small images").
+    """
+    return 1 if image_size < 64 else 2
+
+
 def auto_drop_connect(total_steps, rate=0.2, full_steps=10_000):
     """Stochastic depth grows with the run: 0.2 (the paper's) from 10k steps on.
 

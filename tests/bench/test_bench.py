@@ -5,6 +5,7 @@ what they claim (real steps, every step in every round, the real recipe).
 """
 
 import json
+import types
 
 import keras
 import numpy as np
@@ -147,13 +148,13 @@ def _fake_training(monkeypatch, tmp_path):
     calls = []
 
     def fake_train(model_name, model_dir, *, dataset, image_size, epochs, seed=0, **extra):
-        calls.append((model_name, seed, extra.get("progressive")))
+        calls.append((model_name, seed, extra.get("progressive") or extra.get("augment")))
         history = [
             {"val_accuracy": 0.5 + 0.1 * e, "elapsed_time_s": 10.0 * (e + 1)} for e in range(epochs)
         ]
         return {
             "train_accuracy": 0.9,
-            "val_accuracy": history[-1]["val_accuracy"],
+            "val_accuracy": history[-1]["val_accuracy"] + (0.05 if "shift" in model_dir else 0),
             "test_top1": 0.8 + 0.01 * seed,
             "wall_s": 30.0,
             "progressive": extra.get("progressive", "off"),
@@ -162,8 +163,12 @@ def _fake_training(monkeypatch, tmp_path):
         }
 
     def fake_baseline(folder, image_size, epochs, seed):
-        calls.append(("baseline", seed, None))
+        calls.append(("baseline", seed, image_size))
         return {"train_accuracy": 0.7, "val_accuracy": None, "test_top1": 0.6, "wall_s": 20.0}
+
+    def fake_cnn(folder, image_size, epochs, seed):
+        calls.append(("cnn", seed, image_size))
+        return {"train_accuracy": 1.0, "val_accuracy": None, "test_top1": 0.9, "wall_s": 2.0}
 
     from keras_effnet.bench import progressive
     from keras_effnet.training import real_data
@@ -171,6 +176,10 @@ def _fake_training(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "train_briefly", fake_train)
     monkeypatch.setattr(progressive, "train_briefly", fake_train)
     monkeypatch.setattr(training, "baseline_run", fake_baseline)
+    monkeypatch.setattr(training, "small_cnn_run", fake_cnn)
+    monkeypatch.setattr(
+        training.data, "dataset_info", lambda folder: types.SimpleNamespace(image_side=28)
+    )
     monkeypatch.setattr(progressive, "plot_progressive", lambda rows, summary, path: None)
     monkeypatch.setattr(
         real_data, "build", lambda name, root, *args, **kwargs: str(tmp_path / "data" / name)
@@ -181,26 +190,55 @@ def _fake_training(monkeypatch, tmp_path):
 def test_bench_training_compare_resumes_and_writes_the_table(monkeypatch, tmp_path, capsys):
     calls = _fake_training(monkeypatch, tmp_path)
     options = training.BenchOptions(
-        datasets=("photos",), models=("lite0",), seeds=2, epochs=2, output_dir=str(tmp_path)
+        datasets=("photos",),
+        models=("lite0",),
+        seeds=2,
+        epochs=2,
+        output_dir=str(tmp_path),
+        sweep=("augment=none", "augment=shift epochs=4"),
     )
     rows = training.run(options)
     assert [(r["method"], r["seed"]) for r in rows] == [
         ("lite0", 0),
-        ("baseline_b0_adam", 0),
+        ("keras_b0_adam", 0),
+        ("small_cnn", 0),
         ("lite0", 1),
-        ("baseline_b0_adam", 1),
+        ("keras_b0_adam", 1),
+        ("small_cnn", 1),
+        ("sweep:augment=none", 0),
+        ("sweep:augment=shift epochs=4", 0),
+        ("sweep_best", 1),  # The best validation accuracy at seed 0, for the other seeds,
+        ("sweep_best", 0),  # and its seed-0 run.
     ]
+    # The baselines at the source side (28 px) rounded up as our auto resolution does.
+    assert ("baseline", 0, 32) in calls and ("cnn", 0, 28) in calls
+    assert ("lite0", 1, "shift") in calls and rows[8]["setting"] == "augment=shift epochs=4"
     assert rows[0]["dataset"] == "photos" and rows[0]["train_per_class"] == 150
     out = capsys.readouterr().out
     assert "photos   lite0             seed 0: test top-1 0.8000 train acc 0.9000 (30 s)" in out
     table = (tmp_path / "table.md").read_text()
     assert "| photos | lite0 | 2 | 80.5 ± 0.5 | 90.0 ± 0.0 | 60.0 ± 0.0 | 30 ± 0 |" in table
-    assert "| photos | baseline_b0_adam | 2 | 60.0 ± 0.0 | 70.0 ± 0.0 | - | 20 ± 0 |" in table
-    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 4
+    assert "| photos | keras_b0_adam | 2 | 60.0 ± 0.0 | 70.0 ± 0.0 | - | 20 ± 0 |" in table
+    assert "| photos | small_cnn | 2 | 90.0 ± 0.0 | 100.0 ± 0.0 | - | 2 ± 0 |" in table
+    assert "| photos | sweep_best | 2 | 80.5 ± 0.5 |" in table
+    assert len(json.loads((tmp_path / "results.json").read_text())["runs"]) == 10
     # A rerun trains nothing and reports the same table.
     calls.clear()
-    assert len(training.run(options)) == 4 and calls == []
+    assert len(training.run(options)) == 10 and calls == []
     assert (tmp_path / "table.md").read_text() == table
+    with pytest.raises(ValueError, match="sweep='epochs'"):
+        training.BenchOptions(sweep=("epochs",))
+
+
+def test_bench_baselines_train_and_record_their_batchnorm_momentum(tmp_path):
+    # 300 steps: a window of 30 steps (momentum 1 - 1/30); long runs keep Keras' 0.99.
+    assert training.bn_momentum_for(300) == pytest.approx(0.9667, abs=1e-4)
+    assert training.bn_momentum_for(10**6) == 0.99
+    model = training.small_cnn(28, 10)
+    # The 34,826 parameters of the Keras MNIST convnet, plus 2 x 9 x 32 for RGB input.
+    assert model.output_shape == (None, 10) and model.count_params() == 34826 + 576
+    row = training.small_cnn_run("digits", 28, 2, seed=0)
+    assert row["test_top1"] > 0.5 and row["image_size"] == 28
 
 
 def test_bench_training_transfer_and_progressive_modes(monkeypatch, tmp_path, capsys):

@@ -151,6 +151,22 @@ def test_feature_extractor_strides():
     assert maps["P3"].shape[-1] == 40 and maps["P5"].shape[-1] == 1280
 
 
+def test_stride_1_stem_keeps_a_2x2_map_at_32_px_with_the_same_weights(tmp_path):
+    small = keras_effnet.EfficientNetLite0(input_shape=(32, 32, 3), classes=10, stem_strides=1)
+    paper = keras_effnet.EfficientNetLite0(input_shape=(32, 32, 3), classes=10)
+    assert small.get_layer("top_conv").output.shape[1:3] == (2, 2)
+    assert paper.get_layer("top_conv").output.shape[1:3] == (1, 1)
+    assert small.count_params() == paper.count_params()
+    small.set_weights(paper.get_weights())  # Same variables, same shapes.
+    images = random_images(2, 32, 32)
+    path = str(tmp_path / "small.keras")
+    small.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(again(images), small(images), atol=1e-6)
+    with pytest.raises(ValueError, match="stem_strides=3"):
+        keras_effnet.EfficientNetB0(stem_strides=3)
+
+
 @pytest.mark.parametrize(
     "call,match",
     [

@@ -113,6 +113,29 @@ def test_augmentations_keep_range_and_mixup_makes_soft_labels():
     assert set(np.unique(plain)) == {0.0, 1.0}
 
 
+def test_shift_translates_and_scales_without_flipping():
+    # A bright 2 px column at x = 8..9 of a 32 px frame: a flip would move it
+    # to x = 22..23; shift moves it by at most 1/8 of the side (4 px) plus the
+    # 0.85-1.15 scale (about 1 px at this distance from the centre).
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    image[0, :, 8:10, :] = 255
+    fn = data._preprocess(32, False, ("shift",), 0.5, None)
+    columns, heights = set(), set()
+    for position in range(40):
+        seeds = data.stream.example_seeds(0, position)
+        x = fn(tf.constant(image[0, ..., :1]), 0, seeds)[0].numpy()
+        bright = np.flatnonzero(x[..., 0].max(axis=0) > 100)
+        assert len(bright) and x.shape == (32, 32, 3)
+        columns.update(bright.tolist())
+        heights.add(int((x[..., 0].max(axis=1) > 100).sum()))
+    assert min(columns) >= 2 and max(columns) <= 16  # Never flipped to the right half.
+    assert len(columns) > 4 and len(heights) > 2  # Moved and rescaled.
+    # The same (seed, position) gives the same image.
+    a = fn(tf.constant(image[0, ..., :1]), 0, data.stream.example_seeds(3, 7))[0]
+    b = fn(tf.constant(image[0, ..., :1]), 0, data.stream.example_seeds(3, 7))[0]
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -158,6 +181,8 @@ def test_image_folder_dataset(tmp_path):
     info = data.dataset_info(str(tmp_path))
     assert info.kind == "folder" and info.class_names == ("blue", "green", "red")
     assert info.splits == {"train": 24, "validation": 3, "test": 3}
+    assert info.image_side == 20  # The shorter side of the 20x26 images.
+    assert data.dataset_info("digits").image_side == 8
     x, y = _batches(data.load_dataset(str(tmp_path), "train", 32, 24))[0]
     assert x.shape == (24, 32, 32, 3) and sorted(np.bincount(y)) == [8, 8, 8]
     # Class c is colored in channel 2 - c: blue=2, green=1, red=0.

@@ -16,8 +16,10 @@ class DataConfig:
         dataset: "digits" (offline default), a directory of class folders, or
             a TFDS name.
         data_dir: TFDS data directory (None = TFDS default).
-        image_size: square input side; None = auto (the variant's native
-            resolution, or the weights' for timm weights).
+        image_size: square input side; None = auto (`recipe.auto_image_size`:
+            the source images' side rounded up to a multiple of 8, at least 32
+            and at most the variant's native resolution; with weights, the
+            resolution they were trained at).
         batch_size: batch size per replica (global = this x replicas).
         augment: "auto", "none" or a comma list of crop, flip, randaugment,
             mixup. "auto" = "none" for digits (they fill their 8x8 frame: a
@@ -48,7 +50,8 @@ class DataConfig:
         None,
         "Input side.",
         section="data",
-        auto="the variant's native resolution (timm weights: theirs)",
+        auto="the source images' side (multiple of 8, >= 32), at most the variant's native "
+        "resolution; with --weights theirs",
         legacy_auto=(0,),
     )
     batch_size: int = option(64, "Batch size per replica (global = x replicas).", section="data")

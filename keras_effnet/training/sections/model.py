@@ -29,6 +29,8 @@ class ModelConfig:
         head_epochs: epochs of head-only training (backbone frozen) before
             the whole network trains; None = auto (with `weights`: a fifth of
             the run, 1 to 5 epochs; without: 0).
+        stem_strides: the stem conv's stride, 2 (the paper's) or 1 (16x
+            downsampling instead of 32x); None = auto (`recipe.auto_stem_strides`).
     """
 
     name: str = option("lite0", "Variant: b0..b7, lite0..lite4.", section="model", flag="model")
@@ -83,6 +85,13 @@ class ModelConfig:
         legacy_auto=(-1,),
     )
 
+    stem_strides: int | None = option(
+        None,
+        "Stride of the stem conv: 2 (the paper's, 32x downsampling) or 1 (16x, for small inputs).",
+        section="model",
+        auto="1 for inputs under 64 px (the last feature map then is 2x2, not 1x1), else 2",
+    )
+
     def __post_init__(self):
         try:
             get_variant(self.name)
@@ -99,5 +108,7 @@ class ModelConfig:
             fail("weights", self.weights, 'None, "imagenet" or a file path')
         if self.freeze_bn not in (None, True, False):
             fail("freeze_bn", self.freeze_bn, "auto (None), True or False")
+        if self.stem_strides not in (None, 1, 2):
+            fail("stem_strides", self.stem_strides, "auto (None), 1 or 2")
         if self.head_epochs is not None and (not is_int(self.head_epochs) or self.head_epochs < 0):
             fail("head_epochs", self.head_epochs, "auto (None) or an int >= 0")
