@@ -48,7 +48,7 @@ LEGACY = {
     "ema_momentum": "-1",
     "bn_images": "-1",
 }
-AUTO_IS_NONE = (*LEGACY, "freeze_bn")
+AUTO_IS_NONE = (*LEGACY, "freeze_bn", "stem_strides")
 
 
 def _train_flags(argv):
@@ -206,7 +206,7 @@ def test_help_shows_auto_and_the_required_flag():
     config_flags.define(config_lib.ExperimentConfig, flag_values=fv)
     data = fv.module_help(config_flags.module_name("data"))
     run = fv.module_help(config_flags.module_name("run"))
-    assert "--image_size: Input side. auto = the variant's native resolution" in data
+    assert "--image_size: Input side. auto = 64 for images under 64 px" in data
     assert "(default: 'auto')" in data
     assert "--model_dir: (required) Run directory" in run
 

@@ -152,7 +152,7 @@ def resolve(config, info, num_replicas):
     total = steps * config.run.epochs
     augment = config.data.augment
     if augment == "auto":
-        augment = recipe.auto_augment(info.kind, total)
+        augment = recipe.auto_augment(info.kind, total, info.image_side)
     opt = config.optimizer
     name = recipe.recipe_name(opt.recipe, config.model.weights)
     table = recipe.RECIPES[name]

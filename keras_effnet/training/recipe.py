@@ -67,6 +67,7 @@ RECIPES = {
 AUTO_BN_IMAGES = 512
 AUTO_CROP_MIN_AREA = 0.5
 AUGMENT_MIN_STEPS = 2000
+SMALL_SIDE = 64
 
 
 def recipe_name(recipe, weights):
@@ -76,31 +77,42 @@ def recipe_name(recipe, weights):
     return "finetune" if weights else "scratch"
 
 
-def auto_augment(dataset_kind, total_steps, min_steps=AUGMENT_MIN_STEPS):
-    """ "none" for the bundled digits and for runs under `min_steps`, else "crop,flip".
+def auto_augment(dataset_kind, total_steps, source_side=None, min_steps=AUGMENT_MIN_STEPS):
+    """ "none" for the bundled digits; "shift" for small images; else "crop,flip" from `min_steps`.
 
     Digits fill their 8x8 frame: any crop cuts strokes, a flip makes other
-    digits. On short runs augmentation slows fitting more than it helps: on
-    2k Fashion-MNIST images (28 steps per epoch), Lite0 with crop,flip was at
-    chance after 3 epochs where it reached 49 % training accuracy without.
+    digits. Images under 64 px (`SMALL_SIDE`) get "shift" (scale and
+    translation, no flip: right for digits and text too) whatever the run's
+    length: without it Lite0 memorised 1,350 images (training accuracy 0.99)
+    and scored 2-5 points lower on test (docs/training.md, "Small images").
+    Other short runs get none: augmentation slowed fitting more than it
+    helped (on 2k Fashion-MNIST images, 28 steps per epoch, Lite0 with
+    crop,flip was at chance after 3 epochs where it reached 49 % training
+    accuracy without).
     """
-    if dataset_kind == "digits" or total_steps < min_steps:
+    if dataset_kind == "digits":
+        return "none"
+    if source_side is not None and source_side < SMALL_SIDE:
+        return "shift"
+    if total_steps < min_steps:
         return "none"
     return "crop,flip"
 
 
-def auto_image_size(source_side, native):
+def auto_image_size(source_side, native, small=SMALL_SIDE):
     """The training resolution of source images whose shorter side is `source_side`.
 
-    Images at or above the variant's `native` resolution train at `native`;
-    smaller ones at their own side rounded up to a multiple of 8 (at least
-    32): upsampling 28 px digits to B0's 224 costs 64x the compute of 28 px
-    for a few points (docs/training.md, "Small images"). Unknown sizes
-    (None) train at `native`.
+    Images smaller than `small` (64) px are upsampled to it: the smallest
+    size at which EfficientNet's last feature map is 2x2, not 1x1. On Lite0,
+    12 epochs of 1,350 real 28-32 px images, 64 px beat training at 32 px
+    by 5-6 points and the stride-1 stem at 32 px (about the same compute)
+    by 1-3 (docs/training.md, "Small images"). Images between `small` and
+    the variant's `native` resolution train at their own side (rounded up to
+    a multiple of 8); larger or unknown (None) ones at `native`.
     """
     if source_side is None or source_side >= native:
         return native
-    return max(32, -(-source_side // 8) * 8)
+    return max(small, -(-source_side // 8) * 8)
 
 
 def auto_stem_strides(image_size):

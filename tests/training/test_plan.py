@@ -37,8 +37,7 @@ def test_resolve_matches_a_hand_computed_plan():
     # Digits: 1258 training images. Batch 64 on 2 replicas: a global batch of 128,
     # 1258 // 128 = 9 steps per epoch, 20 epochs = 180 steps. The scratch recipe's
     # 2e-3 per 64 images scales to 2e-3 * 128 / 64 = 4e-3; warmup is a tenth of a
-    # 20-epoch run (2 epochs = 18 steps); 32 px (the 8 px digits' auto size) is too
-    # small to start progressive learning smaller.
+    # 20-epoch run (2 epochs = 18 steps); 180 steps is too short for progressive.
     run_plan = _digits_plan(batch_size=64, epochs=20)
     assert isinstance(run_plan, plan.RunPlan)
     assert (run_plan.num_replicas, run_plan.global_batch_size) == (2, 128)
@@ -48,14 +47,14 @@ def test_resolve_matches_a_hand_computed_plan():
     assert (run_plan.num_classes, run_plan.dataset_kind) == (10, "digits")
     assert dict(run_plan.splits) == {"train": 1258, "validation": 269, "test": 270}
     assert run_plan.split_sources["test"].startswith("15% of scikit-learn digits")
-    assert run_plan.progressive_reason == "auto: 32 px is too small to start smaller (needs >= 64)"
-    # The 8 px digits train at 32 px (the smallest auto size) with a stride-1 stem.
-    assert run_plan.stages == (progressive.Stage(0, 0, 20, 32, 0.2, 0.5, 0.2),)
-    assert (run_plan.source_image_side, run_plan.config.model.stem_strides) == (8, 1)
+    assert run_plan.progressive_reason == "auto: 180 steps is a short run (under 2000)"
+    # The 8 px digits train at 64 px (small images are upsampled to it), stride-2 stem.
+    assert run_plan.stages == (progressive.Stage(0, 0, 20, 64, 0.2, 0.5, 0.2),)
+    assert (run_plan.source_image_side, run_plan.config.model.stem_strides) == (8, 2)
     assert run_plan.strategy is None
     config = run_plan.config  # Every auto filled in.
     assert (config.data.image_size, config.optimizer.recipe, config.optimizer.warmup_epochs) == (
-        32,
+        64,
         "scratch",
         2.0,
     )
@@ -101,8 +100,8 @@ def test_replace_changes_config_sections_and_keeps_the_rest():
 @pytest.mark.parametrize(
     "side, weights, flags, expected",
     [
-        (8, None, {}, (32, 1)),  # digits: the smallest size
-        (28, None, {}, (32, 1)),  # MNIST-like: rounded up to a multiple of 8
+        (8, None, {}, (64, 2)),  # digits: small images are upsampled to 64 px
+        (28, None, {}, (64, 2)),  # MNIST-like
         (100, None, {}, (104, 2)),  # between 64 px and native: its own side, paper stride
         (500, None, {}, (224, 2)),  # large photos: the native resolution
         (None, None, {}, (224, 2)),  # unknown (TFDS of varying sizes): native
@@ -127,3 +126,18 @@ def test_runs_recorded_before_stem_strides_read_as_stride_2():
     values = config_lib.config_from_flags({"model_dir": "r"}).to_dict()
     del values["model"]["stem_strides"]
     assert config_lib.ExperimentConfig.from_dict(values).model.stem_strides == 2
+
+
+@pytest.mark.parametrize(
+    "kind, side, epochs, expected",
+    [
+        ("digits", 8, 20, "none"),  # the 8x8 digits fill their frame
+        ("folder", 28, 2, "shift"),  # small images, however short the run
+        ("folder", 200, 2, "none"),  # a short run of larger images
+        ("folder", 200, 200, "crop,flip"),  # a long one
+    ],
+)
+def test_auto_augmentation_follows_the_images_and_the_run(kind, side, epochs, expected):
+    info = dataclasses.replace(data.dataset_info("digits"), kind=kind, image_side=side)
+    config = config_lib.config_from_flags({"model_dir": "r", "epochs": epochs})
+    assert plan.resolve(config, info, 1).config.data.augment == expected

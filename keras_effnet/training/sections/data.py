@@ -17,14 +17,15 @@ class DataConfig:
             a TFDS name.
         data_dir: TFDS data directory (None = TFDS default).
         image_size: square input side; None = auto (`recipe.auto_image_size`:
-            the source images' side rounded up to a multiple of 8, at least 32
-            and at most the variant's native resolution; with weights, the
-            resolution they were trained at).
+            64 for source images under 64 px, else their side rounded up to a
+            multiple of 8, at most the variant's native resolution; with
+            weights, the resolution they were trained at).
         batch_size: batch size per replica (global = this x replicas).
-        augment: "auto", "none" or a comma list of crop, flip, randaugment,
-            mixup. "auto" = "none" for digits (they fill their 8x8 frame: a
-            crop cuts strokes, a flip makes other digits) and "crop,flip"
-            otherwise (wrong for digits or text in a folder: pass "crop").
+        augment: "auto", "none" or a comma list of crop, shift, flip,
+            randaugment, mixup. "auto" (`recipe.auto_augment`) = "none" for
+            digits (they fill their 8x8 frame), "shift" for images under
+            64 px, "none" for runs under 2,000 steps, else "crop,flip" (wrong
+            for digits or text in a folder: pass "shift").
         crop_min_area: smallest area fraction of the random crop; None = auto
             (0.5: gentle enough for objects that fill the frame).
         randaugment_magnitude: RandAugment `factor` in (0, 1].
@@ -50,17 +51,18 @@ class DataConfig:
         None,
         "Input side.",
         section="data",
-        auto="the source images' side (multiple of 8, >= 32), at most the variant's native "
-        "resolution; with --weights theirs",
+        auto="64 for images under 64 px, else their side (multiple of 8) up to the variant's "
+        "native resolution; with --weights the weights'",
         legacy_auto=(0,),
     )
     batch_size: int = option(64, "Batch size per replica (global = x replicas).", section="data")
     augment: str = option(
         "auto",
-        '"auto", "none" or a comma list of crop,flip,randaugment,mixup. Use "crop" for digits or '
-        "text (a flip changes the class).",
+        '"auto", "none" or a comma list of crop,shift,flip,randaugment,mixup. Use "shift" for '
+        "digits or text (a flip changes the class).",
         section="augmentation",
-        auto="none for digits and for runs under 2,000 steps, else crop,flip",
+        auto="shift for images under 64 px; none for the digits and runs under 2,000 steps; "
+        "else crop,flip",
     )
     crop_min_area: float | None = option(
         None,
