@@ -48,7 +48,7 @@ LEGACY = {
     "ema_momentum": "-1",
     "bn_images": "-1",
 }
-AUTO_IS_NONE = (*LEGACY, "freeze_bn", "stem_strides")
+AUTO_IS_NONE = (*LEGACY, "freeze_bn", "stem_strides", "epochs")
 
 
 def _train_flags(argv):

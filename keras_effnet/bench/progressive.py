@@ -180,7 +180,7 @@ def benchmark(options) -> list:
                     continue
                 run_dir = os.path.join(out, "progressive", f"{name}-{model}-s{seed}")
                 for mode, row in progressive_runs(
-                    folder, model, options.image_size, options.epochs, seed, run_dir
+                    folder, model, options.image_size, options.epochs or None, seed, run_dir
                 ).items():
                     row.update(dataset=name, model=model, seed=seed, **settings)
                     rows.append(row)

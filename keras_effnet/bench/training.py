@@ -1,13 +1,13 @@
-"""Training runs for the benchmarks: `train_briefly`, the naive baseline, transfer.
+"""Training runs for the benchmarks: `train_briefly`, the two baselines, transfer.
 
 `train_briefly` is the one way a benchmark trains a model: `keras_effnet.training`'s
 `train` with the default recipe (what `keras-effnet train` runs), plus flag
-overrides where a benchmark needs a different setting. The naive baseline is
-the one exception on purpose: it is the model and optimizer a user would
-write first (docs/training.md, "Training on real data").
+overrides where a benchmark needs a different setting. The baselines are the
+exceptions on purpose: keras.applications B0 + Adam and a tutorial's small
+convnet, what a user would write first (docs/training.md, "Training on real data").
 
-`run` is scripts/bench_training.py: the recipe against the baseline over
-datasets and seeds (`compare`), fine-tuning vs from scratch (`transfer`), or
+`run` is scripts/bench_training.py: the recipe against the baselines and a
+sweep over datasets and seeds (`compare`), fine-tuning vs from scratch (`transfer`), or
 progressive learning off vs on (`progressive.benchmark`), each resumable
 from its results file.
 """
@@ -27,7 +27,7 @@ from keras_effnet.training import loop
 
 
 def train_briefly(
-    model, model_dir, *, dataset="digits", image_size=None, epochs=10, seed=0, **overrides
+    model, model_dir, *, dataset="digits", image_size=None, epochs=None, seed=0, **overrides
 ):
     """Trains `model` with `train` and the default recipe (plus `overrides`, flag names).
 
@@ -38,20 +38,21 @@ def train_briefly(
         model: a variant name ("b0", "lite0", ...).
         model_dir: the run directory (best.keras, last.keras, config.json, ...).
         image_size: the resolution; None = auto (`recipe.auto_image_size`).
+        epochs: None = auto (`recipe.auto_epochs`).
         overrides: more training flags (`keras-effnet train` flag names), e.g.
             `weights=`, `progressive="on"`, `optimizer="rmsprop"`.
 
     Returns:
         A dict: train_accuracy (last epoch, as trained), val_accuracy (best),
-        test_top1 (best.keras), wall_s, the resolved recipe (the optimizer
-        section of config.json), augment, progressive, the per-epoch history
-        and best_model_path.
+        test_top1 (best.keras), wall_s, epochs and image_size (as resolved),
+        the resolved recipe (the optimizer section of config.json), augment,
+        progressive, the per-epoch history and best_model_path.
     """
     values = {
         "dataset": dataset,
         "model": model,
         **({} if image_size is None else {"image_size": image_size}),
-        "epochs": epochs,
+        **({} if epochs is None else {"epochs": epochs}),
         "seed": seed,
         "model_dir": model_dir,
         "verbose": 0,
@@ -65,12 +66,17 @@ def train_briefly(
         "val_accuracy": result.best_val_accuracy,
         "test_top1": result.metrics["top1"],
         "wall_s": result.wall_time_s,
+        "epochs": resolved["run"]["epochs"],
+        "image_size": resolved["data"]["image_size"],
         "recipe": resolved["optimizer"],
         "augment": resolved["data"]["augment"],
         "progressive": resolved["data"]["progressive"],
         "history": result.history,
         "best_model_path": result.best_model_path,
     }
+
+
+BASELINE_BATCH = 64  # The baselines' batch, `keras-effnet train`'s default --batch_size.
 
 
 def bn_momentum_for(steps, window_fraction=0.1):
@@ -96,18 +102,20 @@ def _fit_and_score(model, dataset, image_size, epochs, seed, batch_size, learnin
     model.compile(
         keras.optimizers.Adam(learning_rate), "categorical_crossentropy", metrics=["accuracy"]
     )
-    history = model.fit(train_ds, epochs=epochs, verbose=0).history
+    # The stream is shuffled by `load_dataset`; fit's own `shuffle` does not apply to it.
+    history = model.fit(train_ds, epochs=epochs, shuffle=False, verbose=0).history
     test = model.evaluate(test_ds, verbose=0, return_dict=True)
     return {
         "train_accuracy": history["accuracy"][-1],
         "val_accuracy": None,
         "test_top1": test["accuracy"],
         "wall_s": time.perf_counter() - start,
+        "epochs": epochs,
         "image_size": image_size,
     }
 
 
-def baseline_run(dataset, image_size, epochs, seed, batch_size=64):
+def baseline_run(dataset, image_size, epochs, seed, batch_size=BASELINE_BATCH):
     """keras.applications.EfficientNetB0(weights=None) + Adam(1e-3), BatchNorm momentum fitted to the run.
 
     No augmentation, no schedule, no label smoothing; trained on the same
@@ -144,7 +152,7 @@ def small_cnn(image_size, classes):
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
-def small_cnn_run(dataset, image_size, epochs, seed, batch_size=64):
+def small_cnn_run(dataset, image_size, epochs, seed, batch_size=BASELINE_BATCH):
     """`small_cnn` + Adam(1e-3) at the source resolution, as `baseline_run` trains and scores."""
     keras.utils.set_random_seed(seed)
     info = data.dataset_info(dataset)
@@ -217,7 +225,7 @@ class BenchOptions:
     datasets: tuple = ("mnist5k", "fashion", "photos")
     models: tuple = ("lite0", "b0")
     seeds: int = 3
-    epochs: int = 12
+    epochs: int = 0  # 0: auto (ours: the default; the baselines: the epochs ours resolve to)
     image_size: int = 0  # 0: auto (ours: every flag at its default; baselines: the source side)
     train_per_class: int = 150
     test_per_class: int = 100
@@ -353,16 +361,15 @@ def compare(options: BenchOptions) -> list:
         if (name, method, seed) in done:
             return
         keras.backend.clear_session()
-        row = train()
-        row.update(dataset=name, method=method, seed=seed, **settings)
+        row = {**settings, **train(), "dataset": name, "method": method, "seed": seed}
         rows.append(row)
         done.add((name, method, seed))
         io.write_json_atomic(results_path, {"settings": settings, "runs": rows})
         _print_row(row)
 
     def ours(name, folder, model, seed, setting=""):
-        sized = {"image_size": options.image_size or None}
-        overrides = {"epochs": options.epochs, **sized, **parse_setting(setting)}
+        sized = {"image_size": options.image_size or None, "epochs": options.epochs or None}
+        overrides = {**sized, **parse_setting(setting)}
         tag = f"{name}-{model}" + (f"-{_slug(setting)}" if setting else "")
         run_dir = os.path.join(out, "runs", f"{tag}-s{seed}")
         row = train_briefly(model, run_dir, dataset=folder, seed=seed, **overrides)
@@ -372,13 +379,16 @@ def compare(options: BenchOptions) -> list:
         folder = real_data.build(
             name, os.path.join(out, "data"), options.train_per_class, options.test_per_class
         )
-        side = data.dataset_info(folder).image_side
+        info = data.dataset_info(folder)
+        side = info.image_side
         size = options.image_size or recipe.auto_image_size(side, 224)
+        # The baselines train as long as ours: the auto epochs of the default batch.
+        epochs = options.epochs or recipe.auto_epochs(info.splits["train"] // BASELINE_BATCH)
         for seed in range(options.seeds):
             for model in options.models:
                 record(name, model, seed, lambda m=model: ours(name, folder, m, seed))
-            record(name, KERAS_B0, seed, lambda: baseline_run(folder, size, options.epochs, seed))
-            record(name, SMALL_CNN, seed, lambda: small_cnn_run(folder, side, options.epochs, seed))
+            record(name, KERAS_B0, seed, lambda: baseline_run(folder, size, epochs, seed))
+            record(name, SMALL_CNN, seed, lambda: small_cnn_run(folder, side, epochs, seed))
         for setting in options.sweep:
             record(
                 name,
@@ -427,7 +437,7 @@ def transfer(options: BenchOptions) -> list:
         target,
         options.models[0],
         options.image_size,
-        options.epochs,
+        options.epochs or None,
         options.seeds,
         os.path.join(out, "transfer"),
     )

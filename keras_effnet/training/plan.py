@@ -134,11 +134,6 @@ def resolve(config, info, num_replicas):
     else:
         image_size = recipe.auto_image_size(info.image_side, variant.resolution)
     freeze_bn = _pick(config.model.freeze_bn, bool(weights))
-    head_epochs = (
-        recipe.auto_head_epochs(config.run.epochs, weights)
-        if config.model.head_epochs is None
-        else min(config.model.head_epochs, config.run.epochs)
-    )
     crop_min_area = _pick(config.data.crop_min_area, recipe.AUTO_CROP_MIN_AREA)
     global_batch = config.data.batch_size * num_replicas
     train_examples = info.splits["train"]
@@ -149,7 +144,13 @@ def resolve(config, info, num_replicas):
             f"({config.data.batch_size} x {num_replicas} replicas). "
             f"Received: batch_size={config.data.batch_size}"
         )
-    total = steps * config.run.epochs
+    epochs = _pick(config.run.epochs, recipe.auto_epochs(steps))
+    head_epochs = (
+        recipe.auto_head_epochs(epochs, weights)
+        if config.model.head_epochs is None
+        else min(config.model.head_epochs, epochs)
+    )
+    total = steps * epochs
     augment = config.data.augment
     if augment == "auto":
         augment = recipe.auto_augment(info.kind, total, info.image_side)
@@ -161,11 +162,7 @@ def resolve(config, info, num_replicas):
     for key in ("base_lr", "label_smoothing", "weight_decay"):  # None = auto.
         pick[key] = _pick(getattr(opt, key), table[key])
     lr_batch = _pick(opt.lr_batch_size, table["lr_batch_size"])
-    warmup = (
-        recipe.auto_warmup_epochs(config.run.epochs)
-        if opt.warmup_epochs is None
-        else opt.warmup_epochs
-    )
+    warmup = recipe.auto_warmup_epochs(epochs) if opt.warmup_epochs is None else opt.warmup_epochs
     ema = (
         recipe.auto_ema_momentum(total, table["ema_cap"], table["ema_fraction"])
         if opt.ema_momentum is None
@@ -185,9 +182,7 @@ def resolve(config, info, num_replicas):
         eval_split = config.run.eval_split
     else:
         eval_split = "test" if info.splits["test"] else "validation"
-    stages, reason = progressive.resolve_stages(
-        config.data, config.run.epochs, image_size, dropout, total
-    )
+    stages, reason = progressive.resolve_stages(config.data, epochs, image_size, dropout, total)
     resolved = config.replace(
         data={
             "image_size": image_size,
@@ -213,7 +208,11 @@ def resolve(config, info, num_replicas):
             "ema_momentum": float(round(ema, 6)),
             "bn_images": int(bn_images),
         },
-        run={"model_dir": os.path.abspath(config.run.model_dir), "eval_split": eval_split},
+        run={
+            "model_dir": os.path.abspath(config.run.model_dir),
+            "epochs": epochs,
+            "eval_split": eval_split,
+        },
     )
     return RunPlan(
         config=resolved,

@@ -44,7 +44,7 @@ def test_bad_flags_raise_one_error_naming_the_flag(flags, match):
 
 def test_config_round_trips_and_reports_differences():
     cfg = config_lib.config_from_flags(
-        {"model": "b1", "image_size": 64, "weights": "", "model_dir": "r"}
+        {"model": "b1", "image_size": 64, "weights": "", "epochs": 10, "model_dir": "r"}
     )
     assert cfg.model.name == "b1" and cfg.model.weights is None and cfg.data.image_size == 64
     back = ExperimentConfig.from_dict(json.loads(cfg.to_json()))

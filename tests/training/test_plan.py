@@ -141,3 +141,26 @@ def test_auto_augmentation_follows_the_images_and_the_run(kind, side, epochs, ex
     info = dataclasses.replace(data.dataset_info("digits"), kind=kind, image_side=side)
     config = config_lib.config_from_flags({"model_dir": "r", "epochs": epochs})
     assert plan.resolve(config, info, 1).config.data.augment == expected
+
+
+@pytest.mark.parametrize(
+    "train_examples, flags, expected",
+    [
+        (1350, {}, 24),  # 21 steps of 64: 500 steps take 24 epochs
+        (1258, {"batch_size": 32}, 13),  # 39 steps of 32
+        (3200, {}, 10),  # 50 steps: 10 epochs are 500 steps already
+        (1_281_167, {}, 10),  # ImageNet-sized: never fewer than 10
+        (64, {}, 100),  # one step per epoch: capped at 100 epochs
+        (1350, {"steps_per_epoch": 5}, 100),  # steps_per_epoch counts, not the split
+        (1350, {"epochs": 3}, 3),  # the user's epochs
+    ],
+)
+def test_auto_epochs_give_small_datasets_500_steps(train_examples, flags, expected):
+    info = data.dataset_info("digits")
+    info = dataclasses.replace(info, splits={**info.splits, "train": train_examples})
+    config = config_lib.config_from_flags({"model_dir": "r", **flags})
+    run_plan = plan.resolve(config, info, 1)
+    assert run_plan.config.run.epochs == expected  # Recorded in config.json as resolved.
+    assert run_plan.total_steps == run_plan.steps_per_epoch * expected
+    # The auto warmup follows the resolved length.
+    assert run_plan.config.optimizer.warmup_epochs == pytest.approx(min(5.0, expected / 10))

@@ -19,7 +19,8 @@ class RunConfig:
     Attributes:
         model_dir: output directory (config.json, best/last.keras, logs,
             backup); re-running with the same directory resumes.
-        epochs: number of epochs.
+        epochs: number of epochs; None = auto (`recipe.auto_epochs`: at least
+            10 epochs and 500 optimizer steps, at most 100 epochs).
         steps_per_epoch: 0 = one pass over the training split.
         strategy: "auto", "mirrored", "multi_worker", "one_device" or "cpu".
         cpu_devices: split the CPU into this many logical devices before
@@ -35,7 +36,12 @@ class RunConfig:
     """
 
     model_dir: str = option("", "Run directory (re-run to resume).", section="run", required=True)
-    epochs: int = option(10, "Epochs.", section="run")
+    epochs: int | None = option(
+        None,
+        "Epochs.",
+        section="run",
+        auto="10, or more for small datasets: at least 500 steps, at most 100 epochs",
+    )
     steps_per_epoch: int = option(0, "0 = one pass over the training split.", section="run")
     strategy: str = option(
         "auto",
@@ -70,8 +76,8 @@ class RunConfig:
     def __post_init__(self):
         if not isinstance(self.model_dir, str):
             fail("model_dir", self.model_dir, "a directory path")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            fail("epochs", self.epochs, "a positive int")
+        if self.epochs is not None and (not is_int(self.epochs) or self.epochs < 1):
+            fail("epochs", self.epochs, "auto (None) or a positive int")
         if not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 0:
             fail("steps_per_epoch", self.steps_per_epoch, "an int >= 0")
         if self.strategy not in STRATEGIES:
