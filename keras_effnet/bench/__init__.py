@@ -4,8 +4,8 @@
                        LiteRTStep; interleaved_throughput, interleaved_latency
     model.py           our B0 vs keras.applications; the study's interleaved pass
     training.py        train_briefly (the one brief training: `loop.train`),
-                       the naive baseline, transfer runs; `run(BenchOptions)`, the
-                       resumable recipe-vs-baseline comparison (scripts/bench_training.py)
+                       the two baselines, transfer runs; `run(BenchOptions)`, the
+                       resumable recipe-vs-baselines comparison (scripts/bench_training.py)
     progressive.py     progressive learning off vs on: time to an accuracy, plot, and
                        its resumable benchmark (`bench_training.py --progressive`)
     input_pipeline.py  end-to-end vs bare training step; precision and XLA switches
