@@ -23,7 +23,7 @@ import numpy as np
 from keras_effnet import data, io
 from keras_effnet.core import checkpoints
 from keras_effnet.training import config as config_lib
-from keras_effnet.training import loop
+from keras_effnet.training import loop, plan
 
 
 def train_briefly(
@@ -76,7 +76,13 @@ def train_briefly(
     }
 
 
-BASELINE_BATCH = 64  # The baselines' batch, `keras-effnet train`'s default --batch_size.
+BASELINE_BATCH = config_lib.ExperimentConfig().data.batch_size  # `keras-effnet train`'s default.
+
+
+def default_epochs(dataset):
+    """The epochs `keras-effnet train` resolves to on `dataset` with every flag at its default."""
+    config = config_lib.config_from_flags({"dataset": dataset, "model_dir": "unused"})
+    return plan.resolve(config, data.dataset_info(dataset), 1).config.run.epochs
 
 
 def bn_momentum_for(steps, window_fraction=0.1):
@@ -379,11 +385,9 @@ def compare(options: BenchOptions) -> list:
         folder = real_data.build(
             name, os.path.join(out, "data"), options.train_per_class, options.test_per_class
         )
-        info = data.dataset_info(folder)
-        side = info.image_side
+        side = data.dataset_info(folder).image_side
         size = options.image_size or recipe.auto_image_size(side, 224)
-        # The baselines train as long as ours: the auto epochs of the default batch.
-        epochs = options.epochs or recipe.auto_epochs(info.splits["train"] // BASELINE_BATCH)
+        epochs = options.epochs or default_epochs(folder)  # The baselines train as long as ours.
         for seed in range(options.seeds):
             for model in options.models:
                 record(name, model, seed, lambda m=model: ours(name, folder, m, seed))

@@ -276,3 +276,9 @@ def test_bench_training_transfer_and_progressive_modes(monkeypatch, tmp_path, ca
     assert "photos   b0     seed 0 progressive off: best val 0.7000" in capsys.readouterr().out
     calls.clear()
     assert len(training.run(options)) == 2 and calls == []
+
+
+def test_the_baselines_train_as_many_epochs_as_the_default_resolves_to():
+    # Digits: 1258 training images, 19 steps of 64; 500 steps take 27 epochs.
+    assert training.BASELINE_BATCH == 64
+    assert training.default_epochs("digits") == 27
