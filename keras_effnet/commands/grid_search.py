@@ -46,13 +46,17 @@ def main(argv):
 def _report(result, config):
     print(
         f"{'rank':>4}  {'candidate':<20}{'a*b^2*g^2':>10}{'FLOPs x':>8}{'res':>5}"
-        f"{'train ms/img':>13}{'acc':>7}{'acc/s':>8}"
+        f"{'train ms/img':>13}{'acc ± spread':>15}{'gap to #1':>17}{'acc/s':>8}"
     )
     for row in result["rows"]:
+        gap = ""
+        if row["rank_accuracy"] > 1:
+            gap = f"{row['gap_to_best']:+.3f}" + (" behind" if row["behind_best"] else " noise")
         print(
             f"{row['rank_accuracy']:>4}  {row['model']:<20}{row['flops_factor']:>10.3f}"
             f"{row.get('flops_ratio') or float('nan'):>8.2f}{row['resolution']:>5}"
-            f"{row['train_ms_per_image']:>13.2f}{row['accuracy']:>7.3f}"
+            f"{row['train_ms_per_image']:>13.2f}"
+            f"{row['accuracy']:>8.3f} ± {row['accuracy_spread']:.3f}{gap:>17}"
             f"{row['accuracy_per_train_second']:>8.4f}"
         )
     for kept, dropped in sorted(result["twins"].items()):

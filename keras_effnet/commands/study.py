@@ -47,10 +47,13 @@ def main(argv):
 def _report(result, config):
     from keras_effnet.study import format_summary
 
-    print(format_summary(result["rows"], config.tflite_modes))
+    print(format_summary(result["summary"], config.tflite_modes))
     print(
         f"cells: {len(result['ran'])} ran, {len(result['skipped'])} skipped, "
-        f"{len(result['failed'])} failed"
+        f"{len(result['failed'])} failed, {len(result['missing'])} not measured"
     )
-    print(f"wrote {result['csv']}, {result['json']}", *result["figures"].values())
+    print(
+        f"wrote {result['csv']}, {result['json']}, {result['summary_csv']}",
+        *result["figures"].values(),
+    )
     return 1 if result["failed"] else 0

@@ -67,12 +67,12 @@ def _traced_call(layer):
     return call
 
 
-def _flatten_once(model, replaced):
+def _flatten_once(model, replaced, allow_ops=False):
     """One re-trace; returns (new_model, number_of_layers_expanded)."""
     expanded = []
 
     def keep(op):  # clone_model's clone_function: share every layer
-        if not isinstance(op, keras.layers.Layer):
+        if not isinstance(op, keras.layers.Layer) and not allow_ops:
             raise ValueError(
                 f"flatten_model: model {model.name!r} contains the raw "
                 f"operation {op.name!r} ({type(op).__name__}); only layer "
@@ -81,6 +81,8 @@ def _flatten_once(model, replaced):
         return op
 
     def call(op, *args, **kwargs):  # clone_model's call_function
+        if not isinstance(op, keras.layers.Layer):  # A raw op (allow_ops): kept as it is.
+            return op(*args, **kwargs)
         if isinstance(op, keras.layers.InputLayer) or _is_standard(op):
             return op(*args, **kwargs)
         expanded.append(op.name)
@@ -104,7 +106,7 @@ def _flatten_once(model, replaced):
     return flat, len(expanded)
 
 
-def flatten_model(model, max_depth=8) -> keras.Model:
+def flatten_model(model, max_depth=8, allow_ops=False) -> keras.Model:
     """Returns a functional model of standard keras layers only.
 
     Every composite layer is replaced by the nodes its `call()` creates,
@@ -114,6 +116,9 @@ def flatten_model(model, max_depth=8) -> keras.Model:
     Args:
       model: A built Keras 3 functional model.
       max_depth: Maximum nesting depth of composite layers to expand.
+      allow_ops: keep raw `keras.ops` nodes (as keras.applications'
+        MobileNetV3 has) instead of refusing them: for counting, not for
+        translation.
 
     Returns:
       A `keras.Model` whose layers are all standard `keras.layers` classes.
@@ -130,7 +135,7 @@ def flatten_model(model, max_depth=8) -> keras.Model:
     flat = model
     replaced = {}
     for _ in range(max_depth):
-        flat, count = _flatten_once(flat, replaced)
+        flat, count = _flatten_once(flat, replaced, allow_ops)
         if count == 0:
             _check_unique_names(flat)
             return flat
@@ -161,8 +166,12 @@ def _check_unique_names(model):
 
 
 def trace_layers(model) -> list[tuple[keras.layers.Layer, list[tuple], tuple]]:
-    """Runs the flattened graph symbolically; returns [(layer, input_shapes, output_shape)]."""
-    flat = flatten_model(model)
+    """Runs the flattened graph symbolically; returns [(layer, input_shapes, output_shape)].
+
+    Raw `keras.ops` nodes (element-wise arithmetic in keras.applications'
+    MobileNetV3) come back as their `keras.Operation` in place of a layer.
+    """
+    flat = flatten_model(model, allow_ops=True)
     records = []
 
     def record(op, *args, **kwargs):

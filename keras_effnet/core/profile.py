@@ -50,6 +50,8 @@ def _layer_costs(layer, input_shapes, output_shape):
         return 0, 2 * out
     if isinstance(layer, keras.layers.Normalization):
         return 0, 2 * out
+    if not isinstance(layer, keras.layers.Layer):  # A raw element-wise op (`trace_layers`).
+        return 0, out
     return 0, 0
 
 

@@ -242,16 +242,19 @@ class GridConfig(MeasureSettings):
         return chosen, {k: v for k, v in twins.items() if k in labels}
 
     def jobs(self):
-        """[(cell_id, cell)]: the baseline (if any) first, then the candidates."""
+        """[(cell_id, cell)]: per seed, the baseline (if any) first, then the candidates."""
         out = []
-        if self.include_baseline:
-            spec = specs.compound_spec(0.0, 1.0, 1.0, 1.0, self.base_resolution, label="baseline")
-            out.append(runner.make_cell(self, spec, self.base_resolution))
-        for c in self.candidates():
-            spec = specs.compound_spec(
-                1.0, c.alpha, c.beta, c.gamma, self.base_resolution, label=candidate_label(c)
-            )
-            out.append(runner.make_cell(self, spec, specs.native_resolution(spec)))
+        for settings in self.per_seed():
+            if self.include_baseline:
+                spec = specs.compound_spec(
+                    0.0, 1.0, 1.0, 1.0, self.base_resolution, label="baseline"
+                )
+                out.append(runner.make_cell(settings, spec, self.base_resolution))
+            for c in self.candidates():
+                spec = specs.compound_spec(
+                    1.0, c.alpha, c.beta, c.gamma, self.base_resolution, label=candidate_label(c)
+                )
+                out.append(runner.make_cell(settings, spec, specs.native_resolution(spec)))
         return out
 
 
@@ -269,8 +272,21 @@ GRID_COLUMNS = (
         "the training budget costs (tracing excluded)",
     ),
     ("accuracy_per_train_second", "accuracy / train_cost_s"),
-    ("rank_accuracy", "1 = best accuracy (ties: cheaper first)"),
+    ("rank_accuracy", "1 = best mean accuracy (ties: cheaper first)"),
     ("rank_efficiency", "1 = best accuracy_per_train_second"),
+    ("seeds", "seeds measured; accuracy and the figures above are means over them"),
+    ("accuracy_spread", "half the range of accuracy over seeds"),
+    (
+        "gap_to_best",
+        "mean over seeds of (best candidate's accuracy - this one's), paired by seed",
+    ),
+    ("gap_min", "smallest paired gap over seeds"),
+    ("gap_max", "largest paired gap over seeds"),
+    (
+        "behind_best",
+        "True when the best candidate beat this one on every seed (gap_min > 0): "
+        "distinguishable at this budget; False: within seed noise",
+    ),
 )
 
 
@@ -296,11 +312,42 @@ def rank_rows(rows, baseline=None):
     return by_accuracy
 
 
+def paired_gaps(ranked, rows):
+    """Adds gap_to_best / gap_min / gap_max / behind_best to `ranked` (new dicts).
+
+    Gaps pair the best candidate (ranked[0]) with each candidate seed by seed:
+    the seed fixes the initialization, shuffling and dropout of both, so the
+    difference is less noisy than either accuracy alone.
+    """
+    if not ranked:
+        return ranked
+    by_seed = {}
+    for row in rows:
+        by_seed.setdefault(row["model"], {})[row["seed"]] = row["accuracy"]
+    best = by_seed[ranked[0]["model"]]
+    out = []
+    for index, row in enumerate(ranked):
+        mine = by_seed[row["model"]]
+        gaps = [best[s] - mine[s] for s in sorted(set(best) & set(mine))]
+        row = dict(row)
+        if gaps and index:
+            row.update(
+                gap_to_best=sum(gaps) / len(gaps),
+                gap_min=min(gaps),
+                gap_max=max(gaps),
+                behind_best=min(gaps) > 0,
+            )
+        out.append(row)
+    out[0].update(gap_to_best=0.0, gap_min=0.0, gap_max=0.0, behind_best=False)
+    return out
+
+
 def run_grid_search(config, cell_runner=None):
     """Trains and ranks the candidates of `config` (finished cells are skipped).
 
     Returns:
-        dict with "rows" (ranked by accuracy), "baseline", "chosen" (row),
+        dict with "rows" (one per candidate, mean over seeds, ranked by
+        accuracy), "cells" (one per candidate and seed), "baseline", "chosen" (row),
         "chosen_expression", "best_accuracy" / "best_efficiency" (rows),
         "ran", "skipped", "failed", "csv", "json", "figure".
     """
@@ -310,11 +357,14 @@ def run_grid_search(config, cell_runner=None):
     summary = runner.run_cells(
         jobs, store, cell_runner or runner.default_runner(config), desc="grid search"
     )
-    rows = runner.run_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
-    baseline = next((r for r in rows if r["model"] == "baseline"), None)
-    ranked = rank_rows([r for r in rows if r["model"] != "baseline"], baseline)
+    rows = runner.time_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
+    per_model = results.aggregate(rows)
+    baseline = next((r for r in per_model if r["model"] == "baseline"), None)
+    ranked = rank_rows([r for r in per_model if r["model"] != "baseline"], baseline)
+    ranked = paired_gaps(ranked, [r for r in rows if r["model"] != "baseline"])
     out = {
         "rows": ranked,
+        "cells": rows,
         "baseline": baseline,
         **summary,
         "twins": config.twins(),

@@ -3,14 +3,14 @@
 Order of the phases (see `memory` for why the order matters):
   1. build the model, count params/FLOPs (`keras_effnet.model_profile`);
   2. Keras inference latency at batch 1 (peak memory measured);
-  3. training for the budget (epochs and/or seconds) on the dataset with the
-     paper's optimizer (RMSProp as TF1, warmup then exponential decay, label
-     smoothing 0.1; no EMA, no weight decay: the runs are too short for them)
+  3. training for the budget (epochs and/or seconds) with the recipe
+     `keras-effnet train` resolves for the same data (`plan.resolve`: by
+     default AdamW, cosine, EMA, auto augmentation and auto epochs; or
+     `--recipe=paper`), compiled by `builders.compile_for_plan`
      (peak memory measured);
   4. test accuracy with the trained BN moving averages, then again after
-     re-estimating BN statistics on training images (precise BN: momentum
-     0.99 needs hundreds of steps, a 2-epoch budget would otherwise measure the
-     lag of the averages rather than the model);
+     re-estimating BN statistics on training images (precise BN, as every
+     run's evaluation does);
   5. per TFLite mode: convert (keras_effnet.export.convert; int8 through the
      export's accuracy guard, see `_tflite`), LiteRT latency at batch 1 on
      `threads` threads, file size and test accuracy.
@@ -105,38 +105,64 @@ class _Budget:
         return Budget()
 
 
-def _train(model, cell, train_ds, steps_per_epoch, classes):
-    """The study's only training: the paper's optimizer on the cell's model, within its budget.
+def run_plan(cell, info, spec):
+    """The `plan.RunPlan` `keras-effnet train` would resolve for the cell's data and settings.
+
+    EfficientNet variants plan as themselves; other specs (compound members,
+    the references) as B0, which only sets the dropout the plan records: the
+    recipe, epochs, augmentation and stochastic depth depend on the data and
+    the run's length alone. Progressive learning is off: a cell is one
+    resolution.
+    """
+    from keras_effnet.training import plan
+    from keras_effnet.training.config import ExperimentConfig
+
+    named = not specs.is_compound(spec) and spec["name"] not in specs.REFERENCE_MODELS
+    epochs = cell["epochs"]
+    config = ExperimentConfig().replace(
+        data={
+            "dataset": cell["dataset"],
+            "data_dir": cell["data_dir"],
+            "image_size": cell["resolution"],
+            "batch_size": cell["batch_size"],
+            "augment": cell["augment"],
+            "progressive": "off",
+        },
+        model={"name": spec["name"] if named else "b0"},
+        optimizer={
+            "recipe": cell["recipe"],
+            "base_lr": cell["base_lr"],
+            "label_smoothing": cell["label_smoothing"],
+        },
+        # Budget only (epochs 0): the schedule spans one epoch.
+        run={"epochs": 1 if epochs == 0 else epochs, "seed": cell["seed"]},
+    )
+    return plan.resolve(config, info, 1).replace(run={"jit_compile": cell["jit_compile"]})
+
+
+def _train(model, cell, run_plan):
+    """The study's training: the run's recipe on the cell's model, within its budget.
 
     Not `keras_effnet.training.loop.train` (nor `bench.training.train_briefly`,
     which wraps it): a cell's model is a study spec (compound phi/alpha/beta/
-    gamma members, ResNet-50) that a training config cannot name; training
-    stops on a wall-clock budget mid-epoch; the step durations of this fit are
-    the cell's training throughput; and peak memory is measured around this
-    fit alone, where `train` would add per-epoch validation, checkpoints and
-    BatchNorm re-estimation. The pieces are the library's (`recipe`).
+    gamma members, ResNet-50, MobileNetV3) that a training config cannot name;
+    training stops on a wall-clock budget mid-epoch; the step durations of
+    this fit are the cell's training throughput; and peak memory is measured
+    around this fit alone, where `train` would add per-epoch validation and
+    checkpoints. The recipe, the compiled optimizer and the input stream are
+    the run's (`run_plan`, `builders`).
     """
-    from keras_effnet.training import recipe
+    from keras_effnet.training import builders
 
-    epochs = cell["epochs"]
-    batch = cell["batch_size"]
-    planned_epochs = epochs if epochs else 1.0
-    warmup = int(round(steps_per_epoch * recipe.auto_warmup_epochs(planned_epochs)))
-    schedule = recipe.WarmupSchedule(
-        recipe.peak_learning_rate(cell["base_lr"], batch),
-        warmup,
-        int(planned_epochs * steps_per_epoch),
-        steps_per_epoch,
-    )
-    optimizer = recipe.TF1RMSprop(learning_rate=schedule, rho=0.9, momentum=0.9, epsilon=1e-3)
-    loss, metrics = recipe.make_loss_and_metrics(classes, cell["label_smoothing"])
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=cell["jit_compile"])
+    batch = run_plan.global_batch_size
+    builders.compile_for_plan(model, run_plan)
+    train_ds = builders.make_train_stream(run_plan, run_plan.stages[-1])
     budget = _Budget.make(cell["budget_seconds"])
     start = time.perf_counter()
     history = model.fit(
         train_ds,
-        epochs=epochs or 10**6,
-        steps_per_epoch=steps_per_epoch,
+        epochs=run_plan.config.run.epochs if cell["epochs"] != 0 else 10**6,
+        steps_per_epoch=run_plan.steps_per_epoch,
         callbacks=[budget],
         shuffle=False,
         verbose=0,
@@ -248,25 +274,15 @@ def _measure(cell, cell_id, artifacts_dir):
     import keras_effnet
     from keras_effnet import data
     from keras_effnet.bench.timing import InferenceStep
+    from keras_effnet.training import modeling
 
     started, load_start = time.perf_counter(), memory.load_average()
     spec, res, batch, seed = cell["model"], cell["resolution"], cell["batch_size"], cell["seed"]
     keras.utils.set_random_seed(seed)
     info = data.dataset_info(cell["dataset"], cell["data_dir"])
     classes, train_size = info.num_classes, info.splits["train"]
-    steps_per_epoch = max(1, train_size // batch)
+    plan = run_plan(cell, info, spec)
     load = dict(data_dir=cell["data_dir"], one_hot=True, num_classes=classes)
-    train_ds = data.load_dataset(
-        cell["dataset"],
-        "train",
-        res,
-        batch,
-        shuffle=True,
-        seed=seed,
-        drop_remainder=train_size >= batch,
-        repeat=True,
-        **load,
-    )
     test_x, test_y = _arrays(
         data.load_dataset(cell["dataset"], "test", res, 64, **load), info.splits["test"]
     )
@@ -283,7 +299,16 @@ def _measure(cell, cell_id, artifacts_dir):
         cell["bn_images"],
     )
     _emit("build")
-    model = specs.build(spec, res, classes)
+    model = specs.build(
+        spec,
+        res,
+        classes,
+        stem_strides=plan.config.model.stem_strides,
+        drop_connect_rate=plan.config.model.drop_connect_rate,
+    )
+    # As every run's model starts (`modeling.build_model`): a classifier at zero,
+    # where one is named "predictions" (ours, ResNet-50; MobileNetV3 ends on a conv).
+    modeling.zero_classifier(model)
     profile = keras_effnet.model_profile(model, per_layer=True)
     width, depth = specs.scaling_of(spec)
     row = {
@@ -303,7 +328,10 @@ def _measure(cell, cell_id, artifacts_dir):
         "flops": profile["flops"],
         "graph_layers": len(profile["layers"]),
         "batch_size": batch,
-        "epochs": cell["epochs"],
+        "recipe": plan.config.optimizer.recipe,
+        "augment": plan.config.data.augment,
+        "stem_strides": plan.config.model.stem_strides if specs.plan_applies(spec) else None,
+        "epochs": cell["epochs"] if cell["epochs"] == 0 else plan.config.run.epochs,
         "budget_seconds": cell["budget_seconds"],
         "seed": seed,
         "rss_base_mib": memory.rss_mib(),
@@ -321,7 +349,7 @@ def _measure(cell, cell_id, artifacts_dir):
     _emit("train")
     keras.utils.set_random_seed(seed)
     with memory.PeakMemory() as mem:
-        row.update(_train(model, cell, train_ds, steps_per_epoch, classes))
+        row.update(_train(model, cell, plan))
     row["train_peak_delta_mib"] = mem.delta_mib
     row["train_epochs_done"] = row["train_steps"] * batch / train_size
     row.update(fit_images_per_s=row["train_images_per_s"], timing_method="per-cell")

@@ -5,6 +5,7 @@ Each figure is rendered to memory and written atomically.
 
 import io
 import math
+import os
 
 import numpy as np
 
@@ -17,7 +18,10 @@ _COLORS = {
     "efficientnet-lite": "tab:green",
     "compound": "tab:purple",
     "compound-lite": "tab:olive",
+    "efficientnetv2": "tab:cyan",
     "resnet50": "tab:red",
+    "mobilenetv3large": "tab:brown",
+    "mobilenetv3small": "tab:pink",
 }
 
 
@@ -65,11 +69,16 @@ def time_metrics(modes):
 
 
 def _scatter(ax, rows, x, y, labels=True, **kwargs):
+    """Points colored by family; `<y>_spread` (over seeds, `results.aggregate`) as error bars."""
     for row in rows:
         if row.get(x) is None or row.get(y) is None:
             continue
         color = _COLORS.get(row["family"], "tab:gray")
         ax.scatter(row[x], row[y], color=color, zorder=3, **kwargs)
+        if row.get(f"{y}_spread"):
+            ax.errorbar(
+                row[x], row[y], yerr=row[f"{y}_spread"], color=color, lw=1, capsize=2, zorder=2
+            )
         if labels:
             ax.annotate(
                 row["model"],
@@ -87,6 +96,39 @@ def _legend(ax, rows):
             seen.append(row["family"])
     for name in seen:
         ax.scatter([], [], color=_COLORS.get(name, "tab:gray"), label=name)
+
+
+def pareto_front(points):
+    """Indices of the (cost, accuracy) points no other point beats, cheapest first.
+
+    A point is on the front when every cheaper (or equally cheap) point is
+    less accurate: the models worth picking at their cost.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _pareto(ax, rows, x, y):
+    """Marks the Pareto front of (x = cost, y = accuracy) with a line and rings."""
+    valid = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
+    front = [valid[i] for i in pareto_front([(r[x], r[y]) for r in valid])]
+    if not front:
+        return
+    ax.plot([r[x] for r in front], [r[y] for r in front], color="0.3", lw=1, zorder=1)
+    ax.scatter(
+        [r[x] for r in front],
+        [r[y] for r in front],
+        s=140,
+        facecolors="none",
+        edgecolors="0.3",
+        zorder=2,
+        label="Pareto front (Keras accuracy)",
+    )
 
 
 def power_law_exponent(flops, times):
@@ -131,6 +173,7 @@ def study_figures(rows, paths, modes=()):
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     _scatter(ax, rows, "mflops", "accuracy")
+    _pareto(ax, rows, "mflops", "accuracy")
     for mode in modes:
         if mode not in INTEGER_WEIGHT_MODES:
             continue
@@ -183,9 +226,11 @@ def study_figures(rows, paths, modes=()):
     )
     for ax, (column, label) in zip(axes.flat, metrics):
         _scatter(ax, rows, column, "accuracy")
+        _pareto(ax, rows, column, "accuracy")
         _log_axes(ax, y=False)
         ax.set(xlabel=label, ylabel="test top-1")
         ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
     for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.suptitle(f"Accuracy vs measured time ({setting})")
@@ -195,11 +240,13 @@ def study_figures(rows, paths, modes=()):
 
 def _setting(rows):
     resolutions = sorted({r["resolution"] for r in rows})
-    res = f"{resolutions[0]}px" if len(resolutions) == 1 else "native px"
+    res = f"{resolutions[0]}px" if len(resolutions) == 1 else "scaled px"
     first = rows[0]
     budget = [f"{first['epochs']} epoch(s)"] if first["epochs"] else []
+    seeds = min(r.get("seeds", 1) for r in rows)
+    budget += [f"mean ± half range of {seeds} seeds"] if seeds > 1 else []
     budget += [f"{first['budget_seconds']:g} s budget"] if first["budget_seconds"] else []
-    return f"{first['dataset']}, {res}, {' / '.join(budget)}"
+    return f"{os.path.basename(first['dataset'].rstrip('/'))}, {res}, {' / '.join(budget)}"
 
 
 def grid_figure(rows, path, chosen_id=None, baseline=None):
@@ -218,6 +265,16 @@ def grid_figure(rows, path, chosen_id=None, baseline=None):
         c=[r["flops_factor"] for r in rows],
         cmap="viridis",
         zorder=3,
+    )
+    ax.errorbar(  # Half range over seeds (`results.aggregate`); 0 with one seed.
+        [r["train_ms_per_image"] for r in rows],
+        [r["accuracy"] for r in rows],
+        yerr=[r.get("accuracy_spread", 0.0) for r in rows],
+        fmt="none",
+        ecolor="0.5",
+        lw=1,
+        capsize=2,
+        zorder=2,
     )
     fig.colorbar(points, ax=ax, label="α·β²·γ²")
     for row in sorted(rows, key=lambda r: r["rank_accuracy"])[:3]:

@@ -23,7 +23,11 @@ from keras_effnet.io import write_json_atomic, write_text_atomic
 BASE_COLUMNS = (
     ("cell_id", "unique key: <model>@<resolution>px-<hash of all settings>"),
     ("model", "model label (b0, lite0, resnet50, phi1, a1.20-b1.10-g1.15, ...)"),
-    ("family", "efficientnet, efficientnet-lite, compound, compound-lite or resnet50"),
+    (
+        "family",
+        "efficientnet, efficientnet-lite, efficientnetv2, compound, compound-lite or the "
+        "reference's name (resnet50, mobilenetv3large, mobilenetv3small)",
+    ),
     ("phi", "compound coefficient (compound models only)"),
     ("alpha", "depth base (compound models only)"),
     ("beta", "width base (compound models only)"),
@@ -82,7 +86,10 @@ BASE_COLUMNS = (
     ("rss_base_mib", "RSS of the worker after importing TF, loading data and building the model"),
     ("memory_method", "vmhwm-reset (phase-local peak) or ru_maxrss (lifetime peak, upper bound)"),
     ("batch_size", "training batch size"),
-    ("epochs", "requested training epochs (0 when only a time budget applies)"),
+    ("recipe", "training recipe as resolved by keras-effnet train (scratch or paper)"),
+    ("augment", "training augmentation as resolved (none, shift, crop,flip, ...)"),
+    ("stem_strides", "EfficientNet stem stride as resolved (empty for the references)"),
+    ("epochs", "training epochs as resolved (0 when only a time budget applies)"),
     ("budget_seconds", "training time budget in seconds (0 = none)"),
     ("train_steps", "optimizer steps actually run in the budgeted training"),
     ("train_epochs_done", "train_steps * batch_size / train split size"),
@@ -156,6 +163,97 @@ def tflite_columns(modes):
 def columns(modes=(), extra=()):
     """All column (name, description) pairs of a table."""
     return BASE_COLUMNS + tflite_columns(modes) + tuple(extra)
+
+
+# Columns that vary from seed to seed: `aggregate` reports their mean and half range.
+VARYING = (
+    "accuracy",
+    "accuracy_bn_ema",
+    "train_accuracy",
+    "train_loss",
+    "fit_seconds",
+    "cell_seconds",
+    "train_ms_per_image",
+    "train_images_per_s",
+    "keras_latency_ms",
+    "train_peak_delta_mib",
+)
+VARYING_TFLITE = ("latency_ms", "accuracy", "mib")
+
+
+def summary_columns(modes=()):
+    """Columns of the per-model summary (`aggregate`): means, with `_spread` = half range."""
+    out = [
+        ("model", "model label"),
+        ("family", "model family"),
+        ("resolution", "input side (px)"),
+        ("params", "parameters"),
+        ("flops", "FLOPs per image (2 x MACs + element-wise)"),
+        ("seeds", "seeds measured (the figures below are means over them)"),
+        ("epochs", "training epochs as resolved"),
+        ("augment", "training augmentation as resolved"),
+        ("accuracy", "test top-1 of the Keras model, mean over seeds"),
+        ("accuracy_spread", "half the range of accuracy over seeds (max - min) / 2"),
+        ("train_accuracy", "training top-1 of the last epoch, as trained, mean"),
+        ("train_ms_per_image", "training ms per image (interleaved timing when run), mean"),
+        ("fit_seconds", "measured wall time of the training run, mean over seeds"),
+        ("fit_seconds_spread", "half the range of fit_seconds over seeds"),
+        ("keras_latency_ms", "Keras latency at batch 1, mean"),
+        ("load_avg_start", "1-minute load average when the first seed's cell started"),
+    ]
+    for mode in modes:
+        out += [
+            (f"tflite_{mode}_latency_ms", f"LiteRT {mode} latency at batch 1, mean"),
+            (f"tflite_{mode}_mib", f"{mode} .tflite size (MiB)"),
+            (f"tflite_{mode}_accuracy", f"test top-1 of the {mode} .tflite, mean"),
+            (f"tflite_{mode}_accuracy_spread", f"half the range of the {mode} accuracy"),
+        ]
+        if mode == "int8":
+            out += [
+                (
+                    "tflite_int8_float_layers",
+                    "layers the int8 guard kept in float, mean over seeds (0: plain int8 passed)",
+                ),
+                (
+                    "tflite_int8_guard_needed",
+                    "seeds (of `seeds`) where the guard kept float layers",
+                ),
+            ]
+    return tuple(out)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def aggregate(rows):
+    """One row per model (first-seen order): seed-varying columns as mean and `_spread`.
+
+    `_spread` is half the range over seeds, (max - min) / 2, so a figure reads
+    as mean ± spread; with one seed it is 0. Other columns are the first row's
+    (params, FLOPs and resolution are the same for every seed).
+    """
+    groups = {}
+    for row in rows:
+        groups.setdefault(row["model"], []).append(row)
+    out = []
+    for group in groups.values():
+        summary = dict(group[0], seeds=len(group))
+        varying = set(VARYING) | {
+            key for key in group[0] if key.startswith("tflite_") and key.endswith(VARYING_TFLITE)
+        }
+        varying.add("tflite_int8_float_layers")
+        for key in varying:
+            values = [r.get(key) for r in group if _number(r.get(key))]
+            if not values:
+                continue
+            summary[key] = sum(values) / len(values)
+            summary[key + "_spread"] = (max(values) - min(values)) / 2
+        layers = [r.get("tflite_int8_float_layers") for r in group]
+        if any(v is not None for v in layers):
+            summary["tflite_int8_guard_needed"] = sum(1 for v in layers if v)
+        out.append(summary)
+    return out
 
 
 def cell_id(label, resolution, cell):

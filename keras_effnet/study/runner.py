@@ -20,6 +20,7 @@ from importlib import metadata
 
 from tqdm.auto import tqdm
 
+from keras_effnet.augment_spec import parse_augment
 from keras_effnet.config_flags import option
 from keras_effnet.export_modes import TFLITE_MODES
 from keras_effnet.study import memory, results, specs
@@ -41,12 +42,20 @@ class MeasureSettings:
         dataset: "digits" (offline default), an image folder or a TFDS name.
         data_dir: TFDS data directory.
         batch_size: training batch size (also of the throughput timing).
-        epochs: training epochs (0: only `budget_seconds` bounds training).
+        recipe: the training recipe, as `keras-effnet train --recipe`: "auto"
+            (the default users get: "scratch", AdamW and cosine) or "paper".
+        augment: augmentation, as `keras-effnet train --augment` ("auto":
+            `recipe.auto_augment`, e.g. "shift" for images under 64 px).
+        epochs: training epochs; None = auto, as `keras-effnet train` picks
+            (`recipe.auto_epochs`); 0 = only `budget_seconds` bounds training.
         budget_seconds: training time budget after the first (tracing) step;
             0 = none. With both set, training stops at whichever comes first.
-        base_lr: RMSProp learning rate per 256 images (paper: 0.016).
-        label_smoothing: label smoothing of the loss (paper: 0.1).
+        base_lr: learning rate per the recipe's batch; None = the recipe's.
+        label_smoothing: label smoothing of the loss; None = the recipe's (0.1).
         seed: seed of initialization, shuffling and dropout.
+        seeds: seeds per model: `seed`, `seed` + 1, ... (tables give the mean
+            and half range). Cells run seed by seed, so an interrupted run
+            has every model at its first seeds. Not part of a cell's id.
         bn_images: training images for the BN re-estimation before evaluation
             (0 = keep the trained moving averages).
         jit_compile: XLA for training and Keras inference (slower on CPU).
@@ -72,12 +81,19 @@ class MeasureSettings:
 
     dataset: str = _option("digits", "digits, an image folder or a TFDS name.")
     data_dir: str | None = _option(None, "TFDS data directory.")
-    batch_size: int = _option(32, "Training batch size.")
-    epochs: int = _option(2, "Training epochs (0: --budget_seconds only).")
+    batch_size: int = _option(64, "Training batch size.")
+    recipe: str = _option(
+        "auto", "Training recipe (as keras-effnet train).", choices=("auto", "scratch", "paper")
+    )
+    augment: str = _option("auto", "Augmentation (as keras-effnet train --augment).")
+    epochs: int | None = _option(
+        None, "Training epochs (auto: as keras-effnet train; 0: --budget_seconds only)."
+    )
     budget_seconds: float = _option(0.0, "Training time budget after tracing (0 = none).")
-    base_lr: float = _option(0.016, "RMSProp learning rate per 256 images.")
-    label_smoothing: float = _option(0.1, "Label smoothing.")
+    base_lr: float | None = _option(None, "Learning rate per the recipe's batch (auto: recipe's).")
+    label_smoothing: float | None = _option(None, "Label smoothing (auto: the recipe's).")
     seed: int = _option(0, "Seed of init, shuffling, dropout.")
+    seeds: int = _option(1, "Seeds per model: --seed, --seed+1, ... (mean and half range).")
     bn_images: int = _option(
         512, "Training images for BN re-estimation before evaluation (0 = off)."
     )
@@ -110,26 +126,34 @@ class MeasureSettings:
             "timing_iterations",
             "timing_repeats",
             "interleaved_repeats",
+            "seeds",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
         for name in ("epochs", "bn_images", "timing_warmup", "seed"):
             value = getattr(self, name)
+            if name == "epochs" and value is None:  # auto
+                continue
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
         if self.budget_seconds < 0:
             raise ValueError(
                 f"`budget_seconds` must be >= 0. Received: budget_seconds={self.budget_seconds!r}"
             )
-        if not self.epochs and not self.budget_seconds:
+        if self.epochs == 0 and not self.budget_seconds:
             raise ValueError(
                 "Training needs a budget: set `epochs` or `budget_seconds` > 0. "
                 f"Received: epochs={self.epochs}, budget_seconds={self.budget_seconds}"
             )
-        if not self.base_lr > 0:
+        if self.recipe not in ("auto", "scratch", "paper"):
+            raise ValueError(
+                f'`recipe` must be "auto", "scratch" or "paper". Received: recipe={self.recipe!r}'
+            )
+        parse_augment(self.augment)  # Raises naming the value.
+        if self.base_lr is not None and not self.base_lr > 0:
             raise ValueError(f"`base_lr` must be > 0. Received: base_lr={self.base_lr!r}")
-        if not 0 <= self.label_smoothing < 1:
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise ValueError(
                 f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
             )
@@ -148,6 +172,13 @@ class MeasureSettings:
         if len(set(self.tflite_modes)) != len(self.tflite_modes):
             raise ValueError(f"`tflite_modes` has duplicates. Received: {self.tflite_modes!r}")
 
+    def per_seed(self):
+        """These settings once per seed (`seed` .. `seed` + `seeds` - 1)."""
+        return [
+            dataclasses.replace(self, seed=seed)
+            for seed in range(self.seed, self.seed + self.seeds)
+        ]
+
 
 def make_cell(settings, spec, resolution):
     """Returns (cell_id, cell) for one model spec at one resolution."""
@@ -157,6 +188,8 @@ def make_cell(settings, spec, resolution):
         "dataset": settings.dataset,
         "data_dir": settings.data_dir,
         "batch_size": settings.batch_size,
+        "recipe": settings.recipe,
+        "augment": settings.augment,
         "epochs": settings.epochs,
         "budget_seconds": float(settings.budget_seconds),
         "base_lr": settings.base_lr,
@@ -334,6 +367,21 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
                 file=sys.stderr,
             )
     return timing.apply(rows, store.records[key], settings.timing_statistic)
+
+
+def time_interleaved(settings, jobs, rows, store, worker=None):
+    """`run_interleaved` over one cell per model (its first seed's); every seed takes its figures.
+
+    Training and inference costs do not depend on the seed, and a model timed
+    once per seed would get fewer rounds for the same wall time.
+    """
+    from keras_effnet.study import timing  # Local: a worker entry point (see `in_process`).
+
+    first = {}
+    for row in rows:
+        first.setdefault(row["model"], row)
+    timed = run_interleaved(settings, jobs, list(first.values()), store, worker)
+    return timing.apply_by_model(rows, timed)
 
 
 def machine_info():

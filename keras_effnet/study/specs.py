@@ -6,6 +6,9 @@ A spec is one of
   * ``{"name": "resnet50"}``: keras.applications ResNet50 (weights=None), the
     reference the paper compares against, behind an in-graph
     ``Rescaling(1/127.5, offset=-1)`` so that it takes the same 0..255 pixels;
+  * ``{"name": "mobilenetv3large"}``, ``{"name": "mobilenetv3small"}``:
+    keras.applications MobileNetV3 (weights=None, its own in-graph
+    preprocessing of 0..255 pixels), the mobile reference;
   * ``{"phi": 1.0, "alpha": 1.2, "beta": 1.1, "gamma": 1.15,
     "base_resolution": 224, "lite": False}``: compound scaling from B0
     (`keras_effnet.EfficientNet`).
@@ -19,9 +22,9 @@ import math
 import keras_effnet
 from keras_effnet.core import builder, scaling, variants
 
-REFERENCE_MODELS = ("resnet50",)
-# Native resolution of the reference (keras.applications default).
-_REFERENCE_RESOLUTION = {"resnet50": 224}
+REFERENCE_MODELS = ("resnet50", "mobilenetv3large", "mobilenetv3small")
+# Native resolution of the references (keras.applications defaults).
+_REFERENCE_RESOLUTION = {name: 224 for name in REFERENCE_MODELS}
 
 
 def parse_model_name(name):
@@ -95,6 +98,11 @@ def scaling_of(spec):
     return v.width, v.depth
 
 
+def plan_applies(spec):
+    """Whether `spec` is an EfficientNet (its stem stride and stochastic depth follow the run)."""
+    return is_compound(spec) or spec["name"] not in REFERENCE_MODELS
+
+
 def plan(spec):
     """The `builder.Plan` of an EfficientNet spec (the network without building it)."""
     if not is_compound(spec) and spec["name"] in REFERENCE_MODELS:
@@ -164,9 +172,14 @@ def resolve_resolution(spec, resolution=0, resolution_scale=1.0):
     return max(32, int(round(native_resolution(spec) * resolution_scale)))
 
 
-def build(spec, resolution, classes):
-    """Builds the Keras model of `spec` for (resolution, resolution, 3) inputs."""
+def build(spec, resolution, classes, stem_strides=2, drop_connect_rate=0.2):
+    """Builds the Keras model of `spec` for (resolution, resolution, 3) inputs.
+
+    `stem_strides` and `drop_connect_rate` apply to EfficientNets (the
+    references keep their own architecture).
+    """
     shape = (resolution, resolution, 3)
+    own = dict(stem_strides=stem_strides, drop_connect_rate=drop_connect_rate)
     if is_compound(spec):
         return keras_effnet.EfficientNet(
             phi=spec["phi"],
@@ -178,9 +191,16 @@ def build(spec, resolution, classes):
             weights=None,
             input_shape=shape,
             classes=classes,
+            **own,
         )
-    if spec["name"] == "resnet50":
+    if spec["name"] in REFERENCE_MODELS:
         import keras  # Here: the study's flags and configs load without Keras (issue 21).
+
+        if spec["name"].startswith("mobilenetv3"):
+            make = keras.applications.MobileNetV3Large
+            if spec["name"] == "mobilenetv3small":
+                make = keras.applications.MobileNetV3Small
+            return make(input_shape=shape, weights=None, classes=classes, name=spec["name"])
 
         inputs = keras.Input(shape, name="input_layer")
         # Same 0..255 input contract as our models; [-1, 1] into the network.
@@ -188,4 +208,6 @@ def build(spec, resolution, classes):
         return keras.applications.ResNet50(
             weights=None, input_tensor=x, classes=classes, name="resnet50"
         )
-    return keras_effnet.get_model(spec["name"], weights=None, input_shape=shape, classes=classes)
+    return keras_effnet.get_model(
+        spec["name"], weights=None, input_shape=shape, classes=classes, **own
+    )

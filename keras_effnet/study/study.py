@@ -4,9 +4,11 @@
     summary = run_scaling_study(StudyConfig(models=("b0", "lite0", "resnet50"),
                                             resolution=64, epochs=2, output_dir="docs"))
 
-Writes to `output_dir`: study_results.csv / .json (columns documented in
-`results.columns`), study_cells.json (the resumable store), the three
-study_*.png figures and logs/ (one worker log per cell).
+Writes to `output_dir`: study_results.csv / .json (one row per cell: model x
+seed; columns documented in `results.columns`), study_summary.csv / .json
+(one row per model, mean and spread over seeds: `results.summary_columns`),
+study_cells.json (the resumable store), the three study_*.png figures (from
+the summary, Pareto fronts marked) and logs/ (one worker log per cell).
 """
 
 import dataclasses
@@ -39,7 +41,9 @@ class StudyConfig(MeasureSettings):
     """What the scaling study measures (plus `MeasureSettings`).
 
     Attributes:
-        models: named models: "b0".."b7", "lite0".."lite4", "resnet50".
+        models: named models: "b0".."b7", "lite0".."lite4", "v2b0".."v2l",
+            and the keras.applications references "resnet50",
+            "mobilenetv3large", "mobilenetv3small".
         phis: compound coefficients of extra `keras_effnet.EfficientNet`
             models built with `alpha`, `beta`, `gamma`, `base_resolution`.
         alpha, beta, gamma: compound-scaling bases for `phis`.
@@ -49,12 +53,14 @@ class StudyConfig(MeasureSettings):
             model's native resolution times `resolution_scale`.
         resolution_scale: factor on native resolutions when `resolution` is 0.
         plots: write the PNG figures.
+        measure: False writes the tables and figures of the finished cells
+            and measures nothing (a report of a study still in progress).
     """
 
     models: tuple = _option(
         ("b0", "b1", "b2", "lite0", "resnet50"),
-        "Named models: b0..b7, lite0..lite4, v2b0..v2b3, v2s, v2m, v2l, resnet50 "
-        "(keras.applications).",
+        "Named models: b0..b7, lite0..lite4, v2b0..v2b3, v2s, v2m, v2l; keras.applications "
+        "references: resnet50, mobilenetv3large, mobilenetv3small.",
     )
     phis: tuple = _option((), "Extra keras_effnet.EfficientNet(phi, ...) models.")
     alpha: float = _option(1.2, "Depth base for --phis.")
@@ -65,6 +71,9 @@ class StudyConfig(MeasureSettings):
     resolution: int = _option(64, "Common input side; 0 = native x --resolution_scale.")
     resolution_scale: float = _option(1.0, "Factor on native resolutions when --resolution=0.")
     plots: bool = _option(True, "Write the PNG figures.")
+    measure: bool = _option(
+        True, "Measure unfinished cells (--nomeasure: tables and figures of finished ones)."
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -99,13 +108,18 @@ class StudyConfig(MeasureSettings):
         return out
 
     def jobs(self):
-        """[(cell_id, cell)] in measurement order."""
-        return [
-            runner.make_cell(
-                self, spec, specs.resolve_resolution(spec, self.resolution, self.resolution_scale)
-            )
-            for spec in self.model_specs()
-        ]
+        """[(cell_id, cell)] in measurement order: every model at one seed, then the next seed."""
+        out = []
+        for settings in self.per_seed():
+            out += [
+                runner.make_cell(
+                    settings,
+                    spec,
+                    specs.resolve_resolution(spec, self.resolution, self.resolution_scale),
+                )
+                for spec in self.model_specs()
+            ]
+        return out
 
 
 def output_paths(output_dir):
@@ -113,6 +127,7 @@ def output_paths(output_dir):
     return {
         "store": os.path.join(output_dir, f"{PREFIX}_cells.json"),
         "table": os.path.join(output_dir, f"{PREFIX}_results"),
+        "summary": os.path.join(output_dir, f"{PREFIX}_summary"),
         "figures": {
             name: os.path.join(output_dir, f"{PREFIX}_{name}.png") for name in plots.STUDY_FIGURES
         },
@@ -128,29 +143,49 @@ def run_scaling_study(config, cell_runner=None):
             fresh worker process per cell (`config.isolate`).
 
     Returns:
-        dict with "rows" (finished rows in config order), "ran", "skipped",
-        "failed" (cell ids), "csv", "json" and "figures" (paths).
+        dict with "rows" (finished rows in config order), "summary" (one per
+        model), "ran", "skipped", "failed", "missing" (cell ids), "csv",
+        "json", "summary_csv" and "figures" (paths).
     """
     paths = output_paths(config.output_dir)
     io.makedirs(config.output_dir, "output_dir")
     store = results.ResultStore(paths["store"])
     jobs = config.jobs()
-    summary = runner.run_cells(
-        jobs, store, cell_runner or runner.default_runner(config), desc="scaling study"
-    )
+    if config.measure:
+        summary = runner.run_cells(
+            jobs, store, cell_runner or runner.default_runner(config), desc="scaling study"
+        )
+    else:
+        summary = {"ran": [], "skipped": [k for k, _ in jobs if store.finished(k)], "failed": []}
+    summary["missing"] = [k for k, _ in jobs if not store.finished(k)]
     rows = store.rows([key for key, _ in jobs])
-    rows = runner.run_interleaved(config, jobs, rows, store)
-    table_columns = results.columns(config.tflite_modes)
+    if config.measure and not summary["missing"]:
+        rows = runner.time_interleaved(config, jobs, rows, store)
     metadata = {
         "config": dataclasses.asdict(config),
         "machine": runner.machine_info(),
         "failed": summary["failed"],
+        "missing": summary["missing"],
     }
-    csv_path, json_path = results.write_tables(rows, paths["table"], table_columns, metadata)
+    csv_path, json_path = results.write_tables(
+        rows, paths["table"], results.columns(config.tflite_modes), metadata
+    )
+    per_model = results.aggregate(rows)
+    summary_csv, _ = results.write_tables(
+        per_model, paths["summary"], results.summary_columns(config.tflite_modes), metadata
+    )
     figures = {}
-    if config.plots and rows:
-        figures = plots.study_figures(rows, paths["figures"], config.tflite_modes)
-    return {"rows": rows, **summary, "csv": csv_path, "json": json_path, "figures": figures}
+    if config.plots and per_model:
+        figures = plots.study_figures(per_model, paths["figures"], config.tflite_modes)
+    return {
+        "rows": rows,
+        "summary": per_model,
+        **summary,
+        "csv": csv_path,
+        "json": json_path,
+        "summary_csv": summary_csv,
+        "figures": figures,
+    }
 
 
 def format_summary(rows, modes=()):
@@ -171,6 +206,8 @@ def format_summary(rows, modes=()):
         )
         line += "".join(_fmt(row.get(f"tflite_{m}_latency_ms"), 10, ".2f") for m in modes)
         line += _fmt(row.get("accuracy"), 7, ".3f")
+        if row.get("seeds", 1) > 1:
+            line += f" ±{row.get('accuracy_spread', 0.0):.3f}"
         line += "".join(_fmt(row.get(f"tflite_{m}_accuracy"), 10, ".3f") for m in modes)
         lines.append(line)
     return "\n".join(lines)

@@ -46,6 +46,7 @@ def make_job(jobs, rows, settings, artifacts_dir):
                 "id": row["cell_id"],
                 "spec": cell["model"],
                 "resolution": cell["resolution"],
+                "stem_strides": row.get("stem_strides") or 2,
                 "classes": row["classes"],
                 "tflite": {m: f for m, f in files.items() if f},
             }
@@ -86,7 +87,9 @@ def measure_interleaved(job):
     models = {}
     for m in job["models"]:
         _emit(f"build {m['id'].split('@')[0]}")
-        models[m["id"]] = specs.build(m["spec"], m["resolution"], m["classes"])
+        models[m["id"]] = specs.build(
+            m["spec"], m["resolution"], m["classes"], stem_strides=m.get("stem_strides", 2)
+        )
     tflite = {
         m["id"]: {mode: os.path.join(job["artifacts_dir"], f) for mode, f in m["tflite"].items()}
         for m in job["models"]
@@ -139,6 +142,30 @@ def apply(rows, record, statistic="min"):
             row["timing_method"] = (
                 f"interleaved ({len(record['rounds'])} models, {statistic} of {count} rounds)"
             )
+        out.append(row)
+    return out
+
+
+def apply_by_model(rows, timed):
+    """`rows` (every seed) with the interleaved figures of `timed` (one row per model).
+
+    Training and latency costs do not depend on the seed: each row takes the
+    timing columns of its model's timed row; the per-cell ones stay as solo_*.
+    """
+    by_model = {row["model"]: row for row in timed}
+    out = []
+    for row in rows:
+        source = by_model.get(row["model"])
+        if source is None or not str(source.get("timing_method", "")).startswith("interleaved"):
+            out.append(row)
+            continue
+        row = dict(row)
+        for column, value in source.items():
+            if column.endswith("latency_ms") and not column.startswith("solo_"):
+                row["solo_" + column] = row.get(column)
+                row[column] = value
+        for column in ("train_ms_per_image", "train_images_per_s", "timing_method"):
+            row[column] = source.get(column)
         out.append(row)
     return out
 

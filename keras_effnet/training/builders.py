@@ -41,6 +41,17 @@ def build_training_model(run_plan, image_size):
     modeling.set_batch_norm(
         model, synchronized=config.model.sync_bn, frozen=bool(config.model.freeze_bn)
     )
+    compile_for_plan(model, run_plan)
+    return model
+
+
+def compile_for_plan(model, run_plan):
+    """Compiles `model` with the recipe of `run_plan`: weight decay, schedule, optimizer, loss.
+
+    The one place a recipe becomes an optimizer: runs (`build_training_model`)
+    and the scaling study (`keras_effnet.study.measure`) train with it.
+    """
+    config = run_plan.config
     recipe.apply_weight_decay(model, config.optimizer.weight_decay, config.optimizer.name)
     schedule = recipe.WarmupSchedule(
         run_plan.peak_learning_rate,
@@ -68,7 +79,6 @@ def build_training_model(run_plan, image_size):
         # optimizer's own list (all variables it was built for) pairs correctly.
         finalize = optimizer.finalize_variable_values
         optimizer.finalize_variable_values = lambda _: finalize(optimizer._trainable_variables)
-    return model
 
 
 def make_train_stream(run_plan, stage, skip_examples=0):

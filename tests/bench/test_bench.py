@@ -13,7 +13,7 @@ import pytest
 
 import keras_effnet
 from keras_effnet import data, io
-from keras_effnet.bench import input_pipeline, model, timing, training
+from keras_effnet.bench import baselines, input_pipeline, model, timing, training
 from keras_effnet.training import config as config_lib
 from keras_effnet.training import plan
 
@@ -232,12 +232,12 @@ def test_bench_training_compare_resumes_and_writes_the_table(monkeypatch, tmp_pa
 
 def test_bench_baselines_train_and_record_their_batchnorm_momentum(tmp_path):
     # 300 steps: a window of 30 steps (momentum 1 - 1/30); long runs keep Keras' 0.99.
-    assert training.bn_momentum_for(300) == pytest.approx(0.9667, abs=1e-4)
-    assert training.bn_momentum_for(10**6) == 0.99
-    model = training.small_cnn(28, 10)
+    assert baselines.bn_momentum_for(300) == pytest.approx(0.9667, abs=1e-4)
+    assert baselines.bn_momentum_for(10**6) == 0.99
+    model = baselines.small_cnn(28, 10)
     # The 34,826 parameters of the Keras MNIST convnet, plus 2 x 9 x 32 for RGB input.
     assert model.output_shape == (None, 10) and model.count_params() == 34826 + 576
-    row = training.small_cnn_run("digits", 28, 2, seed=0)
+    row = baselines.small_cnn_run("digits", 28, 2, seed=0)
     assert row["test_top1"] > 0.5 and row["image_size"] == 28
 
 
@@ -280,5 +280,5 @@ def test_bench_training_transfer_and_progressive_modes(monkeypatch, tmp_path, ca
 
 def test_the_baselines_train_as_many_epochs_as_the_default_resolves_to():
     # Digits: 1258 training images, 19 steps of 64; 500 steps take 27 epochs.
-    assert training.BASELINE_BATCH == 64
-    assert training.default_epochs("digits") == 27
+    assert baselines.BASELINE_BATCH == 64
+    assert baselines.default_epochs("digits") == 27

@@ -290,3 +290,36 @@ def test_grid_cells_build_the_phi1_model_at_its_own_resolution():
         built.input_shape == direct.input_shape == (None, cell["resolution"], cell["resolution"], 3)
     )
     assert keras_effnet.model_profile(built) == keras_effnet.model_profile(direct)
+
+
+def test_seeds_rank_by_the_mean_and_pair_the_gaps(tmp_path):
+    # Seed noise on top of the fake runner's accuracies: the second candidate
+    # is behind on every seed, the third only on average.
+    noise = {0: 0.0, 1: 0.02, 2: -0.02}
+    calls = []
+    inner = _fake_runner(calls)
+
+    def noisy(cell_id, cell, on_phase=None):
+        record = inner(cell_id, cell, on_phase)
+        row = record["row"]
+        row["accuracy"] += noise[cell["seed"]]
+        if row["model"] == config.jobs()[3][1]["model"]["label"] and cell["seed"] == 2:
+            row["accuracy"] += 0.5  # A lucky seed (above the best one), not enough on average.
+        return record
+
+    config = grid.GridConfig(output_dir=str(tmp_path), seeds=3, **GRID)
+    result = grid.run_grid_search(config, cell_runner=noisy)
+    assert len(calls) == 15 and len(result["cells"]) == 15 and len(result["rows"]) == 4
+    assert [c["seed"] for _, c in config.jobs()] == [0] * 5 + [1] * 5 + [2] * 5
+    best, *others = result["rows"]
+    assert best["seeds"] == 3 and best["gap_to_best"] == 0.0 and not best["behind_best"]
+    for row in others:
+        assert row["gap_min"] <= row["gap_to_best"] <= row["gap_max"]
+        seeds = [r for r in result["cells"] if r["model"] == row["model"]]
+        assert row["accuracy"] == pytest.approx(sum(r["accuracy"] for r in seeds) / 3)
+        assert row["accuracy_spread"] == pytest.approx(
+            (max(r["accuracy"] for r in seeds) - min(r["accuracy"] for r in seeds)) / 2
+        )
+    lucky = next(r for r in others if r["model"] == config.jobs()[3][1]["model"]["label"])
+    assert lucky["gap_min"] < 0 and not lucky["behind_best"]
+    assert any(r["behind_best"] for r in others)

@@ -128,7 +128,12 @@ def test_study_flops_agree_with_model_profile(tiny_study):
         # parameter count and TensorFlow's profiler on the same model.
         from test_profile import profiler_flops
 
-        model = specs.build(specs.parse_model_name(row["model"]), row["resolution"], row["classes"])
+        model = specs.build(
+            specs.parse_model_name(row["model"]),
+            row["resolution"],
+            row["classes"],
+            stem_strides=row["stem_strides"],
+        )
         assert row["params"] == model.count_params()
         assert row["macs"] * 2 <= row["flops"] <= row["macs"] * 2.2
         reference = profiler_flops(model)
@@ -220,6 +225,103 @@ def test_cell_id_covers_every_setting():
     ):
         changed = study.StudyConfig(**{**TINY, **change})
         assert [key for key, _ in changed.jobs()][0] != ids[0], change
+
+
+def test_seeds_measure_every_model_before_the_next_seed():
+    one = study.StudyConfig(**TINY)
+    three = study.StudyConfig(**TINY, seeds=3)
+    jobs = three.jobs()
+    assert [(c["model"]["name"], c["seed"]) for _, c in jobs] == [
+        (m, s) for s in range(3) for m in ("b0", "lite0")
+    ]
+    # The first seed's cells are the one-seed study's: adding seeds resumes it.
+    assert [k for k, _ in jobs[:2]] == [k for k, _ in one.jobs()]
+    assert len({k for k, _ in jobs}) == 6
+    with pytest.raises(ValueError, match="seeds=0"):
+        study.StudyConfig(**TINY, seeds=0)
+
+
+def test_cells_train_with_the_recipe_keras_effnet_train_resolves():
+    from keras_effnet import data
+    from keras_effnet.training import recipe
+
+    info = data.dataset_info("digits")
+    config = study.StudyConfig(**{**TINY, "epochs": None, "resolution": 64})
+    _, cell = config.jobs()[1]
+    plan = measure.run_plan(cell, info, cell["model"])
+    assert plan.config.model.name == "lite0" and plan.config.data.image_size == 64
+    assert plan.config.optimizer.recipe == "scratch" and plan.config.optimizer.name == "adamw"
+    assert plan.config.run.epochs == recipe.auto_epochs(plan.steps_per_epoch)
+    assert plan.config.data.augment == "none" and plan.config.model.stem_strides == 2
+    assert plan.stages[-1].image_size == 64 and len(plan.stages) == 1
+
+    paper = study.StudyConfig(**{**TINY, "recipe": "paper"})
+    _, cell = paper.jobs()[0]
+    plan = measure.run_plan(cell, info, cell["model"])
+    assert plan.config.optimizer.name == "rmsprop" and plan.config.run.epochs == 1
+    assert plan.config.model.stem_strides == 1  # 32 px, as `keras-effnet train` picks.
+    # References plan as B0: the recipe does not depend on the architecture.
+    reference = study.StudyConfig(**{**TINY, "models": ("mobilenetv3small",)})
+    _, cell = reference.jobs()[0]
+    assert measure.run_plan(cell, info, cell["model"]).config.model.name == "b0"
+
+
+def test_aggregate_gives_mean_and_half_range_per_model():
+    rows = [
+        {
+            "model": "b0",
+            "flops": 10,
+            "accuracy": 0.8,
+            "tflite_int8_accuracy": 0.7,
+            "tflite_int8_float_layers": 0,
+            "fit_seconds": 100.0,
+        },
+        {"model": "lite0", "flops": 5, "accuracy": 0.5, "tflite_int8_float_layers": 3},
+        {
+            "model": "b0",
+            "flops": 10,
+            "accuracy": 0.9,
+            "tflite_int8_accuracy": 0.8,
+            "tflite_int8_float_layers": 2,
+            "fit_seconds": 120.0,
+        },
+    ]
+    b0, lite0 = study.results.aggregate(rows)
+    assert (b0["model"], b0["seeds"], b0["flops"]) == ("b0", 2, 10)
+    assert b0["accuracy"] == pytest.approx(0.85) and b0["accuracy_spread"] == pytest.approx(0.05)
+    assert b0["tflite_int8_accuracy_spread"] == pytest.approx(0.05)
+    assert b0["fit_seconds"] == 110.0 and b0["tflite_int8_guard_needed"] == 1
+    assert (lite0["seeds"], lite0["accuracy_spread"], lite0["tflite_int8_guard_needed"]) == (
+        1,
+        0.0,
+        1,
+    )
+
+
+def test_pareto_front_keeps_the_models_worth_their_cost():
+    # (cost, accuracy): the second is beaten by the first (cheaper and better).
+    points = [(1.0, 0.80), (2.0, 0.75), (3.0, 0.90), (3.0, 0.85), (5.0, 0.95), (4.0, 0.90)]
+    assert plots.pareto_front(points) == [0, 2, 4]
+    assert plots.pareto_front([]) == []
+
+
+def test_nomeasure_reports_the_finished_cells_only(tmp_path):
+    config = study.StudyConfig(**TINY, output_dir=str(tmp_path), measure=False, plots=False)
+    (b0_id, b0_cell), (lite0_id, _) = config.jobs()
+    row = {"cell_id": b0_id, "model": "b0", "family": "efficientnet", "flops": 1, "seed": 0}
+    study.ResultStore(study.output_paths(str(tmp_path))["store"]).put(
+        b0_id, {"status": "ok", "row": row, "cell": b0_cell}
+    )
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--nomeasure measured a cell")
+
+    result = study.run_scaling_study(config, cell_runner=refuse)
+    assert result["missing"] == [lite0_id] and result["skipped"] == [b0_id]
+    with open(study.output_paths(str(tmp_path))["summary"] + ".json") as f:
+        summary = json.load(f)
+    assert [r["model"] for r in summary["rows"]] == ["b0"] and summary["rows"][0]["seeds"] == 1
+    assert summary["metadata"]["missing"] == [lite0_id]
 
 
 def test_native_and_compound_resolutions():
@@ -315,6 +417,12 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
     assert new[1] == rows[1] and timing.apply(rows, {"status": "error"}) == rows
     with pytest.raises(ValueError, match="timing_statistic"):
         timing.apply(rows, record, "mean")
+
+    # Every seed of a model takes its model's interleaved figures.
+    seeds = [dict(rows[0], cell_id="b0@32px-other", model="b0"), dict(rows[1], model="lite0")]
+    spread = timing.apply_by_model(seeds, [dict(new[0], model="b0")])
+    assert spread[0]["keras_latency_ms"] == 3.0 and spread[0]["solo_keras_latency_ms"] == 5.0
+    assert spread[0]["train_ms_per_image"] == 50.0 and spread[1] == seeds[1]
 
 
 @pytest.mark.slow
