@@ -156,3 +156,18 @@ def snapshot(root):
             with open(path, "rb") as f:
                 found[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
     return found
+
+
+def profiler_flops(model):
+    """FLOPs of `model` at batch 1 by TensorFlow's profiler (the reference of `model_profile`)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    fn = tf.function(lambda x: model(x, training=False))
+    spec = tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32)
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(spec))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops

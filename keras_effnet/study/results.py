@@ -256,6 +256,56 @@ def aggregate(rows):
     return out
 
 
+def summary_markdown(per_model, modes=()):
+    """A markdown table of `aggregate` rows: cost, measured time and accuracy ± spread per model.
+
+    "int8 guard" is the number of layers the guard kept in float (mean over
+    seeds) and on how many seeds it had to.
+    """
+
+    def pm(row, key, scale=100.0, digits=1):
+        value = row.get(key)
+        if value is None:
+            return "-"
+        spread = row.get(f"{key}_spread")
+        text = f"{scale * value:.{digits}f}"
+        return text + (f" ± {scale * spread:.{digits}f}" if row.get("seeds", 1) > 1 else "")
+
+    def num(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    head = ["model", "px", "params (M)", "MFLOPs", "train ms/img", "train s/run", "Keras ms"]
+    head += [f"LiteRT {m} ms" for m in modes]
+    head += ["train top-1 %", "test top-1 %"] + [f"{m} top-1 %" for m in modes]
+    head += ["int8 guard"] if "int8" in modes else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in per_model:
+        cells = [
+            row["model"],
+            str(row["resolution"]),
+            num(row["params"] / 1e6, ".2f"),
+            num(row["flops"] / 1e6, ".0f"),
+            num(row.get("train_ms_per_image"), ".2f"),
+            pm(row, "fit_seconds", 1.0, 0),
+            num(row.get("keras_latency_ms"), ".2f"),
+        ]
+        cells += [num(row.get(f"tflite_{m}_latency_ms"), ".2f") for m in modes]
+        cells += [pm(row, "train_accuracy"), pm(row, "accuracy")]
+        cells += [pm(row, f"tflite_{m}_accuracy") for m in modes]
+        if "int8" in modes:
+            layers = row.get("tflite_int8_float_layers")
+            cells.append(
+                "-"
+                if layers is None
+                else f"{layers:.0f} float layers ({row.get('tflite_int8_guard_needed', 0)}"
+                f"/{row.get('seeds', 1)} seeds)"
+                if layers
+                else "plain int8"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def cell_id(label, resolution, cell):
     """Stable key of a cell: readable prefix + hash of the whole canonical spec."""
     canonical = json.dumps(cell, sort_keys=True, separators=(",", ":"))

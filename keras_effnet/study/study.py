@@ -5,7 +5,7 @@
                                             resolution=64, epochs=2, output_dir="docs"))
 
 Writes to `output_dir`: study_results.csv / .json (one row per cell: model x
-seed; columns documented in `results.columns`), study_summary.csv / .json
+seed; columns documented in `results.columns`), study_summary.csv / .json / .md
 (one row per model, mean and spread over seeds: `results.summary_columns`),
 study_cells.json (the resumable store), the three study_*.png figures (from
 the summary, Pareto fronts marked) and logs/ (one worker log per cell).
@@ -173,6 +173,9 @@ def run_scaling_study(config, cell_runner=None):
     per_model = results.aggregate(rows)
     summary_csv, _ = results.write_tables(
         per_model, paths["summary"], results.summary_columns(config.tflite_modes), metadata
+    )
+    io.write_text_atomic(
+        paths["summary"] + ".md", results.summary_markdown(per_model, config.tflite_modes)
     )
     figures = {}
     if config.plots and per_model:

@@ -1,19 +1,10 @@
 """Analytic FLOPs agree with TensorFlow's profiler."""
 
 import pytest
-import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 import keras_effnet
 
-
-def profiler_flops(model):
-    fn = tf.function(lambda x: model(x, training=False))
-    spec = tf.TensorSpec((1,) + tuple(model.inputs[0].shape[1:]), tf.float32)
-    frozen = convert_variables_to_constants_v2(fn.get_concrete_function(spec))
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops
+from helpers import profiler_flops
 
 
 @pytest.mark.parametrize(

@@ -126,8 +126,6 @@ def test_study_flops_agree_with_model_profile(tiny_study):
     for row in result["rows"]:
         # Independent of the analytic profile the row came from: Keras' own
         # parameter count and TensorFlow's profiler on the same model.
-        from test_profile import profiler_flops
-
         model = specs.build(
             specs.parse_model_name(row["model"]),
             row["resolution"],
@@ -136,7 +134,7 @@ def test_study_flops_agree_with_model_profile(tiny_study):
         )
         assert row["params"] == model.count_params()
         assert row["macs"] * 2 <= row["flops"] <= row["macs"] * 2.2
-        reference = profiler_flops(model)
+        reference = helpers.profiler_flops(model)
         assert abs(row["flops"] - reference) / reference < 0.03, (row["model"], reference)
 
 
@@ -291,6 +289,11 @@ def test_aggregate_gives_mean_and_half_range_per_model():
     assert b0["accuracy"] == pytest.approx(0.85) and b0["accuracy_spread"] == pytest.approx(0.05)
     assert b0["tflite_int8_accuracy_spread"] == pytest.approx(0.05)
     assert b0["fit_seconds"] == 110.0 and b0["tflite_int8_guard_needed"] == 1
+    table = study.results.summary_markdown(
+        [dict(r, resolution=64, params=1e6) for r in (b0, lite0)], ("int8",)
+    )
+    assert "| b0 | 64 | 1.00 | 0 | - | 110 ± 10 | - | - | - | 85.0 ± 5.0 | 75.0 ± 5.0 |" in table
+    assert table.splitlines()[-1].endswith("| 3 float layers (1/1 seeds) |")
     assert (lite0["seeds"], lite0["accuracy_spread"], lite0["tflite_int8_guard_needed"]) == (
         1,
         0.0,
@@ -309,6 +312,7 @@ def test_nomeasure_reports_the_finished_cells_only(tmp_path):
     config = study.StudyConfig(**TINY, output_dir=str(tmp_path), measure=False, plots=False)
     (b0_id, b0_cell), (lite0_id, _) = config.jobs()
     row = {"cell_id": b0_id, "model": "b0", "family": "efficientnet", "flops": 1, "seed": 0}
+    row.update(resolution=32, params=10)
     study.ResultStore(study.output_paths(str(tmp_path))["store"]).put(
         b0_id, {"status": "ok", "row": row, "cell": b0_cell}
     )

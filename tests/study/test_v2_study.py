@@ -80,7 +80,10 @@ def test_script_measures_v2_models(tmp_path):
     assert set(rows) == {"v2b0"}
     for name, row in rows.items():
         assert row["family"] == "efficientnetv2"
-        model = keras_effnet.get_model(name, input_shape=(32, 32, 3), classes=row["classes"])
+        assert row["stem_strides"] == 1  # 32 px: the stride keras-effnet train picks.
+        model = keras_effnet.get_model(
+            name, input_shape=(32, 32, 3), classes=row["classes"], stem_strides=1
+        )
         profile = keras_effnet.model_profile(model)
         assert (row["params"], row["flops"]) == (profile["params"], profile["flops"])
         assert abs(row["tflite_fp32_accuracy"] - row["accuracy"]) <= 0.02
