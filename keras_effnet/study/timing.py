@@ -41,6 +41,13 @@ def make_job(jobs, rows, settings, artifacts_dir):
     for row in rows:
         cell = cells[row["cell_id"]]
         files = {mode: row.get(f"tflite_{mode}_file") for mode in cell["tflite_modes"]}
+        # A file from an earlier session may be gone (the store travels, the
+        # .tflite files do not): that model keeps its per-cell LiteRT latency.
+        files = {
+            mode: f
+            for mode, f in files.items()
+            if f and os.path.exists(os.path.join(artifacts_dir, f))
+        }
         models.append(
             {
                 "id": row["cell_id"],

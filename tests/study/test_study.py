@@ -381,7 +381,7 @@ def test_subprocess_runner_reports_worker_errors(tmp_path):
     assert os.path.exists(tmp_path / "logs" / f"{key}.log")
 
 
-def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
+def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo(tmp_path):
     from keras_effnet.study import timing
 
     config = study.StudyConfig(**TINY)
@@ -397,9 +397,18 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo():
         }
         for key, _ in jobs
     ]
-    key, job = timing.make_job(jobs, rows, config, "/somewhere")
-    assert key == timing.make_job(jobs, rows, config, "/elsewhere")[0]
-    assert key != timing.make_job(jobs[:1], rows[:1], config, "/somewhere")[0]
+    somewhere, elsewhere = tmp_path / "somewhere", tmp_path / "elsewhere"
+    for folder in (somewhere, elsewhere):
+        folder.mkdir()
+        for row in rows:
+            (folder / row["tflite_fp32_file"]).write_bytes(b"tflite")
+    key, job = timing.make_job(jobs, rows, config, str(somewhere))
+    assert key == timing.make_job(jobs, rows, config, str(elsewhere))[0]
+    assert key != timing.make_job(jobs[:1], rows[:1], config, str(somewhere))[0]
+    # A file gone since its cell ran (an earlier session's): timed without it.
+    (elsewhere / rows[1]["tflite_fp32_file"]).unlink()
+    partial = timing.make_job(jobs, rows, config, str(elsewhere))[1]
+    assert [m["tflite"] for m in partial["models"]] == [{"fp32": rows[0]["tflite_fp32_file"]}, {}]
     assert [m["tflite"] for m in job["models"]] == [{"fp32": r["tflite_fp32_file"]} for r in rows]
     record = {
         "status": "ok",
