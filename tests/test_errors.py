@@ -171,6 +171,7 @@ def test_cli_bad_max_accuracy_drop(broken_files, tmp_path):
     assert "`max_accuracy_drop` must be" in line and "'lots'" in line
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_loading_without_importing_keras_effnet_names_the_package(broken_files):
     # Keras imports a custom class's module only for its own packages (keras,
     # keras_hub, keras_cv, keras_nlp), so a .keras file of ours cannot load

@@ -51,6 +51,7 @@ def test_interleaved_rounds_settle_calls_are_untimed():
     assert [len(calls) for calls in rounds["a"]] == [3, 3]
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_train_step_updates_weights():
     net = keras_effnet.EfficientNetLite0(classes=3, input_shape=(32, 32, 3))
     step = timing.TrainStep(net, batch_size=4)
@@ -130,6 +131,7 @@ def test_train_briefly_trains_with_the_library_recipe(tmp_path):
     assert top1 == pytest.approx(row["test_top1"], abs=1e-6)
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_train_briefly_passes_flag_overrides(tmp_path):
     row = training.train_briefly(
         "lite0",

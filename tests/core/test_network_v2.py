@@ -176,6 +176,7 @@ def _preprocessed(model, x):
     )
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_preprocessing_contract():
     x = random_images(2, 32, 32)
     x[0, 0, 0] = (0.0, 127.5, 255.0)

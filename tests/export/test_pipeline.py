@@ -191,6 +191,7 @@ def test_compare_gives_the_paired_error_of_the_drop():
     assert same.drop_pt == 0.0 and same.drop_se_pt == 0.0
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_max_accuracy_drop_is_reported(tmp_path):
     out = tmp_path / "m.tflite"
     report = export.export_tflite(
@@ -223,6 +224,7 @@ def test_max_accuracy_drop_is_reported(tmp_path):
     assert (report["census"]["num_float_ops"] > 0) == bool(report["denylist"])
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 @pytest.mark.timeout(600)
 def test_cli_exports_int8_with_labels(tmp_path):
     labels = tmp_path / "labels.txt"

@@ -50,6 +50,7 @@ def test_schedule_reaches_target_within_the_steps(schedule):
         assert 0 < reached <= 24  # with steps left to fine-tune at target
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_pruning_reaches_requested_sparsity_on_conv_and_dense(pruned):
     original, copy, report = pruned
     assert report["sparsity"] == pytest.approx(0.5, abs=0.01)
@@ -64,6 +65,7 @@ def test_pruning_reaches_requested_sparsity_on_conv_and_dense(pruned):
     assert prune.sparsity_report(graph.flatten_model(original))["sparsity"] < 0.01
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_stripped_model_converts_and_compresses(pruned, tmp_path):
     from keras_effnet.export import converter
 

@@ -249,6 +249,7 @@ def test_finish_qat_writes_verified_file_with_metadata(trained_b, tmp_path):
     assert labels == [str(i) for i in range(10)]  # The digits' class names, in output order.
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_lite_variant_is_integer_only_with_int8_and_float_io(digits):
     result = qat.quantization_aware_training(
         _tiny(lite=True),

@@ -331,6 +331,7 @@ def test_fine_tuning_defaults_resolve_from_weights_and_flags_override_them():
         _resolved(epochs=3, model="v2b0", weights="timm:tf_efficientnetv2_b0.nope")
 
 
+@pytest.mark.slow  # Kept out of the default run's 10-minute budget (README, Set-up).
 def test_head_only_epochs_train_the_classifier_alone_from_a_timm_file(tmp_path):
     """Epoch 1 changes only the classifier (backbone frozen), epoch 2 the backbone too."""
     from keras_effnet.core import checkpoints
