@@ -38,22 +38,25 @@ def test_fashion_mnist_from_the_debian_package(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_default_recipe_learns_colour_photo_patches(tmp_path):
-    # Every flag at its default but the length (12 epochs, not the auto 24, to
-    # keep CI short): the 32 px patches train at the auto 64 px with the auto
-    # "shift" augmentation (docs/training.md, "Small images").
+    # Every flag at its default: the 32 px patches train at the auto 64 px with
+    # the auto "shift" augmentation for the auto 24 epochs (docs/training.md,
+    # "Small images"). A 12-epoch version scored 0.833 +- 0.015 over 3 seeds in
+    # the benchmark, then 0.702 in one CI run (best validation epoch 8): too
+    # close to the floor, so the test runs the length users get.
     root = real_data.build("photos", str(tmp_path / "data"), train_per_class=150, test_per_class=50)
     config = ExperimentConfig().replace(
         model={"name": "lite0"},
         data={"dataset": root},
-        run={"model_dir": str(tmp_path / "run"), "epochs": 12, "strategy": "cpu", "verbose": 2},
+        run={"model_dir": str(tmp_path / "run"), "strategy": "cpu", "verbose": 2},
     )
     result = train(config)
     with open(result.config_path) as f:
         resolved = json.load(f)["config"]
     assert (resolved["data"]["image_size"], resolved["data"]["augment"]) == (64, "shift")
-    # Chance is 0.10. Over 3 seeds on 100 test patches per class, at these 12
-    # epochs, the default scored 0.833 +- 0.015 and the keras.applications B0
-    # baseline 0.715 (at the auto 24 epochs: 0.860 and 0.677; docs/training.md,
-    # "Training on real data"); the floor leaves room for this smaller test split.
-    assert result.metrics["split"] == "test" and result.metrics["top1"] >= 0.75, result.summary()
-    assert result.best_val_accuracy >= 0.75
+    assert resolved["run"]["epochs"] == 24
+    # Chance is 0.10. Over 3 seeds on 100 test patches per class, the default
+    # scored 0.860 +- 0.021 and the keras.applications B0 baseline 0.677
+    # (docs/training.md, "Training on real data"); the scaling study's Lite0
+    # cell 0.875. The floor leaves room for this smaller test split.
+    assert result.metrics["split"] == "test" and result.metrics["top1"] >= 0.78, result.summary()
+    assert result.best_val_accuracy >= 0.78
