@@ -357,7 +357,7 @@ def run_grid_search(config, cell_runner=None):
     summary = runner.run_cells(
         jobs, store, cell_runner or runner.default_runner(config), desc="grid search"
     )
-    rows = runner.time_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
+    rows = runner.run_interleaved(config, jobs, store.rows([key for key, _ in jobs]), store)
     per_model = results.aggregate(rows)
     baseline = next((r for r in per_model if r["model"] == "baseline"), None)
     ranked = rank_rows([r for r in per_model if r["model"] != "baseline"], baseline)

@@ -338,7 +338,7 @@ def default_runner(settings):
 
 
 def run_interleaved(settings, jobs, rows, store, worker=None):
-    """The `timing` pass over finished `rows` (skipped when stored); returns new rows.
+    """The `timing` pass over one cell per model of `rows` (skipped when stored); returns new rows.
 
     Args:
         worker: callable(job, on_phase) -> record; default: a fresh process.
@@ -347,7 +347,14 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
 
     if not settings.interleaved or not rows:
         return rows
-    key, job = timing.make_job(jobs, rows, settings, os.path.join(settings.output_dir, "tflite"))
+    # One cell per model (its first seed's) is timed; `timing.apply` gives its
+    # figures to every seed of the model.
+    first = {}
+    for row in rows:
+        first.setdefault(row["model"], row)
+    key, job = timing.make_job(
+        jobs, list(first.values()), settings, os.path.join(settings.output_dir, "tflite")
+    )
     if not store.finished(key):
         log = os.path.join(settings.output_dir, "logs", key + ".log")
         with tqdm(total=1, desc="interleaved timing", file=sys.stderr) as bar:
@@ -367,21 +374,6 @@ def run_interleaved(settings, jobs, rows, store, worker=None):
                 file=sys.stderr,
             )
     return timing.apply(rows, store.records[key], settings.timing_statistic)
-
-
-def time_interleaved(settings, jobs, rows, store, worker=None):
-    """`run_interleaved` over one cell per model (its first seed's); every seed takes its figures.
-
-    Training and inference costs do not depend on the seed, and a model timed
-    once per seed would get fewer rounds for the same wall time.
-    """
-    from keras_effnet.study import timing  # Local: a worker entry point (see `in_process`).
-
-    first = {}
-    for row in rows:
-        first.setdefault(row["model"], row)
-    timed = run_interleaved(settings, jobs, list(first.values()), store, worker)
-    return timing.apply_by_model(rows, timed)
 
 
 def machine_info():

@@ -160,7 +160,7 @@ def run_scaling_study(config, cell_runner=None):
     summary["missing"] = [k for k, _ in jobs if not store.finished(k)]
     rows = store.rows([key for key, _ in jobs])
     if config.measure and not summary["missing"]:
-        rows = runner.time_interleaved(config, jobs, rows, store)
+        rows = runner.run_interleaved(config, jobs, rows, store)
     metadata = {
         "config": dataclasses.asdict(config),
         "machine": runner.machine_info(),

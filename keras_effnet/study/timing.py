@@ -134,10 +134,13 @@ def apply(rows, record, statistic="min"):
     if not record or record.get("status") != "ok":
         return rows
     reduce = min if statistic == "min" else statistics.median
+    # Costs do not depend on the seed: a row whose cell was not timed takes the
+    # rounds of its model's timed cell (ids are "<model>@...", labels unique).
+    by_model = {cell_id.split("@")[0]: r for cell_id, r in record["rounds"].items()}
     out = []
     for row in rows:
         row = dict(row)
-        rounds = record["rounds"].get(row["cell_id"])
+        rounds = record["rounds"].get(row["cell_id"]) or by_model.get(row.get("model"))
         if rounds:
             for column, values in rounds.items():
                 if column.endswith("latency_ms"):
@@ -149,30 +152,6 @@ def apply(rows, record, statistic="min"):
             row["timing_method"] = (
                 f"interleaved ({len(record['rounds'])} models, {statistic} of {count} rounds)"
             )
-        out.append(row)
-    return out
-
-
-def apply_by_model(rows, timed):
-    """`rows` (every seed) with the interleaved figures of `timed` (one row per model).
-
-    Training and latency costs do not depend on the seed: each row takes the
-    timing columns of its model's timed row; the per-cell ones stay as solo_*.
-    """
-    by_model = {row["model"]: row for row in timed}
-    out = []
-    for row in rows:
-        source = by_model.get(row["model"])
-        if source is None or not str(source.get("timing_method", "")).startswith("interleaved"):
-            out.append(row)
-            continue
-        row = dict(row)
-        for column, value in source.items():
-            if column.endswith("latency_ms") and not column.startswith("solo_"):
-                row["solo_" + column] = row.get(column)
-                row[column] = value
-        for column in ("train_ms_per_image", "train_images_per_s", "timing_method"):
-            row[column] = source.get(column)
         out.append(row)
     return out
 

@@ -433,7 +433,7 @@ def test_interleaved_figures_replace_per_cell_ones_and_keep_them_as_solo(tmp_pat
 
     # Every seed of a model takes its model's interleaved figures.
     seeds = [dict(rows[0], cell_id="b0@32px-other", model="b0"), dict(rows[1], model="lite0")]
-    spread = timing.apply_by_model(seeds, [dict(new[0], model="b0")])
+    spread = timing.apply(seeds, record, "min")
     assert spread[0]["keras_latency_ms"] == 3.0 and spread[0]["solo_keras_latency_ms"] == 5.0
     assert spread[0]["train_ms_per_image"] == 50.0 and spread[1] == seeds[1]
 
